@@ -1,0 +1,34 @@
+# Two entry points a new user needs:  `make run` (default study, 2 cores) and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+CORES  ?= 2
+
+.PHONY: run test lint dryrun-paper report clean
+
+$(BIN)/snakemake: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# CPU build from local disk; clusters with GPUs install their CUDA build first (README).
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $@
+
+run: $(BIN)/snakemake
+	$(BIN)/snakemake --cores $(CORES)
+
+test: $(BIN)/snakemake
+	$(BIN)/pytest -q
+
+lint: $(BIN)/snakemake
+	$(BIN)/ruff check .
+	$(BIN)/snakemake --lint
+
+dryrun-paper: $(BIN)/snakemake
+	$(BIN)/snakemake -n --configfile config/paper.yaml
+
+report: $(BIN)/snakemake
+	$(BIN)/snakemake --report results/report.html
+
+clean:
+	rm -rf results .snakemake

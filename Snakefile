@@ -1,0 +1,35 @@
+# depthlab: depth-versus-width studies as one cacheable workflow.
+#   snakemake --cores 2                          laptop default (config/config.yaml)
+#   snakemake --configfile config/paper.yaml -n  the papers' grids, dry-run
+#   snakemake --profile slurm                    on a Slurm cluster
+# Top-level code stays light (no torch import): every cluster job re-parses this file.
+import os
+import sys
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+# The library lives in src/. Rules import this checkout's copy (scripts do the same
+# through workflow/scripts/_common.py), so conda and Slurm jobs need no install of it.
+sys.path.insert(0, os.path.join(workflow.basedir, "src"))
+
+# A --configfile on the command line replaces the laptop default instead of being
+# merged into it (a merge would leave laptop-only datasets and figures behind).
+if not config:
+
+    configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/kernels.smk"
+include: "rules/train.smk"
+include: "rules/aggregate.smk"
+include: "rules/mori_ueda.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

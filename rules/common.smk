@@ -1,0 +1,82 @@
+# Config validation, grid expansion, wildcard constraints and input functions.
+from dataclasses import asdict
+
+from snakemake.utils import validate
+
+from depthlab import config as dlc
+
+
+validate(config, "../workflow/schemas/config.schema.yaml")
+try:
+    dlc.check_config(config)
+except dlc.ConfigError as err:
+    raise WorkflowError(f"invalid config: {err}") from None
+
+R = config.get("results", "results")
+STUDIES = config["studies"]
+DATASETS = config["datasets"]
+KERNELS = config.get("kernels", {})
+
+
+def _alternatives(names):
+    return "|".join(sorted(names)) or "NO_MATCH"
+
+
+def studies_of_kind(kind):
+    return [name for name, study in STUDIES.items() if study["kind"] == kind]
+
+
+wildcard_constraints:
+    study=_alternatives(STUDIES),
+    dataset=_alternatives(DATASETS),
+    kernel=_alternatives(KERNELS) if KERNELS else "NO_MATCH",
+    n_train=r"\d+",
+    depth=r"\d+",
+    width=r"\d+",
+    job=r"all|lr[0-9.e+-]+(_seed\d+)?|seed\d+",
+
+
+def dataset_file(wildcards):
+    return f"{R}/datasets/{wildcards.dataset}.h5"
+
+
+def run_files(study_name):
+    return [
+        f"{R}/{study_name}/runs/{k.dataset}/N{k.n_train}/L{k.depth}_H{k.width}/{k.job}.h5"
+        for k in dlc.jobs(STUDIES[study_name])
+    ]
+
+
+def regression_files(study_name):
+    baseline = dlc.kernel_baseline(STUDIES[study_name])
+    return [
+        f"{R}/kernels/{ds}/{baseline['kernel']}/L{depth}/regression_N{n}.h5"
+        for ds, n, depth in dlc.kernel_regressions(STUDIES[study_name])
+    ]
+
+
+def job_members(wildcards):
+    study = STUDIES[wildcards.study]
+    return [
+        asdict(m)
+        for m in dlc.job_members(
+            study, wildcards.dataset, wildcards.n_train, wildcards.depth, wildcards.width,
+            wildcards.job,
+        )
+    ]
+
+
+def figure_files(study_name):
+    return [
+        f"{R}/{study_name}/figures/{fig}.{ext}"
+        for fig in STUDIES[study_name]["figures"]
+        for ext in ("pdf", "png")
+    ]
+
+
+def all_targets():
+    targets = []
+    for name in STUDIES:
+        targets.append(f"{R}/{name}/cube.nc")
+        targets.extend(figure_files(name))
+    return targets

@@ -1,0 +1,44 @@
+# Infinite-width kernels as their own cacheable targets: one Gram file per
+# (dataset, kernel spec, depth), shared by every study and every N (training sets
+# are nested prefixes, so regressions slice the largest Gram).
+
+
+rule gram:
+    input:
+        data=dataset_file,
+    output:
+        f"{R}/kernels/{{dataset}}/{{kernel}}/L{{depth}}/gram.h5",
+    log:
+        f"{R}/logs/kernels/{{dataset}}/{{kernel}}/L{{depth}}/gram.log",
+    params:
+        spec=lambda wc: KERNELS[wc.kernel],
+        block_size=2048,
+    threads: config.get("threads", {}).get("gram", 1)
+    resources:
+        runtime=60,
+        mem_mb=8000,
+    conda:
+        "../envs/depthlab.yaml"
+    script:
+        "../workflow/scripts/gram.py"
+
+
+rule kernel_regression:
+    input:
+        data=dataset_file,
+        gram=f"{R}/kernels/{{dataset}}/{{kernel}}/L{{depth}}/gram.h5",
+    output:
+        f"{R}/kernels/{{dataset}}/{{kernel}}/L{{depth}}/regression_N{{n_train}}.h5",
+    log:
+        f"{R}/logs/kernels/{{dataset}}/{{kernel}}/L{{depth}}/regression_N{{n_train}}.log",
+    params:
+        jitter=1.0e-10,
+        block_size=2048,
+    threads: config.get("threads", {}).get("gram", 1)
+    resources:
+        runtime=60,
+        mem_mb=8000,
+    conda:
+        "../envs/depthlab.yaml"
+    script:
+        "../workflow/scripts/kernel_regression.py"

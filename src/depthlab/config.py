@@ -1,0 +1,169 @@
+"""Config semantics shared by the Snakefile, the scripts and the tests.
+
+The JSON schema (workflow/schemas/config.schema.yaml) checks types and ranges; this
+module checks what a schema cannot (k <= d, names that must refer to something, N no
+larger than the dataset) and turns a study's grids into the set of training members
+and the jobs that train them.
+
+A *member* is one trained network: (dataset, n_train, depth, width, lr, seed).
+A *job* trains every member that shares (dataset, n_train, depth, width) and the
+unpacked axes; which axes a job packs is the study's `training.pack` choice.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+TRAINING_DEFAULTS: dict[str, Any] = {
+    "activation": "relu",
+    "loss": "cross_entropy",
+    "batch_size": 50,
+    "check_every": 50,
+    "max_epochs": 2500,
+    "checkpoint_every": 50,
+    "pack": ["seed"],
+    "device": "auto",
+}
+KERNEL_BASELINE_DEFAULTS: dict[str, Any] = {"jitter": 1.0e-10, "block_size": 2048}
+PACKABLE_AXES = ("lr", "seed")
+
+
+class ConfigError(ValueError):
+    """A config value is invalid; the message names its key path."""
+
+
+def fmt_lr(lr: float) -> str:
+    """How a learning rate appears in file names: shortest round-tripping form."""
+    return repr(float(lr))
+
+
+@dataclass(frozen=True, order=True)
+class MemberKey:
+    dataset: str
+    n_train: int
+    depth: int
+    width: int
+    lr: float
+    seed: int
+
+
+@dataclass(frozen=True, order=True)
+class JobKey:
+    dataset: str
+    n_train: int
+    depth: int
+    width: int
+    job: str  # encodes the unpacked axes, e.g. "lr0.1" or "lr0.1_seed3" or "all"
+
+
+def training_settings(study: Mapping[str, Any]) -> dict[str, Any]:
+    return {**TRAINING_DEFAULTS, **study.get("training", {})}
+
+
+def kernel_baseline(study: Mapping[str, Any]) -> dict[str, Any] | None:
+    if "kernel_baseline" not in study:
+        return None
+    return {**KERNEL_BASELINE_DEFAULTS, **study["kernel_baseline"]}
+
+
+def check_config(config: Mapping[str, Any]) -> None:
+    """Cross-field checks. Raises ConfigError naming the offending key."""
+    datasets = config["datasets"]
+    for name, ds in datasets.items():
+        key = f"datasets.{name}"
+        if ds["generator"] in ("k_local", "k_global"):
+            if "k" not in ds:
+                raise ConfigError(f"{key}.k is required for generator {ds['generator']!r}")
+            if ds["k"] > ds["d"]:
+                raise ConfigError(f"{key}.k = {ds['k']} exceeds {key}.d = {ds['d']}")
+            indices = ds.get("indices", "first")
+            if isinstance(indices, list):
+                if len(indices) != ds["k"]:
+                    raise ConfigError(f"{key}.indices must list exactly k = {ds['k']} indices")
+                if sorted(set(indices)) != indices or indices[-1] >= ds["d"]:
+                    raise ConfigError(
+                        f"{key}.indices must be distinct, increasing and < d = {ds['d']}"
+                    )
+    kernels = config.get("kernels", {})
+    for sname, study in config["studies"].items():
+        skey = f"studies.{sname}"
+        for gi, grid in enumerate(study["grids"]):
+            gkey = f"{skey}.grids[{gi}]"
+            for ds_name in grid["datasets"]:
+                if ds_name not in datasets:
+                    raise ConfigError(f"{gkey}.datasets: unknown dataset {ds_name!r}")
+                biggest = max(grid["n_train"])
+                if biggest > datasets[ds_name]["n_train"]:
+                    raise ConfigError(
+                        f"{gkey}.n_train: {biggest} exceeds datasets.{ds_name}.n_train = "
+                        f"{datasets[ds_name]['n_train']}"
+                    )
+        training = training_settings(study)
+        for axis in training["pack"]:
+            if axis not in PACKABLE_AXES:
+                raise ConfigError(f"{skey}.training.pack: cannot pack {axis!r}")
+        baseline = kernel_baseline(study)
+        if baseline is not None and baseline["kernel"] not in kernels:
+            raise ConfigError(
+                f"{skey}.kernel_baseline.kernel: unknown kernel {baseline['kernel']!r} "
+                f"(defined: {sorted(kernels)})"
+            )
+        used = {ds for grid in study["grids"] for ds in grid["datasets"]}
+        for fname, fig in study["figures"].items():
+            for ds_name in fig["datasets"]:
+                if ds_name not in used:
+                    raise ConfigError(
+                        f"{skey}.figures.{fname}.datasets: {ds_name!r} is not trained in any grid"
+                    )
+
+
+def members(study: Mapping[str, Any]) -> list[MemberKey]:
+    """Every trained network of a study: the union of its grids, sorted."""
+    out = set()
+    for grid in study["grids"]:
+        for ds, n, depth, width, lr, seed in itertools.product(
+            grid["datasets"], grid["n_train"], grid["depth"], grid["width"], grid["lr"],
+            grid["seeds"],
+        ):
+            out.add(MemberKey(ds, n, depth, width, float(lr), seed))
+    return sorted(out)
+
+
+def job_name(member: MemberKey, pack: list[str]) -> str:
+    parts = []
+    if "lr" not in pack:
+        parts.append(f"lr{fmt_lr(member.lr)}")
+    if "seed" not in pack:
+        parts.append(f"seed{member.seed}")
+    return "_".join(parts) or "all"
+
+
+def jobs(study: Mapping[str, Any]) -> dict[JobKey, list[MemberKey]]:
+    """Training jobs of a study, each with the members it trains."""
+    pack = training_settings(study)["pack"]
+    out: dict[JobKey, list[MemberKey]] = {}
+    for m in members(study):
+        key = JobKey(m.dataset, m.n_train, m.depth, m.width, job_name(m, pack))
+        out.setdefault(key, []).append(m)
+    return out
+
+
+def job_members(study: Mapping[str, Any], dataset: str, n_train: int, depth: int, width: int,
+                job: str) -> list[MemberKey]:
+    key = JobKey(dataset, int(n_train), int(depth), int(width), job)
+    try:
+        return jobs(study)[key]
+    except KeyError:
+        raise ConfigError(f"no training job {key} in this study's grids") from None
+
+
+def kernel_regressions(study: Mapping[str, Any]) -> list[tuple[str, int, int]]:
+    """(dataset, n_train, kernel depth) triples the study's kernel baseline needs."""
+    baseline = kernel_baseline(study)
+    if baseline is None:
+        return []
+    cells = {(m.dataset, m.n_train) for m in members(study)}
+    return sorted((ds, n, depth) for (ds, n) in cells for depth in baseline["depths"])

@@ -1,0 +1,136 @@
+"""Collect every number of a study into one labelled xarray cube.
+
+Trained networks fill (dataset, n_train, depth, width, lr, seed); kernel baselines
+fill (dataset, n_train, kernel_depth). Grid points that no grid asked for stay NaN
+with status "not_run"; runs that diverged or hit the epoch cap are kept with their
+status, never dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import xarray as xr
+
+from depthlab.provenance import atomic_output, provenance_attrs, to_json
+from depthlab.results import RUN_FIELDS, read_regression, read_run
+
+MEMBER_DIMS = ("dataset", "n_train", "depth", "width", "lr", "seed")
+KERNEL_DIMS = ("dataset", "n_train", "kernel_depth")
+NOT_RUN = "not_run"
+
+_DATASET_COORDS = {
+    "generator": "label rule that made the dataset",
+    "k": "locality order k of the label (0 if not applicable)",
+    "d": "input dimension",
+    "data_source": "where the inputs come from (synthetic generator or a named package/file)",
+}
+
+
+def _runs_frame(run_files: Iterable[str | Path]) -> pd.DataFrame:
+    rows = [row for path in run_files for row in read_run(path)]
+    if not rows:
+        raise ValueError("no training runs to aggregate")
+    return pd.DataFrame(rows)
+
+
+def build_cube(run_files: Iterable[str | Path], regression_files: Iterable[str | Path], *,
+               study_name: str, study: Mapping[str, Any], datasets: Mapping[str, Any],
+               kernels: Mapping[str, Any]) -> xr.Dataset:
+    runs = _runs_frame(run_files).set_index(list(MEMBER_DIMS)).sort_index()
+    if runs.index.duplicated().any():
+        dup = runs.index[runs.index.duplicated()].tolist()[:3]
+        raise ValueError(f"member(s) trained twice: {dup}")
+    numeric = [name for name in RUN_FIELDS if name not in ("seed", "lr")]
+    cube = xr.Dataset.from_dataframe(runs[numeric].astype("float64"))
+    status = xr.DataArray.from_series(runs["status"].astype(object)).fillna(NOT_RUN)
+    cube["status"] = status.astype(str)
+    cube["device"] = xr.DataArray.from_series(runs["device"].astype(object)).fillna("").astype(str)
+
+    for name, (_, units, description) in RUN_FIELDS.items():
+        if name in cube:
+            cube[name].attrs.update(units=units, description=description)
+    cube["status"].attrs.update(
+        description="converged (training error reached exactly 0), max_epochs (cap hit first), "
+        "diverged (non-finite or exploding loss), not_run (outside every grid)",
+    )
+    cube["device"].attrs["description"] = "device the member was trained on"
+
+    regressions = [read_regression(p) for p in regression_files]
+    if regressions:
+        reg = pd.DataFrame(regressions).set_index(list(KERNEL_DIMS)).sort_index()
+        kernel_name = sorted(set(reg["kernel"]))
+        for var, desc in (
+            ("test_error", "test misclassification of infinite-width kernel regression, eq. (14)"),
+            ("train_error", "training misclassification of kernel regression (0 = interpolates)"),
+            ("jitter_used", "relative diagonal jitter added before the Cholesky factorization"),
+        ):
+            name = f"ntk_{var}"
+            cube[name] = xr.DataArray.from_series(reg[var].astype("float64"))
+            cube[name].attrs.update(units="1", description=desc, kernel=", ".join(kernel_name))
+        cube["kernel_depth"].attrs["description"] = "depth L of the analytic kernel"
+
+    names = [str(v) for v in cube["dataset"].values]
+    for coord, desc in _DATASET_COORDS.items():
+        values = []
+        for ds in names:
+            spec = datasets[ds]
+            if coord == "data_source":
+                values.append(spec.get("source", f"synthetic ({spec['generator']} generator)"))
+            elif coord == "k":
+                values.append(int(spec.get("k", 0)))
+            else:
+                values.append(spec[coord])
+        cube = cube.assign_coords({coord: ("dataset", values)})
+        cube[coord].attrs["description"] = desc
+
+    coord_docs = {
+        "dataset": "dataset name from the config",
+        "n_train": "training-set size N (nested prefixes of one generated set)",
+        "depth": "hidden layers L (0 = linear perceptron)",
+        "width": "hidden width H",
+        "lr": "SGD learning rate",
+        "seed": "initialization / mini-batch-order seed",
+    }
+    for coord, doc in coord_docs.items():
+        cube[coord].attrs["description"] = doc
+
+    versions = sorted(set(runs["software_versions"]))
+    cube.attrs.update(
+        provenance_attrs(
+            {"study": study, "datasets": datasets, "kernels": kernels},
+            study=study_name,
+            kind=study["kind"],
+        )
+    )
+    cube.attrs["training_software_versions"] = to_json(versions)
+    cube.attrs["data_sources"] = ", ".join(sorted(set(cube["data_source"].values.tolist())))
+    return cube
+
+
+def write_cube(cube: xr.Dataset, path: str | Path) -> None:
+    with atomic_output(path) as tmp:
+        cube.to_netcdf(tmp, engine="h5netcdf")
+
+
+def read_cube(path: str | Path) -> xr.Dataset:
+    with xr.open_dataset(path, engine="h5netcdf") as ds:
+        return ds.load()
+
+
+def seed_stats(cube: xr.Dataset, var: str = "test_error") -> xr.Dataset:
+    """Mean, std and count over seeds, counting only members that exist."""
+    values = cube[var]
+    return xr.Dataset(
+        {
+            "mean": values.mean("seed", skipna=True),
+            "std": values.std("seed", skipna=True, ddof=0),
+            "count": values.notnull().sum("seed"),
+        }
+    )
+
+
+__all__ = ["NOT_RUN", "build_cube", "read_cube", "seed_stats", "write_cube"]

@@ -1,0 +1,82 @@
+"""HDF5 layout of a dataset file: /train/{x,y}, /test/{x,y}, provenance in root attrs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from depthlab.provenance import (
+    InputFileError,
+    atomic_output,
+    content_hash,
+    open_h5_checked,
+    provenance_attrs,
+)
+
+_ARRAYS = ("train/x", "train/y", "test/x", "test/y")
+
+
+def _array_key(name: str) -> str:
+    split, var = name.split("/")
+    return f"{var}_{split}"
+
+
+def write_dataset(path: str | Path, data: Mapping[str, Any], config_slice: Mapping[str, Any]):
+    arrays = {name: data[_array_key(name)] for name in _ARRAYS}
+    attrs = provenance_attrs(
+        config_slice,
+        seed=config_slice.get("seed"),
+        generator=config_slice["generator"],
+        generator_meta=data.get("meta", {}),
+        content_hash=content_hash(arrays),
+        n_classes=int(config_slice.get("n_classes", 2)),
+        source=config_slice.get("source", "synthetic"),
+    )
+    with atomic_output(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            for name, arr in arrays.items():
+                f.create_dataset(
+                    name, data=arr, compression="gzip", compression_opts=4, shuffle=True,
+                    chunks=True,
+                )
+            f.attrs.update(attrs)
+
+
+def read_dataset(path: str | Path, n_train: int | None = None) -> dict[str, Any]:
+    """Load a dataset; `n_train` takes the first N training rows (nested training sets)."""
+    with open_h5_checked(path, required=_ARRAYS) as f:
+        available = f["train/x"].shape[0]
+        if n_train is not None and n_train > available:
+            raise InputFileError(f"{path}: asked for {n_train} training rows, file has {available}")
+        sl = slice(None) if n_train is None else slice(0, n_train)
+        try:
+            out = {
+                "x_train": f["train/x"][sl],
+                "y_train": f["train/y"][sl],
+                "x_test": f["test/x"][:],
+                "y_test": f["test/y"][:],
+            }
+        except OSError as err:
+            raise InputFileError(
+                f"{path}: cannot read data (truncated or corrupt?): {err}"
+            ) from err
+        out["attrs"] = dict(f.attrs)
+    out["n_classes"] = int(out["attrs"].get("n_classes", 2))
+    out["config"] = json.loads(out["attrs"]["config"])
+    return out
+
+
+def dataset_source(path: str | Path) -> str:
+    with open_h5_checked(path) as f:
+        return str(f.attrs.get("source", "synthetic"))
+
+
+def verify_content_hash(path: str | Path) -> bool:
+    with open_h5_checked(path, required=_ARRAYS) as f:
+        arrays = {name: np.asarray(f[name]) for name in _ARRAYS}
+        return content_hash(arrays) == f.attrs["content_hash"]

@@ -1,0 +1,134 @@
+"""Provenance and safe file output shared by every stage.
+
+Every file depthlab writes carries the config slice, seed and software versions that
+made it, and appears atomically: a job killed mid-write leaves no file a later rule
+could mistake for a finished one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import platform
+import tempfile
+from collections.abc import Iterator, Mapping
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+_TRACKED_PACKAGES = (
+    "depthlab",
+    "numpy",
+    "scipy",
+    "torch",
+    "h5py",
+    "xarray",
+    "h5netcdf",
+    "matplotlib",
+    "snakemake",
+)
+
+
+def software_versions() -> dict[str, str]:
+    """Versions of the packages whose behaviour can change a number we record."""
+    versions = {"python": platform.python_version()}
+    for name in _TRACKED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def to_json(obj: Any) -> str:
+    """Canonical JSON (sorted keys) so equal configs give equal strings and hashes."""
+    return json.dumps(obj, sort_keys=True, default=_json_default)
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")
+
+
+def config_hash(obj: Any) -> str:
+    return hashlib.sha256(to_json(obj).encode()).hexdigest()[:16]
+
+
+def content_hash(arrays: Mapping[str, np.ndarray]) -> str:
+    """SHA-256 over named arrays (name, dtype, shape, bytes), independent of file layout."""
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        arr = np.ascontiguousarray(arrays[name])
+        digest.update(name.encode())
+        digest.update(str(arr.dtype).encode())
+        digest.update(str(arr.shape).encode())
+        digest.update(arr.tobytes())
+    return digest.hexdigest()
+
+
+def provenance_attrs(config_slice: Any, seed: int | None = None, **extra: Any) -> dict[str, Any]:
+    """Attributes to stamp on an output file (HDF5 attrs or netCDF global attrs)."""
+    attrs: dict[str, Any] = {
+        "config": to_json(config_slice),
+        "config_hash": config_hash(config_slice),
+        "software_versions": to_json(software_versions()),
+    }
+    if seed is not None:
+        attrs["seed"] = int(seed)
+    for key, value in extra.items():
+        attrs[key] = value if isinstance(value, (str, int, float, np.number)) else to_json(value)
+    return attrs
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds.
+
+    The temporary file lives in the same directory so the final rename is atomic on
+    POSIX file systems (including the shared file systems clusters use).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+class InputFileError(RuntimeError):
+    """An input file is missing, truncated or not what the rule expected."""
+
+
+def open_h5_checked(path: str | os.PathLike, required: tuple[str, ...] = ()):
+    """Open an HDF5 file for reading, turning corruption into an error that names the file."""
+    import h5py
+
+    path = Path(path)
+    if not path.exists():
+        raise InputFileError(f"{path}: file does not exist")
+    try:
+        handle = h5py.File(path, "r")
+    except OSError as err:
+        raise InputFileError(
+            f"{path}: not a readable HDF5 file (truncated or corrupt?): {err}. "
+            "Delete it and rerun the rule that makes it."
+        ) from err
+    missing = [name for name in required if name not in handle]
+    if missing:
+        handle.close()
+        raise InputFileError(f"{path}: missing dataset(s) {missing}; was it made by depthlab?")
+    return handle

@@ -1,0 +1,94 @@
+"""Per-job result files: one row per trained member, or one kernel-regression record.
+
+Both are small HDF5 files with the numbers as 1-D datasets and the cell coordinates,
+config slice and software versions as attributes, so the cube builder needs nothing
+but these files.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from depthlab.provenance import atomic_output, open_h5_checked, provenance_attrs
+
+RUN_FIELDS: dict[str, tuple[str, str, str]] = {
+    # name: (dtype, units, description)
+    "seed": ("i8", "1", "initialization and mini-batch-order seed"),
+    "lr": ("f8", "1", "SGD learning rate eta"),
+    "test_error": ("f8", "1", "misclassification rate on the test set, eq. (12)"),
+    "train_error": ("f8", "1", "misclassification rate on the training set at stop, eq. (11)"),
+    "final_loss": ("f8", "1", "full training loss at stop"),
+    "epochs": ("i8", "epoch", "epochs trained"),
+    "wall_time_s": ("f8", "s", "wall-clock time of the job that trained this member"),
+    "n_params": ("i8", "1", "trainable parameters of one member"),
+}
+STATUSES = ("converged", "max_epochs", "diverged")
+
+
+def write_run(path: str | Path, results: Sequence[Mapping[str, Any]], cell: Mapping[str, Any],
+              config_slice: Any) -> None:
+    attrs = provenance_attrs(config_slice, **{k: v for k, v in cell.items()})
+    devices = sorted({str(r.get("device", "unknown")) for r in results})
+    attrs["device"] = ", ".join(devices)
+    with atomic_output(path) as tmp, h5py.File(tmp, "w") as f:
+        for name, (dtype, units, description) in RUN_FIELDS.items():
+            ds = f.create_dataset(name, data=np.array([r[name] for r in results], dtype=dtype))
+            ds.attrs["units"] = units
+            ds.attrs["description"] = description
+        status = [str(r["status"]) for r in results]
+        unknown = set(status) - set(STATUSES)
+        if unknown:
+            raise ValueError(f"unknown training status {unknown}; expected one of {STATUSES}")
+        f.create_dataset("status", data=np.array(status, dtype=h5py.string_dtype()))
+        f.create_dataset(
+            "device", data=np.array([str(r.get("device", "")) for r in results],
+                                    dtype=h5py.string_dtype()),
+        )
+        f.attrs.update(attrs)
+
+
+def read_run(path: str | Path) -> list[dict[str, Any]]:
+    """Rows of a run file, each with the cell coordinates merged in."""
+    with open_h5_checked(path, required=(*RUN_FIELDS, "status")) as f:
+        cell = {k: f.attrs[k] for k in ("dataset", "n_train", "depth", "width")}
+        columns = {name: f[name][:] for name in RUN_FIELDS}
+        columns["status"] = f["status"].asstr()[:]
+        columns["device"] = f["device"].asstr()[:]
+        software = f.attrs["software_versions"]
+    rows = []
+    for i in range(len(columns["seed"])):
+        row = {name: col[i].item() if hasattr(col[i], "item") else col[i]
+               for name, col in columns.items()}
+        row.update({k: (v.item() if hasattr(v, "item") else str(v)) for k, v in cell.items()})
+        row["software_versions"] = software
+        rows.append(row)
+    return rows
+
+
+REGRESSION_FIELDS = ("test_error", "train_error", "jitter_used")
+
+
+def write_regression(path: str | Path, result: Mapping[str, Any], cell: Mapping[str, Any],
+                     config_slice: Any) -> None:
+    attrs = provenance_attrs(config_slice, **dict(cell))
+    with atomic_output(path) as tmp, h5py.File(tmp, "w") as f:
+        for name in REGRESSION_FIELDS:
+            f.create_dataset(name, data=float(result[name]))
+        f.attrs.update(attrs)
+        f.attrs["result"] = json.dumps({k: v for k, v in result.items()
+                                        if isinstance(v, (int, float, str))})
+
+
+def read_regression(path: str | Path) -> dict[str, Any]:
+    with open_h5_checked(path, required=REGRESSION_FIELDS) as f:
+        out = {name: float(f[name][()]) for name in REGRESSION_FIELDS}
+        for key in ("dataset", "kernel", "kernel_depth", "n_train"):
+            value = f.attrs[key]
+            out[key] = value.item() if hasattr(value, "item") else str(value)
+    return out

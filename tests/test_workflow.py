@@ -1,0 +1,89 @@
+"""The real pipeline: real Snakemake, real HDF5, real training, on tiny configs."""
+
+import json
+import os
+import time
+
+import h5py
+import numpy as np
+import pytest
+import xarray as xr
+
+from conftest import REPO, run_snakemake
+
+
+def test_lint_is_clean(tmp_path):
+    proc = run_snakemake("--lint", cwd=REPO, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("configfile", [None, "config/paper.yaml"])
+def test_dry_run_default_and_paper(configfile, tmp_path):
+    args = ["-n", "--quiet", "rules", "--cores", "2"]
+    if configfile:
+        args += ["--configfile", str(REPO / configfile)]
+    start = time.perf_counter()
+    proc = run_snakemake(*args, cwd=tmp_path)
+    elapsed = time.perf_counter() - start
+    assert "train" in proc.stdout and "mori_ueda_fig2" in proc.stdout
+    if configfile:
+        # Fig. 2 grid: 4 labels x 6 N x 2 depths x 3 widths, seeds packed.
+        assert "train" in proc.stdout and elapsed < 120
+
+
+def test_slurm_profile_dry_run(tmp_path):
+    proc = run_snakemake("--profile", str(REPO / "slurm"), "-n", cwd=tmp_path)
+    assert "mori_ueda_fig2" in proc.stdout
+
+
+@pytest.mark.slow
+def test_end_to_end_tiny(tmp_path, tiny_config):
+    run_snakemake("--cores", "2", "--configfile", str(tiny_config), cwd=tmp_path)
+    res = tmp_path / "results"
+    cube = xr.open_dataset(res / "tiny" / "cube.nc", engine="h5netcdf").load()
+    assert dict(cube.sizes) == {"dataset": 2, "n_train": 2, "depth": 2, "width": 1, "lr": 1,
+                                "seed": 2, "kernel_depth": 2}
+    assert set(np.unique(cube["status"].values)) <= {"converged", "max_epochs", "diverged"}
+    assert np.all(np.isfinite(cube["test_error"].values))
+    assert np.all((cube["test_error"] >= 0) & (cube["test_error"] <= 1))
+    # An easy 1-local label is learnt far better than chance by nets and the NTK alike.
+    assert float(cube["test_error"].sel(dataset="local1", n_train=120).mean()) < 0.3
+    assert float(cube["ntk_test_error"].sel(dataset="local1", n_train=120).max()) < 0.3
+    np.testing.assert_array_equal(cube["ntk_train_error"].values, 0.0)  # interpolates
+    assert cube["test_error"].attrs["units"] == "1"
+    assert json.loads(cube.attrs["config"])["study"]["kind"] == "mori_ueda"
+    assert "torch" in json.loads(cube.attrs["software_versions"])
+    assert "synthetic" in cube.attrs["data_sources"]
+    for ext in ("pdf", "png"):
+        fig = res / "tiny" / "figures" / f"fig2.{ext}"
+        assert fig.stat().st_size > 5000
+    with h5py.File(res / "datasets" / "local1.h5") as f:
+        assert f.attrs["seed"] == 1 and len(f.attrs["content_hash"]) == 64
+    assert not list(res.rglob("*.tmp")), "temporary files left behind"
+    assert not list((res / "tiny" / "checkpoints").rglob("*.pt")), "checkpoints not cleaned"
+    for log in (res / "logs" / "tiny" / "train").rglob("*.log"):
+        assert "epoch" in log.read_text()
+
+    # Editing figure code reruns the figure rule only.
+    plotting = REPO / "src" / "depthlab" / "plotting.py"
+    summary = run_snakemake("--cores", "1", "--configfile", str(tiny_config), "-n",
+                            "--quiet", "rules", cwd=tmp_path).stdout
+    assert "train" not in summary
+    stat = plotting.stat()
+    try:
+        os.utime(plotting, (stat.st_atime, time.time() + 5))
+        plan = run_snakemake("--cores", "1", "--configfile", str(tiny_config), "-n",
+                             "--quiet", "rules", cwd=tmp_path).stdout
+    finally:
+        os.utime(plotting, (stat.st_atime, stat.st_mtime))
+    assert "mori_ueda_fig2" in plan
+    for rule in ("train", "gram", "kernel_regression", "make_dataset", "cube"):
+        assert f"\n{rule} " not in plan and not plan.startswith(f"{rule} "), plan
+
+    # Same config, fresh directory: identical datasets and (on CPU) identical numbers.
+    again = tmp_path / "again"
+    again.mkdir()
+    run_snakemake("--cores", "2", "--configfile", str(tiny_config), cwd=again)
+    cube2 = xr.open_dataset(again / "results" / "tiny" / "cube.nc", engine="h5netcdf").load()
+    for var in ("test_error", "train_error", "epochs", "final_loss", "ntk_test_error"):
+        np.testing.assert_array_equal(cube[var].values, cube2[var].values)

@@ -1,0 +1,27 @@
+"""Shared set-up for workflow scripts: route logging to the rule's log file."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+# Import depthlab from this checkout, whether or not it is pip-installed.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
+
+
+def setup_logging(log_path: str) -> logging.Logger:
+    logging.basicConfig(
+        filename=log_path,
+        filemode="w",
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+    )
+    logger = logging.getLogger("depthlab")
+
+    def excepthook(exc_type, exc, tb):
+        logger.error("failed", exc_info=(exc_type, exc, tb))
+        sys.__excepthook__(exc_type, exc, tb)
+
+    sys.excepthook = excepthook
+    return logger

@@ -1,0 +1,26 @@
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir)))
+import numpy as np  # noqa: E402
+from _common import setup_logging  # noqa: E402
+from depthlab.kernels.gram import compute_gram_file  # noqa: E402
+
+from depthlab.data import read_dataset  # noqa: E402
+
+log = setup_logging(snakemake.log[0])
+wc = snakemake.wildcards
+data = read_dataset(snakemake.input.data)
+spec = dict(snakemake.params.spec)
+log.info("Gram of %s, kernel %s %s, depth %s", wc.dataset, wc.kernel, spec, wc.depth)
+compute_gram_file(
+    snakemake.output[0],
+    data["x_train"].astype(np.float64),
+    data["x_test"].astype(np.float64),
+    spec,
+    int(wc.depth),
+    block_size=snakemake.params.block_size,
+    attrs={"dataset": wc.dataset, "kernel": wc.kernel,
+           "dataset_content_hash": data["attrs"]["content_hash"]},
+)
+log.info("wrote %s", snakemake.output[0])

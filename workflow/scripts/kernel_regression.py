@@ -1,0 +1,26 @@
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir)))
+from _common import setup_logging  # noqa: E402
+from depthlab.kernels.regression import ntk_test_error  # noqa: E402
+
+from depthlab.data import read_dataset  # noqa: E402
+from depthlab.results import write_regression  # noqa: E402
+
+log = setup_logging(snakemake.log[0])
+wc = snakemake.wildcards
+n_train = int(wc.n_train)
+data = read_dataset(snakemake.input.data, n_train=n_train)
+result = ntk_test_error(
+    snakemake.input.gram, n_train, data["y_train"], data["y_test"], data["n_classes"],
+    jitter=snakemake.params.jitter, block_size=snakemake.params.block_size,
+)
+log.info("kernel regression %s %s L=%s N=%d: %s", wc.dataset, wc.kernel, wc.depth, n_train,
+         result)
+write_regression(
+    snakemake.output[0], result,
+    cell={"dataset": wc.dataset, "kernel": wc.kernel, "kernel_depth": int(wc.depth),
+          "n_train": n_train},
+    config_slice={"jitter": snakemake.params.jitter, "dataset": data["config"]},
+)

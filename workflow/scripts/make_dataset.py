@@ -1,0 +1,15 @@
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir)))
+from _common import setup_logging  # noqa: E402
+
+from depthlab.data import generate, write_dataset  # noqa: E402
+
+log = setup_logging(snakemake.log[0])
+spec = dict(snakemake.params.spec)
+log.info("generating %s: %s", snakemake.wildcards.dataset, spec)
+data = generate(spec)
+write_dataset(snakemake.output[0], data, spec)
+log.info("wrote %s (train %s, test %s)", snakemake.output[0], data["x_train"].shape,
+         data["x_test"].shape)
