@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.join(workflow.basedir, "src"))
 # merged into it (a merge would leave laptop-only datasets and figures behind).
 if not config:
 
-    configfile: "config/config.yaml"
+    configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
 include: "rules/common.smk"

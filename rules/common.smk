@@ -13,9 +13,12 @@ except dlc.ConfigError as err:
     raise WorkflowError(f"invalid config: {err}") from None
 
 R = config.get("results", "results")
+# Library modules that figure rules declare as inputs: editing them reruns figures only.
+PLOTTING_CODE = os.path.join(workflow.basedir, "src", "depthlab", "plotting.py")
 STUDIES = config["studies"]
 DATASETS = config["datasets"]
 KERNELS = config.get("kernels", {})
+KERNEL_REGRESSION = dlc.kernel_regression_settings(config)
 
 
 def _alternatives(names):

@@ -12,7 +12,7 @@ rule gram:
         f"{R}/logs/kernels/{{dataset}}/{{kernel}}/L{{depth}}/gram.log",
     params:
         spec=lambda wc: KERNELS[wc.kernel],
-        block_size=2048,
+        block_size=KERNEL_REGRESSION["block_size"],
     threads: config.get("threads", {}).get("gram", 1)
     resources:
         runtime=60,
@@ -32,8 +32,8 @@ rule kernel_regression:
     log:
         f"{R}/logs/kernels/{{dataset}}/{{kernel}}/L{{depth}}/regression_N{{n_train}}.log",
     params:
-        jitter=1.0e-10,
-        block_size=2048,
+        jitter=KERNEL_REGRESSION["jitter"],
+        block_size=KERNEL_REGRESSION["block_size"],
     threads: config.get("threads", {}).get("gram", 1)
     resources:
         runtime=60,

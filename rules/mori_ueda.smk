@@ -6,7 +6,7 @@
 rule mori_ueda_fig2:
     input:
         cube=f"{R}/{{study}}/cube.nc",
-        code="src/depthlab/plotting.py",
+        code=PLOTTING_CODE,
     output:
         pdf=f"{R}/{{study}}/figures/fig2.pdf",
         png=report(

@@ -4,8 +4,8 @@ import copy
 
 import pytest
 import yaml
-
 from conftest import REPO, run_snakemake
+
 from depthlab import config as dlc
 
 

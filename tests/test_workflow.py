@@ -8,7 +8,6 @@ import h5py
 import numpy as np
 import pytest
 import xarray as xr
-
 from conftest import REPO, run_snakemake
 
 

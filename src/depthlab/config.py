@@ -27,7 +27,7 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     "pack": ["seed"],
     "device": "auto",
 }
-KERNEL_BASELINE_DEFAULTS: dict[str, Any] = {"jitter": 1.0e-10, "block_size": 2048}
+KERNEL_REGRESSION_DEFAULTS: dict[str, Any] = {"jitter": 1.0e-10, "block_size": 2048}
 PACKABLE_AXES = ("lr", "seed")
 
 
@@ -64,9 +64,11 @@ def training_settings(study: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def kernel_baseline(study: Mapping[str, Any]) -> dict[str, Any] | None:
-    if "kernel_baseline" not in study:
-        return None
-    return {**KERNEL_BASELINE_DEFAULTS, **study["kernel_baseline"]}
+    return study.get("kernel_baseline")
+
+
+def kernel_regression_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    return {**KERNEL_REGRESSION_DEFAULTS, **config.get("kernel_regression", {})}
 
 
 def check_config(config: Mapping[str, Any]) -> None:

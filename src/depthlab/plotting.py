@@ -26,14 +26,17 @@ def dataset_title(cube: xr.Dataset, name: str) -> str:
     return f"{template.format(k=int(sel['k'].values))} label, d = {int(sel['d'].values)}"
 
 
-def pick_lr(cube: xr.Dataset, figure: Mapping[str, Any]) -> float:
-    """The learning rate a figure shows: the figure's `lr`, or the cube's only one."""
+def pick_lr(cube: xr.Dataset, figure: Mapping[str, Any], dataset: str) -> float:
+    """The learning rate a panel shows: the figure's `lr`, or the only one trained on
+    this dataset (grids may give each label its own learning rate)."""
     if "lr" in figure:
         return float(figure["lr"])
-    lrs = cube["lr"].values
+    trained = cube["test_error"].sel(dataset=dataset).notnull()
+    lrs = cube["lr"].values[trained.any([d for d in trained.dims if d != "lr"]).values]
     if len(lrs) != 1:
         raise ValueError(
-            f"the cube holds several learning rates {lrs.tolist()}; set `lr` in the figure block"
+            f"dataset {dataset!r} was trained at learning rates {lrs.tolist()}; "
+            "set `lr` in the figure block to choose one"
         )
     return float(lrs[0])
 
@@ -42,13 +45,13 @@ def plot_test_error_vs_n(cube: xr.Dataset, figure: Mapping[str, Any]) -> plt.Fig
     """Mori-Ueda Fig. 1/2 style: test error vs N per (L, H), mean +- std over seeds,
     with the analytic-NTK test error of every kernel depth in the cube as dashed lines."""
     datasets = list(figure["datasets"])
-    lr = pick_lr(cube, figure)
-    at_lr = cube.sel(lr=lr)
     fig, axes = plt.subplots(1, len(datasets), figsize=(4.6 * len(datasets), 3.9), squeeze=False)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     not_converged = 0
+    lrs = {}
     for ax, name in zip(axes[0], datasets, strict=True):
-        sub = at_lr.sel(dataset=name)
+        lrs[name] = pick_lr(cube, figure, name)
+        sub = cube.sel(dataset=name, lr=lrs[name])
         stats = seed_stats(sub)
         archs = [
             (int(L), int(H))
@@ -78,13 +81,14 @@ def plot_test_error_vs_n(cube: xr.Dataset, figure: Mapping[str, Any]) -> plt.Fig
         ax.set_xscale("log")
         ax.set_xlabel("training samples N")
         ax.set_ylabel("test error")
-        ax.set_title(dataset_title(cube, name), fontsize=10)
+        ax.set_title(f"{dataset_title(cube, name)}, lr = {lrs[name]:g}", fontsize=10)
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3, which="both")
     axes[0][0].legend(fontsize=7, loc="best")
     n_seeds = int(cube.sizes["seed"])
     note = (
-        f"SGD lr = {lr:g}, error bars: std over {n_seeds} seeds; "
+        f"SGD lr = {', '.join(f'{v:g}' for v in dict.fromkeys(lrs.values()))}, "
+        f"error bars: std over {n_seeds} seeds; "
         f"data: {cube.attrs.get('data_sources', 'synthetic')}"
     )
     if not_converged:

@@ -5,6 +5,7 @@ sys.path.insert(0, str(Path(snakemake.scriptdir)))
 import numpy as np  # noqa: E402
 from _common import setup_logging  # noqa: E402
 from depthlab.kernels.gram import compute_gram_file  # noqa: E402
+from depthlab.provenance import provenance_attrs  # noqa: E402
 
 from depthlab.data import read_dataset  # noqa: E402
 
@@ -20,7 +21,12 @@ compute_gram_file(
     spec,
     int(wc.depth),
     block_size=snakemake.params.block_size,
-    attrs={"dataset": wc.dataset, "kernel": wc.kernel,
-           "dataset_content_hash": data["attrs"]["content_hash"]},
+    n_threads=snakemake.threads,
+    attrs=provenance_attrs(
+        {"kernel": spec, "depth": int(wc.depth), "dataset": data["config"]},
+        dataset=wc.dataset,
+        kernel=wc.kernel,
+        dataset_content_hash=data["attrs"]["content_hash"],
+    ),
 )
 log.info("wrote %s", snakemake.output[0])

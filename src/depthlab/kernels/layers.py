@@ -53,8 +53,8 @@ Conventions
 Worked example, ``d = 2``, ``x = (1, 1)``, ``x' = (1, -1)``, ``beta = 0.1``, depth 1:
 ``Sigma_0(x, x) = 1.01``, ``Sigma_0(x, x') = 0.01``; the ReLU angle is
 ``theta = arccos(0.01/1.01)``, so ``Sigma_1(x, x') = 2 * 1.01 / (2 pi) * (sin theta + (pi -
-theta) cos theta) + 0.01 = 0.337..``, ``Sigma_dot_1 = (pi - theta)/pi = 0.496..`` and
-``Theta_1(x, x') = 0.496.. * 0.01 + 0.337.. = 0.342..``; on the diagonal
+theta) cos theta) + 0.01 = 0.3365..``, ``Sigma_dot_1 = (pi - theta)/pi = 0.5032..`` and
+``Theta_1(x, x') = 0.5032.. * 0.01 + 0.3365.. = 0.3415..``; on the diagonal
 ``Sigma_l(x, x) = |x|^2/d + (l + 1) beta^2`` (``= 1.02`` here) and
 ``Theta_1(x, x) = 1.01 + 1.02 = 2.03``.
 
@@ -68,11 +68,12 @@ The ReLU update never forms ``arccos``.  With ``s = sqrt(Sigma11 Sigma22)``,
 ``a = s - Sigma12 >= 0`` and ``b = s + Sigma12 >= 0`` (so ``sqrt(det Lambda) =
 sqrt(a b)``) the angle is ``theta = 2 arctan(sqrt(a / b))`` -- exactly 0 for parallel and
 exactly pi for antiparallel pairs, accurate for small angles and cheaper than ``arccos``
-or ``arctan2``.  ``s`` is shrunk by a relative ``_SNAP = 64 eps`` so pairs that are
-parallel up to rounding (e.g. a test point duplicated in the train set) are snapped to
-``theta = 0`` instead of acquiring a spurious ``theta ~ 1e-8``; the effect on genuinely
-distinct pairs is below 1e-13 relative.  Self pairs (``same=True``) take the diagonal
-recursion directly.  This is stable at depth >= 1000 (tested).
+or ``arctan2``.  Pairs whose ``1 - cos theta`` is below ``_SNAP = 64 eps`` (angle
+below ~1.7e-7, i.e. parallel up to rounding, e.g. a test point duplicated in the train
+set) are snapped to ``theta = 0`` instead of acquiring a spurious ``theta ~ 1e-8``; the
+relative error this causes in ``Sigma_dot`` is below 6e-8, and pairs at larger angles
+are untouched (accuracy ~ eps/theta, the conditioning of the problem).  Self pairs
+(``same=True``) take the diagonal recursion directly.  This is stable at depth >= 1000 (tested).
 
 Speed
 -----
@@ -110,11 +111,15 @@ __all__ = [
     "kernel_matrices",
     "kernel_diag",
     "mori_ueda_spec",
+    "sweep_panel",
+    "default_threads",
+    "with_overrides",
     "ACTIVATIONS",
 ]
 
 _TWO_PI = 2.0 * math.pi
 _SNAP = 64 * np.finfo(np.float64).eps
+_SNAP_TAN = math.sqrt(_SNAP / 2)  # tan(theta/2) below which 1 - cos(theta) < _SNAP
 DEFAULT_TILE = 128
 
 
@@ -278,34 +283,42 @@ def activation(cross: CrossFn, diag: DiagFn, name: str = "activation") -> Layer:
 
 
 def _relu_cross(n: np.ndarray, d1: np.ndarray, d2: np.ndarray):
-    # Arc-cosine kernel of order 1 / 0 (Cho & Saul):
-    #   E[relu relu]   = (sqrt(det) + (pi - theta) n) / (2 pi)
-    #   E[step step]   = (pi - theta) / (2 pi)
-    # with s = sqrt(d1 d2), a = s - n, b = s + n, det = a b, theta = 2 arctan(sqrt(a/b)).
-    # In-place updates keep the temporaries to three tile-sized arrays.
-    r = np.sqrt(1.0 - _SNAP)
-    s1 = np.sqrt(d1) * r
-    s2 = s1 if d2 is d1 else np.sqrt(d2) * r
+    # Arc-cosine kernels of order 1 and 0 (Cho & Saul):
+    #   E[relu relu] = sqrt(det)/(2 pi) + n (pi - theta)/(2 pi),  E[step step] = (pi - theta)/(2 pi)
+    # with s = sqrt(d1 d2), a = s - n, b = s + n, det = a b, tan(theta/2) = sqrt(a/b).
+    # (pi - theta)/(2 pi) = 1/2 - arctan(sqrt(a/b))/pi.  In-place updates keep the
+    # temporaries to three tile-sized arrays; the hot path makes 14 passes.
+    s1 = np.sqrt(d1)
+    s2 = s1 if d2 is d1 else np.sqrt(d2)
     a = np.multiply.outer(s1, s2)
     b = a + n
     a -= n
     np.maximum(a, 0.0, out=a)
-    np.maximum(b, 0.0, out=b)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t = np.divide(a, b)
-    if not (np.all(d1 > 0) and np.all(d2 > 0)):
-        # zero-variance inputs: the angle is undefined, treat as parallel (0/0 -> 0)
-        np.nan_to_num(t, copy=False, nan=0.0)
-    np.sqrt(t, out=t)
+    if b.size and b.min() > 0.0:
+        a *= b
+        np.sqrt(a, out=a)  # sqrt(det Lambda)
+        t = np.divide(a, b)  # tan(theta / 2)
+    else:
+        # antiparallel pairs (b = 0: theta = pi) or zero-variance inputs (a = b = 0,
+        # angle undefined: treated as parallel)
+        np.maximum(b, 0.0, out=b)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = np.divide(a, b)
+        np.nan_to_num(t, copy=False, nan=0.0, posinf=np.inf)
+        np.sqrt(t, out=t)
+        a *= b
+        np.sqrt(a, out=a)
+    if t.size and t.min() < _SNAP_TAN:
+        # parallel up to rounding: exactly theta = 0 and det = 0
+        snap = t < _SNAP_TAN
+        np.copyto(t, 0.0, where=snap)
+        np.copyto(a, 0.0, where=snap)
     np.arctan(t, out=t)
-    t *= 2.0  # theta
-    a *= b
-    np.sqrt(a, out=a)  # sqrt(det Lambda)
-    np.subtract(math.pi, t, out=t)  # pi - theta
+    t /= -math.pi
+    t += 0.5  # (pi - theta) / (2 pi), exactly 1/2 at theta = 0 and 0 at theta = pi
     k1 = np.multiply(t, n, out=b)
+    a /= _TWO_PI
     k1 += a
-    k1 /= _TWO_PI
-    t /= _TWO_PI
     return k1, t
 
 
@@ -378,9 +391,7 @@ def _gauss_legendre_pieces(
     x, w = np.polynomial.legendre.leggauss(m)
     pts = np.clip(np.sort(breaks, axis=-1), lo, hi)
     shape = pts.shape[:-1]
-    edges = np.concatenate(
-        [np.full(shape + (1,), lo), pts, np.full(shape + (1,), hi)], axis=-1
-    )
+    edges = np.concatenate([np.full(shape + (1,), lo), pts, np.full(shape + (1,), hi)], axis=-1)
     half = 0.5 * (edges[..., 1:] - edges[..., :-1])
     mid = 0.5 * (edges[..., 1:] + edges[..., :-1])
     nodes = (mid[..., None] + half[..., None] * x).reshape(shape + (-1,))
@@ -401,7 +412,10 @@ def pointwise(
 
     Writes ``u = s1 z1``, ``v = s2 (c z1 + sqrt(1 - c^2) z2)`` with independent standard
     normal ``z1, z2`` and integrates ``z2`` then ``z1``.  For smooth ``fn`` this is
-    Gauss-Hermite with ``deg`` nodes per axis (spectrally accurate).  Gauss-Hermite only
+    Gauss-Hermite with ``deg`` nodes per axis: spectrally accurate (~1e-15) while the
+    pre-activation standard deviation is O(1) on the scale of ``fn``'s features; larger
+    variances need a larger ``deg`` (e.g. ``erf`` at variance 4 needs ~100 nodes for
+    1e-10).  Gauss-Hermite only
     converges algebraically across a kink, so for activations with kinks (or jumps of
     ``dfn``) at the given points, pass ``kinks``: each axis is then integrated by
     Gauss-Legendre (``deg`` nodes per piece) on [-10, 10] split at the points where ``u``
@@ -414,8 +428,9 @@ def pointwise(
     def diag(d: np.ndarray):
         s = np.sqrt(d)[:, None]
         if kinks_arr.size:
-            with np.errstate(divide="ignore"):
+            with np.errstate(divide="ignore", invalid="ignore"):
                 br = kinks_arr[None, :] / s
+            br = np.where(np.isfinite(br), br, _QUAD_RADIUS)
             z, w = _gauss_legendre_pieces(-_QUAD_RADIUS, _QUAD_RADIUS, br, deg)
         else:
             z, w = _gauss_hermite(deg)
@@ -504,7 +519,9 @@ ACTIVATIONS: dict[str, Callable[[], Layer]] = {
     "tanh": lambda: pointwise(np.tanh, _tanh_dfn, name="tanh"),
     "softplus": lambda: pointwise(_softplus, _sigmoid, name="softplus"),
     "relu_quad": lambda: pointwise(
-        lambda u: np.maximum(u, 0.0), lambda u: (u > 0).astype(np.float64), kinks=(0.0,),
+        lambda u: np.maximum(u, 0.0),
+        lambda u: (u > 0).astype(np.float64),
+        kinks=(0.0,),
         name="relu_quad",
     ),
     "erf_quad": lambda: pointwise(_erf_fn, _erf_dfn, name="erf_quad"),
@@ -548,7 +565,9 @@ class KernelSpec:
         known = {f.name for f in fields(cls)}
         unknown = set(spec) - known
         if unknown:
-            raise ValueError(f"unknown kernel spec key(s) {sorted(unknown)}; known: {sorted(known)}")
+            raise ValueError(
+                f"unknown kernel spec key(s) {sorted(unknown)}; known: {sorted(known)}"
+            )
         return cls(**dict(spec))
 
     from_dict = coerce
@@ -608,9 +627,12 @@ def _normalize_depths(depths: int | Iterable[int]) -> list[int]:
 
 
 def default_threads() -> int:
-    env = os.environ.get("DEPTHLAB_THREADS")
-    if env:
-        return max(1, int(env))
+    """Threads for Gram tiles: ``DEPTHLAB_THREADS``, else ``OMP_NUM_THREADS`` (Snakemake
+    sets it to the rule's ``threads``), else the CPUs this process may run on."""
+    for var in ("DEPTHLAB_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(var, "").strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value)
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - non-Linux
