@@ -3,9 +3,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir)))
 from _common import setup_logging  # noqa: E402
-from depthlab.kernels.regression import ntk_test_error  # noqa: E402
 
 from depthlab.data import read_dataset  # noqa: E402
+from depthlab.kernels.regression import ntk_test_error  # noqa: E402
 from depthlab.results import write_regression  # noqa: E402
 
 log = setup_logging(snakemake.log[0])

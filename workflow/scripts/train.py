@@ -4,10 +4,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(snakemake.scriptdir)))
 import torch  # noqa: E402
 from _common import setup_logging  # noqa: E402
-from depthlab.training import Member, TrainConfig, train_members  # noqa: E402
 
 from depthlab.data import read_dataset  # noqa: E402
 from depthlab.results import write_run  # noqa: E402
+from depthlab.training import Member, TrainConfig, train_members  # noqa: E402
 
 log = setup_logging(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
