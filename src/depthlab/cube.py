@@ -79,7 +79,7 @@ def build_cube(run_files: Iterable[str | Path], regression_files: Iterable[str |
         for ds in names:
             spec = datasets[ds]
             if coord == "data_source":
-                values.append(spec.get("source", f"synthetic ({spec['generator']} generator)"))
+                values.append(spec.get("source", "synthetic Gaussian inputs"))
             elif coord == "k":
                 values.append(int(spec.get("k", 0)))
             else:

@@ -64,12 +64,17 @@ def plot_test_error_vs_n(cube: xr.Dataset, figure: Mapping[str, Any]) -> plt.Fig
             have = cell["count"].values > 0
             n = sub["n_train"].values[have]
             label = "linear perceptron" if L == 0 else f"L = {L}, H = {H}"
+            color = colors[i % len(colors)]
             ax.errorbar(
                 n, cell["mean"].values[have], yerr=cell["std"].values[have], marker="o",
-                ms=4, capsize=3, color=colors[i % len(colors)], label=label,
+                ms=4, capsize=3, color=color, label=label,
             )
-            status = sub["status"].sel(depth=L, width=H).values
-            not_converged += int(np.isin(status, ["max_epochs", "diverged"]).sum())
+            # Hollow markers flag N where some seed never reached zero training error.
+            failed = np.isin(sub["status"].sel(depth=L, width=H).values,
+                             ["max_epochs", "diverged"]).any(axis=-1)[have]
+            not_converged += int(failed.sum())
+            ax.plot(n[failed], cell["mean"].values[have][failed], "o", ms=8, mfc="white",
+                    color=color, zorder=3)
         if "ntk_test_error" in cube:
             for j, kd in enumerate(cube["kernel_depth"].values):
                 ntk = cube["ntk_test_error"].sel(dataset=name, kernel_depth=kd)
@@ -79,6 +84,9 @@ def plot_test_error_vs_n(cube: xr.Dataset, figure: Mapping[str, Any]) -> plt.Fig
                     color="0.25" if j == 0 else "0.55", lw=1.6, label=f"NTK, L = {int(kd)}",
                 )
         ax.set_xscale("log")
+        trained_n = sub["n_train"].values[stats["count"].sum(["depth", "width"]).values > 0]
+        ax.set_xticks(trained_n, [str(v) for v in trained_n])
+        ax.minorticks_off()
         ax.set_xlabel("training samples N")
         ax.set_ylabel("test error")
         ax.set_title(f"{dataset_title(cube, name)}, lr = {lrs[name]:g}", fontsize=10)
@@ -92,7 +100,10 @@ def plot_test_error_vs_n(cube: xr.Dataset, figure: Mapping[str, Any]) -> plt.Fig
         f"data: {cube.attrs.get('data_sources', 'synthetic')}"
     )
     if not_converged:
-        note += f"; {not_converged} run(s) did not reach zero training error (kept in the means)"
+        note += (
+            f"; hollow: {not_converged} point(s) where some seed did not reach zero training "
+            "error (kept in the mean)"
+        )
     fig.text(0.01, 0.01, note, fontsize=7, color="0.35")
     if "title" in figure:
         fig.suptitle(figure["title"], fontsize=11)
