@@ -10,9 +10,10 @@ REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
 
-def run_snakemake(*args, cwd, check=True, timeout=900):
-    """Run the real snakemake CLI of this environment on the repository's Snakefile."""
-    cmd = [SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(cwd), *args]
+def run_snakemake(*args, cwd, check=True, timeout=900, workflow=REPO):
+    """Run the real snakemake CLI of this environment on a workflow's Snakefile."""
+    cmd = [SNAKEMAKE, "--snakefile", str(Path(workflow) / "Snakefile"), "--directory", str(cwd),
+           *args]
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
     if check and proc.returncode != 0:
@@ -21,6 +22,18 @@ def run_snakemake(*args, cwd, check=True, timeout=900):
             f"{proc.stderr[-6000:]}"
         )
     return proc
+
+
+def copy_workflow(dest: Path) -> Path:
+    """A private copy of the workflow, for tests that edit its code."""
+    dest.mkdir(parents=True)
+    for name in ("Snakefile", "rules", "workflow", "src", "config", "report", "profiles", "envs"):
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(src, dest / name)
+    return dest
 
 
 @pytest.fixture

@@ -1,14 +1,13 @@
 """The real pipeline: real Snakemake, real HDF5, real training, on tiny configs."""
 
 import json
-import os
 import time
 
 import h5py
 import numpy as np
 import pytest
 import xarray as xr
-from conftest import REPO, run_snakemake
+from conftest import REPO, copy_workflow, run_snakemake
 
 
 def test_lint_is_clean(tmp_path):
@@ -37,8 +36,15 @@ def test_slurm_profile_dry_run(tmp_path):
 
 @pytest.mark.slow
 def test_end_to_end_tiny(tmp_path, tiny_config):
-    run_snakemake("--cores", "2", "--configfile", str(tiny_config), cwd=tmp_path)
-    res = tmp_path / "results"
+    wf = copy_workflow(tmp_path / "wf")
+    work = tmp_path / "work"
+    work.mkdir()
+
+    def smk(*args, cwd=work):
+        return run_snakemake(*args, "--configfile", str(tiny_config), cwd=cwd, workflow=wf)
+
+    smk("--cores", "2")
+    res = work / "results"
     cube = xr.open_dataset(res / "tiny" / "cube.nc", engine="h5netcdf").load()
     assert dict(cube.sizes) == {"dataset": 2, "n_train": 2, "depth": 2, "width": 1, "lr": 1,
                                 "seed": 2, "kernel_depth": 2}
@@ -64,25 +70,18 @@ def test_end_to_end_tiny(tmp_path, tiny_config):
         assert "epoch" in log.read_text()
 
     # Editing figure code reruns the figure rule only.
-    plotting = REPO / "src" / "depthlab" / "plotting.py"
-    summary = run_snakemake("--cores", "1", "--configfile", str(tiny_config), "-n",
-                            "--quiet", "rules", cwd=tmp_path).stdout
-    assert "train" not in summary
-    stat = plotting.stat()
-    try:
-        os.utime(plotting, (stat.st_atime, time.time() + 5))
-        plan = run_snakemake("--cores", "1", "--configfile", str(tiny_config), "-n",
-                             "--quiet", "rules", cwd=tmp_path).stdout
-    finally:
-        os.utime(plotting, (stat.st_atime, stat.st_mtime))
+    assert "Nothing to be done" in smk("-n", "--cores", "1").stdout
+    plotting = wf / "src" / "depthlab" / "plotting.py"
+    plotting.write_text(plotting.read_text() + "\n# a cosmetic edit\n")
+    plan = smk("-n", "--quiet", "rules", "--cores", "1").stdout
     assert "mori_ueda_fig2" in plan
     for rule in ("train", "gram", "kernel_regression", "make_dataset", "cube"):
-        assert f"\n{rule} " not in plan and not plan.startswith(f"{rule} "), plan
+        assert f"\n{rule} " not in plan, plan
 
     # Same config, fresh directory: identical datasets and (on CPU) identical numbers.
     again = tmp_path / "again"
     again.mkdir()
-    run_snakemake("--cores", "2", "--configfile", str(tiny_config), cwd=again)
+    smk("--cores", "2", cwd=again)
     cube2 = xr.open_dataset(again / "results" / "tiny" / "cube.nc", engine="h5netcdf").load()
     for var in ("test_error", "train_error", "epochs", "final_loss", "ntk_test_error"):
         np.testing.assert_array_equal(cube[var].values, cube2[var].values)
