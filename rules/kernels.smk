@@ -42,3 +42,22 @@ rule kernel_regression:
         "../envs/depthlab.yaml"
     script:
         "../workflow/scripts/kernel_regression.py"
+
+
+# Trainability summary of a training Gram (Xiao et al.): eigenvalues, lambda_max/min,
+# bulk, condition number and eta_theory = 2/lambda_max, for the first n_train rows.
+rule kernel_spectrum:
+    input:
+        gram=f"{R}/kernels/{{dataset}}/{{kernel}}/L{{depth}}/gram.h5",
+    output:
+        f"{R}/kernels/{{dataset}}/{{kernel}}/L{{depth}}/spectrum_N{{n_train}}.h5",
+    log:
+        f"{R}/logs/kernels/{{dataset}}/{{kernel}}/L{{depth}}/spectrum_N{{n_train}}.log",
+    threads: config.get("threads", {}).get("gram", 1)
+    resources:
+        runtime=60,
+        mem_mb=8000,
+    conda:
+        "../envs/depthlab.yaml"
+    script:
+        "../workflow/scripts/kernel_spectrum.py"

@@ -69,6 +69,17 @@ def test_end_to_end_tiny(tmp_path, tiny_config):
     for log in (res / "logs" / "tiny" / "train").rglob("*.log"):
         assert "epoch" in log.read_text()
 
+    # Spectra are their own target, computed from the cached Gram only.
+    spectrum = res / "kernels" / "local1" / "ntk_mu" / "L3" / "spectrum_N120.h5"
+    plan = smk("-n", "--quiet", "rules", "--cores", "1", str(spectrum.relative_to(work))).stdout
+    assert "kernel_spectrum" in plan and "\ngram " not in plan
+    smk("--cores", "1", str(spectrum.relative_to(work)))
+    with h5py.File(spectrum) as f:
+        ntk = dict(f["ntk"].attrs)
+        assert f["ntk/eigenvalues"].shape == (120,)
+    assert ntk["lambda_max"] >= ntk["lambda_bulk"] >= ntk["lambda_min"] > 0
+    assert ntk["eta_theory"] == 2 / ntk["lambda_max"]
+
     # Editing figure code reruns the figure rule only.
     assert "Nothing to be done" in smk("-n", "--cores", "1").stdout
     plotting = wf / "src" / "depthlab" / "plotting.py"

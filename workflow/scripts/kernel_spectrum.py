@@ -1,0 +1,30 @@
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir)))
+import h5py  # noqa: E402
+from _common import setup_logging  # noqa: E402
+
+from depthlab.kernels.gram import read_gram  # noqa: E402
+from depthlab.kernels.spectra import eigenvalues, spectrum  # noqa: E402
+from depthlab.provenance import atomic_output, provenance_attrs  # noqa: E402
+
+log = setup_logging(snakemake.log[0])
+wc = snakemake.wildcards
+result = {}
+for kind in ("ntk", "nngp"):
+    k_train, _ = read_gram(snakemake.input.gram, kind=kind, n_train=int(wc.n_train))
+    result[kind] = (eigenvalues(k_train), spectrum(k_train))
+    log.info("%s spectrum: %s", kind, result[kind][1])
+with h5py.File(snakemake.input.gram, "r") as f:
+    gram_config = f.attrs.get("config", "{}")
+with atomic_output(snakemake.output[0]) as tmp, h5py.File(tmp, "w") as f:
+    for kind, (evals, summary) in result.items():
+        group = f.create_group(kind)
+        group.create_dataset("eigenvalues", data=evals)
+        for name, value in summary._asdict().items():
+            group.attrs[name] = value
+    f.attrs.update(provenance_attrs(
+        {"gram": gram_config, "n_train": int(wc.n_train)},
+        dataset=wc.dataset, kernel=wc.kernel, depth=int(wc.depth), n_train=int(wc.n_train),
+    ))
