@@ -89,6 +89,10 @@ def check_config(config: Mapping[str, Any]) -> None:
                     raise ConfigError(
                         f"{key}.indices must be distinct, increasing and < d = {ds['d']}"
                     )
+        if ds["generator"] == "ising":
+            for key in ("beta1", "beta2"):
+                if key not in ds:
+                    raise ConfigError(f"{key} is required: datasets.{name}.{key}")
     kernels = config.get("kernels", {})
     for sname, study in config["studies"].items():
         skey = f"studies.{sname}"

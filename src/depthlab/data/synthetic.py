@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from depthlab.data.ising import ising_dataset
+
 
 def relevant_indices(k: int, d: int, choice: str | Sequence[int], rng: np.random.Generator):
     """The k indices (0-based, increasing) the label depends on.
@@ -83,6 +85,7 @@ GENERATORS: dict[str, Callable] = {
     "k_local": _k_label_dataset(k_local_labels),
     "k_global": _k_label_dataset(k_global_labels),
     "random": _random_label_dataset,
+    "ising": ising_dataset,  # params d, beta1, beta2 (supplementary C)
 }
 
 
