@@ -2,6 +2,7 @@ rule cube:
     input:
         runs=lambda wc: run_files(wc.study),
         regressions=lambda wc: regression_files(wc.study),
+        label_stability=lambda wc: label_stability_files(wc.study),
     output:
         f"{R}/{{study}}/cube.nc",
     log:

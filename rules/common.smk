@@ -1,4 +1,5 @@
 # Config validation, grid expansion, wildcard constraints and input functions.
+import os
 from dataclasses import asdict
 
 from snakemake.utils import validate
@@ -25,6 +26,7 @@ def _alternatives(names):
     return "|".join(sorted(names)) or "NO_MATCH"
 
 
+
 def studies_of_kind(kind):
     return [name for name, study in STUDIES.items() if study["kind"] == kind]
 
@@ -36,7 +38,7 @@ wildcard_constraints:
     n_train=r"\d+",
     depth=r"\d+",
     width=r"\d+",
-    job=r"all|lr[0-9.e+-]+(_seed\d+)?|seed\d+",
+    job=r"all|lr([0-9.e+-]+|cv)(_seed\d+)?|seed\d+",
 
 
 def dataset_file(wildcards):
@@ -56,6 +58,29 @@ def regression_files(study_name):
         f"{R}/kernels/{ds}/{baseline['kernel']}/L{depth}/regression_N{n}.h5"
         for ds, n, depth in dlc.kernel_regressions(STUDIES[study_name])
     ]
+
+
+def lr_search_file(study, dataset, n_train, depth, width):
+    return f"{R}/{study}/lr_search/{dataset}/N{n_train}/L{depth}_H{width}.h5"
+
+
+def train_inputs(wildcards):
+    """The dataset, plus the learning-rate search when some member's lr is chosen by CV."""
+    inputs = {"data": dataset_file(wildcards)}
+    members = job_members(wildcards)
+    if any(m["lr"] == dlc.LR_CV for m in members):
+        inputs["lr_search"] = lr_search_file(
+            wildcards.study, wildcards.dataset, wildcards.n_train, wildcards.depth,
+            wildcards.width,
+        )
+    return inputs
+
+
+def label_stability_files(study_name):
+    spec = STUDIES[study_name].get("local_stability")
+    if not spec:
+        return []
+    return [f"{R}/{study_name}/label_stability/{ds}.h5" for ds in spec.get("label_datasets", [])]
 
 
 def job_members(wildcards):

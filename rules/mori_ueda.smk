@@ -1,29 +1,43 @@
 # Figures of Mori & Ueda, "Is deeper better? It depends on locality of relevant features".
-# Each figure reads only the study cube. The plotting module is an input so that
-# editing figure code reruns the figures and nothing upstream.
+# One rule per figure a mori_ueda study names (fig1, fig2, fig3, fig4a, ...), each
+# reading only the study cube. The plotting module is an input, so editing figure code
+# reruns the figures and nothing upstream.
+
+MORI_UEDA_STUDIES = studies_of_kind("mori_ueda")
+MORI_UEDA_FIGURES = sorted({fig for s in MORI_UEDA_STUDIES for fig in STUDIES[s]["figures"]})
 
 
-rule mori_ueda_fig2:
-    input:
-        cube=f"{R}/{{study}}/cube.nc",
-        code=PLOTTING_CODE,
-    output:
-        pdf=f"{R}/{{study}}/figures/fig2.pdf",
-        png=report(
-            f"{R}/{{study}}/figures/fig2.png",
-            caption="../report/mori_ueda_fig2.rst",
-            category="{study}",
-        ),
-    log:
-        f"{R}/logs/{{study}}/figures/fig2.log",
-    wildcard_constraints:
-        study=_alternatives(studies_of_kind("mori_ueda")),
-    params:
-        figure=lambda wc: STUDIES[wc.study]["figures"]["fig2"],
-    resources:
-        runtime=10,
-        mem_mb=2000,
-    conda:
-        "../envs/depthlab.yaml"
-    script:
-        "../workflow/scripts/figure_test_error_vs_n.py"
+def figure_caption(prefix, fig):
+    specific = os.path.join(workflow.basedir, "report", f"{prefix}_{fig}.rst")
+    name = f"{prefix}_{fig}.rst" if os.path.exists(specific) else "figure.rst"
+    return f"../report/{name}"
+
+
+for _fig in MORI_UEDA_FIGURES:
+
+    rule:
+        name:
+            f"mori_ueda_{_fig}"
+        input:
+            cube=f"{R}/{{study}}/cube.nc",
+            code=PLOTTING_CODE,
+        output:
+            pdf=f"{R}/{{study}}/figures/{_fig}.pdf",
+            png=report(
+                f"{R}/{{study}}/figures/{_fig}.png",
+                caption=figure_caption("mori_ueda", _fig),
+                category="{study}",
+            ),
+        log:
+            f"{R}/logs/{{study}}/figures/{_fig}.log",
+        wildcard_constraints:
+            study=_alternatives(s for s in MORI_UEDA_STUDIES if _fig in STUDIES[s]["figures"]),
+        params:
+            figure=lambda wc, fig=_fig: STUDIES[wc.study]["figures"][fig],
+        resources:
+            runtime=10,
+            mem_mb=2000,
+        conda:
+            "../envs/depthlab.yaml"
+        script:
+            "../workflow/scripts/plot_figure.py"

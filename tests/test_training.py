@@ -260,6 +260,12 @@ def test_mismatched_checkpoint_starts_fresh(data, tmp_path, caplog):
     assert_same_results(other, fresh)
     assert not ckpt.exists()
 
+    ckpt.write_bytes(b"truncated garbage")  # a corrupt checkpoint is ignored, not fatal
+    lines: list[str] = []
+    again = train_members(x, y, xt, yt, [Member(0, 0.02)], cfg, ckpt, log=lines.append)
+    assert any("unreadable" in line for line in lines)
+    assert_same_results(again, fresh)
+
 
 def test_divergence_and_max_epochs_do_not_raise(data):
     x, y, xt, yt = data

@@ -29,6 +29,17 @@ TRAINING_DEFAULTS: dict[str, Any] = {
 }
 KERNEL_REGRESSION_DEFAULTS: dict[str, Any] = {"jitter": 1.0e-10, "block_size": 2048}
 PACKABLE_AXES = ("lr", "seed")
+LR_SELECTION_DEFAULTS: dict[str, Any] = {
+    "n_folds": 10,
+    "bounds": [1.0e-3, 1.0],
+    "init_points": 5,
+    "n_iter": 10,
+    "seed": 0,
+}
+# A grid's `lr: [cv]` means "chosen per cell by cross-validation". Inside depthlab it is
+# the learning rate 0 (never a valid SGD step), so member keys stay numeric and sortable
+# and the cube's lr coordinate holds 0 for those runs (their chosen value is `lr_used`).
+LR_CV = 0.0
 
 
 class ConfigError(ValueError):
@@ -36,8 +47,12 @@ class ConfigError(ValueError):
 
 
 def fmt_lr(lr: float) -> str:
-    """How a learning rate appears in file names: shortest round-tripping form."""
-    return repr(float(lr))
+    """How a learning rate appears in file names: shortest round-tripping form, or "cv"."""
+    return "cv" if float(lr) == LR_CV else repr(float(lr))
+
+
+def parse_lr(value: Any) -> float:
+    return LR_CV if value == "cv" else float(value)
 
 
 @dataclass(frozen=True, order=True)
@@ -61,6 +76,10 @@ class JobKey:
 
 def training_settings(study: Mapping[str, Any]) -> dict[str, Any]:
     return {**TRAINING_DEFAULTS, **study.get("training", {})}
+
+
+def lr_selection(study: Mapping[str, Any]) -> dict[str, Any]:
+    return {**LR_SELECTION_DEFAULTS, **study.get("lr_selection", {})}
 
 
 def kernel_baseline(study: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -108,6 +127,13 @@ def check_config(config: Mapping[str, Any]) -> None:
                         f"{datasets[ds_name]['n_train']}"
                     )
         training = training_settings(study)
+        uses_cv = any(lr == "cv" for grid in study["grids"] for lr in grid["lr"])
+        if uses_cv:
+            lo, hi = lr_selection(study)["bounds"]
+            if not 0 < lo < hi:
+                raise ConfigError(f"{skey}.lr_selection.bounds must satisfy 0 < low < high")
+        elif "lr_selection" in study:
+            raise ConfigError(f"{skey}.lr_selection is set but no grid has lr: [cv]")
         for axis in training["pack"]:
             if axis not in PACKABLE_AXES:
                 raise ConfigError(f"{skey}.training.pack: cannot pack {axis!r}")
@@ -134,7 +160,7 @@ def members(study: Mapping[str, Any]) -> list[MemberKey]:
             grid["datasets"], grid["n_train"], grid["depth"], grid["width"], grid["lr"],
             grid["seeds"],
         ):
-            out.add(MemberKey(ds, n, depth, width, float(lr), seed))
+            out.add(MemberKey(ds, n, depth, width, parse_lr(lr), seed))
     return sorted(out)
 
 
@@ -164,6 +190,12 @@ def job_members(study: Mapping[str, Any], dataset: str, n_train: int, depth: int
         return jobs(study)[key]
     except KeyError:
         raise ConfigError(f"no training job {key} in this study's grids") from None
+
+
+def lr_searches(study: Mapping[str, Any]) -> list[tuple[str, int, int, int]]:
+    """(dataset, n_train, depth, width) cells whose learning rate is chosen by CV."""
+    return sorted({(m.dataset, m.n_train, m.depth, m.width)
+                   for m in members(study) if m.lr == LR_CV})
 
 
 def kernel_regressions(study: Mapping[str, Any]) -> list[tuple[str, int, int]]:

@@ -16,7 +16,7 @@ import pandas as pd
 import xarray as xr
 
 from depthlab.provenance import atomic_output, provenance_attrs, to_json
-from depthlab.results import RUN_FIELDS, read_regression, read_run
+from depthlab.results import RUN_FIELDS, read_label_stability, read_regression, read_run
 
 MEMBER_DIMS = ("dataset", "n_train", "depth", "width", "lr", "seed")
 KERNEL_DIMS = ("dataset", "n_train", "kernel_depth")
@@ -39,7 +39,8 @@ def _runs_frame(run_files: Iterable[str | Path]) -> pd.DataFrame:
 
 def build_cube(run_files: Iterable[str | Path], regression_files: Iterable[str | Path], *,
                study_name: str, study: Mapping[str, Any], datasets: Mapping[str, Any],
-               kernels: Mapping[str, Any]) -> xr.Dataset:
+               kernels: Mapping[str, Any],
+               label_stability_files: Iterable[str | Path] = ()) -> xr.Dataset:
     runs = _runs_frame(run_files).set_index(list(MEMBER_DIMS)).sort_index()
     if runs.index.duplicated().any():
         dup = runs.index[runs.index.duplicated()].tolist()[:3]
@@ -58,6 +59,24 @@ def build_cube(run_files: Iterable[str | Path], regression_files: Iterable[str |
         "diverged (non-finite or exploding loss), not_run (outside every grid)",
     )
     cube["device"].attrs["description"] = "device the member was trained on"
+
+    if "local_stability" in runs and runs["local_stability"].notnull().any():
+        per_v = runs["local_stability"].dropna().apply(pd.Series).stack()
+        per_v.index = per_v.index.set_names([*MEMBER_DIMS, "v"])
+        cube["local_stability"] = xr.DataArray.from_series(per_v.astype("float64"))
+        cube["local_stability"].attrs.update(
+            units="1", description="fraction of test points whose predicted class survives "
+            "every single-coordinate perturbation of size v, Mori-Ueda eq. (15)")
+    labels = [read_label_stability(p) for p in label_stability_files]
+    if labels:
+        series = pd.Series(
+            {(lab["dataset"], float(v)): float(s) for lab in labels
+             for v, s in zip(lab["v"], lab["stability"], strict=True)}
+        )
+        series.index = series.index.set_names(["label_dataset", "v"])
+        cube["label_stability"] = xr.DataArray.from_series(series)
+        cube["label_stability"].attrs.update(
+            units="1", description="local stability s(v) of the label rule itself")
 
     regressions = [read_regression(p) for p in regression_files]
     if regressions:

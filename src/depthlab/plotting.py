@@ -117,3 +117,8 @@ def save_figure(fig: plt.Figure, *paths: str | Path) -> None:
         with atomic_output(path) as tmp:
             fig.savefig(tmp, format=fmt, dpi=150)
     plt.close(fig)
+
+
+PLOTS = {
+    "test_error_vs_n": plot_test_error_vs_n,
+}

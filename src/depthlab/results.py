@@ -20,7 +20,8 @@ from depthlab.provenance import atomic_output, open_h5_checked, provenance_attrs
 RUN_FIELDS: dict[str, tuple[str, str, str]] = {
     # name: (dtype, units, description)
     "seed": ("i8", "1", "initialization and mini-batch-order seed"),
-    "lr": ("f8", "1", "SGD learning rate eta"),
+    "lr": ("f8", "1", "learning-rate grid coordinate (0 = chosen per cell by cross-validation)"),
+    "lr_used": ("f8", "1", "SGD learning rate eta actually used"),
     "test_error": ("f8", "1", "misclassification rate on the test set, eq. (12)"),
     "train_error": ("f8", "1", "misclassification rate on the training set at stop, eq. (11)"),
     "final_loss": ("f8", "1", "full training loss at stop"),
@@ -32,7 +33,7 @@ STATUSES = ("converged", "max_epochs", "diverged")
 
 
 def write_run(path: str | Path, results: Sequence[Mapping[str, Any]], cell: Mapping[str, Any],
-              config_slice: Any) -> None:
+              config_slice: Any, stability_v: Sequence[float] | None = None) -> None:
     attrs = provenance_attrs(config_slice, **{k: v for k, v in cell.items()})
     devices = sorted({str(r.get("device", "unknown")) for r in results})
     attrs["device"] = ", ".join(devices)
@@ -50,6 +51,13 @@ def write_run(path: str | Path, results: Sequence[Mapping[str, Any]], cell: Mapp
             "device", data=np.array([str(r.get("device", "")) for r in results],
                                     dtype=h5py.string_dtype()),
         )
+        if stability_v is not None:
+            f.create_dataset("stability_v", data=np.asarray(stability_v, dtype="f8"))
+            ds = f.create_dataset(
+                "local_stability",
+                data=np.array([r["local_stability"] for r in results], dtype="f8"),
+            )
+            ds.attrs["description"] = "local stability s(v), Mori-Ueda eq. (15)"
         f.attrs.update(attrs)
 
 
@@ -60,6 +68,8 @@ def read_run(path: str | Path) -> list[dict[str, Any]]:
         columns = {name: f[name][:] for name in RUN_FIELDS}
         columns["status"] = f["status"].asstr()[:]
         columns["device"] = f["device"].asstr()[:]
+        stability = f["local_stability"][:] if "local_stability" in f else None
+        stability_v = f["stability_v"][:] if "stability_v" in f else None
         software = f.attrs["software_versions"]
     rows = []
     for i in range(len(columns["seed"])):
@@ -67,6 +77,9 @@ def read_run(path: str | Path) -> list[dict[str, Any]]:
                for name, col in columns.items()}
         row.update({k: (v.item() if hasattr(v, "item") else str(v)) for k, v in cell.items()})
         row["software_versions"] = software
+        if stability is not None:
+            row["local_stability"] = dict(zip(stability_v.tolist(), stability[i].tolist(),
+                                              strict=True))
         rows.append(row)
     return rows
 
@@ -92,3 +105,8 @@ def read_regression(path: str | Path) -> dict[str, Any]:
             value = f.attrs[key]
             out[key] = value.item() if hasattr(value, "item") else str(value)
     return out
+
+
+def read_label_stability(path: str | Path) -> dict[str, Any]:
+    with open_h5_checked(path, required=("v", "stability")) as f:
+        return {"dataset": str(f.attrs["dataset"]), "v": f["v"][:], "stability": f["stability"][:]}

@@ -14,6 +14,7 @@ cube = build_cube(
     study=dict(snakemake.params.study),
     datasets=dict(snakemake.params.datasets),
     kernels=dict(snakemake.params.kernels),
+    label_stability_files=snakemake.input.label_stability,
 )
 log.info("cube:\n%s", cube)
 write_cube(cube, snakemake.output[0])

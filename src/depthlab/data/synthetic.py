@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from depthlab.data.ising import ising_dataset
+from depthlab.data.mnist import digits_parity_dataset, mnist_parity_dataset
 
 
 def relevant_indices(k: int, d: int, choice: str | Sequence[int], rng: np.random.Generator):
@@ -86,7 +87,13 @@ GENERATORS: dict[str, Callable] = {
     "k_global": _k_label_dataset(k_global_labels),
     "random": _random_label_dataset,
     "ising": ising_dataset,  # params d, beta1, beta2 (supplementary C)
+    # Geiger et al.: MNIST parity (local IDX files) / sklearn digits parity; these make
+    # their own train/test split (PCA fitted on train only) and return a dict
+    "mnist_parity": mnist_parity_dataset,  # params mnist_dir, pca_components
+    "digits_parity": digits_parity_dataset,  # params pca_components
 }
+
+_SPLIT_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
 def generate(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -94,13 +101,25 @@ def generate(params: Mapping[str, Any]) -> dict[str, Any]:
 
     Returns arrays x_train, y_train, x_test, y_test and `meta` (generator details).
     The same block (including `seed`) always yields the same arrays.
+
+    A generator returns either ``(x, y, meta)`` over ``n_train + n_test`` rows, train
+    first, or -- when it must make the split itself (e.g. fit a PCA on the training rows
+    only) -- a dict with the four split arrays and ``meta``.
     """
     kind = params["generator"]
     if kind not in GENERATORS:
         raise ValueError(f"unknown generator {kind!r}; known: {sorted(GENERATORS)}")
     n_train, n_test = int(params["n_train"]), int(params["n_test"])
     rng = np.random.default_rng(int(params["seed"]))
-    x, y, meta = GENERATORS[kind](params, n_train + n_test, rng)
+    made = GENERATORS[kind](params, n_train + n_test, rng)
+    if isinstance(made, Mapping):
+        out = {key: made[key] for key in _SPLIT_KEYS}
+        for split, n in (("train", n_train), ("test", n_test)):
+            if len(out[f"x_{split}"]) != n or len(out[f"y_{split}"]) != n:
+                raise ValueError(f"generator {kind!r} returned a {split} set of the wrong size")
+        out["meta"] = made.get("meta", {})
+        return out
+    x, y, meta = made
     return {
         "x_train": x[:n_train],
         "y_train": y[:n_train],
@@ -108,3 +127,16 @@ def generate(params: Mapping[str, Any]) -> dict[str, Any]:
         "y_test": y[n_train:],
         "meta": meta,
     }
+
+
+def label_function(params: Mapping[str, Any], attrs: Mapping[str, Any]) -> Callable:
+    """The rule that labelled a stored dataset, as x (n, d) -> labels (for Fig. 5's s(v))."""
+    import json
+
+    kind = params["generator"]
+    meta = json.loads(attrs.get("generator_meta", "{}"))
+    rules = {"k_local": k_local_labels, "k_global": k_global_labels}
+    if kind not in rules:
+        raise ValueError(f"generator {kind!r} has no label rule to evaluate off its samples")
+    indices = np.asarray(meta["indices"], dtype=np.int64)
+    return lambda x: rules[kind](np.asarray(x, dtype=np.float64), indices)

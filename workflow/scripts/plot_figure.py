@@ -5,10 +5,11 @@ sys.path.insert(0, str(Path(snakemake.scriptdir)))
 from _common import setup_logging  # noqa: E402
 
 from depthlab.cube import read_cube  # noqa: E402
-from depthlab.plotting import plot_test_error_vs_n, save_figure  # noqa: E402
+from depthlab.plotting import PLOTS, save_figure  # noqa: E402
 
 log = setup_logging(snakemake.log[0])
+figure = dict(snakemake.params.figure)
 cube = read_cube(snakemake.input.cube)
-fig = plot_test_error_vs_n(cube, dict(snakemake.params.figure))
+fig = PLOTS[figure["plot"]](cube, figure)
 save_figure(fig, snakemake.output.pdf, snakemake.output.png)
 log.info("wrote %s and %s", snakemake.output.pdf, snakemake.output.png)
