@@ -76,6 +76,12 @@ def train_inputs(wildcards):
     return inputs
 
 
+def stability_spec(study_name, dataset):
+    """The local-stability settings for members trained on `dataset` ({} = none)."""
+    spec = STUDIES[study_name].get("local_stability", {})
+    return spec if dataset in spec.get("datasets", []) else {}
+
+
 def label_stability_files(study_name):
     spec = STUDIES[study_name].get("local_stability")
     if not spec:
@@ -104,7 +110,9 @@ def figure_files(study_name):
 
 def all_targets():
     targets = []
-    for name in STUDIES:
+    for name, study in STUDIES.items():
         targets.append(f"{R}/{name}/cube.nc")
         targets.extend(figure_files(name))
+        if study["kind"] == "mori_ueda":
+            targets.append(f"{R}/{name}/summary.csv")
     return targets

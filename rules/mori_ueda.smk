@@ -41,3 +41,25 @@ for _fig in MORI_UEDA_FIGURES:
             "../envs/depthlab.yaml"
         script:
             "../workflow/scripts/plot_figure.py"
+
+
+# Per figure and label: sign and size of the depth effect and the NTK gap (CSV, and
+# printed), so a reader sees at a glance whether the paper's claims hold in this run.
+rule mori_ueda_summary:
+    input:
+        cube=f"{R}/{{study}}/cube.nc",
+    output:
+        f"{R}/{{study}}/summary.csv",
+    log:
+        f"{R}/logs/{{study}}/summary.log",
+    wildcard_constraints:
+        study=_alternatives(MORI_UEDA_STUDIES),
+    params:
+        figures=lambda wc: STUDIES[wc.study]["figures"],
+    resources:
+        runtime=10,
+        mem_mb=2000,
+    conda:
+        "../envs/depthlab.yaml"
+    script:
+        "../workflow/scripts/summary_table.py"

@@ -32,7 +32,7 @@ rule train:
     params:
         training=lambda wc: dlc.training_settings(STUDIES[wc.study]),
         members=job_members,
-        local_stability=lambda wc: STUDIES[wc.study].get("local_stability", {}),
+        local_stability=lambda wc: stability_spec(wc.study, wc.dataset),
         # Outside the output so a killed job keeps it and the rerun resumes.
         checkpoint=lambda wc: (
             f"{R}/{wc.study}/checkpoints/{wc.dataset}/N{wc.n_train}/"

@@ -134,6 +134,12 @@ def check_config(config: Mapping[str, Any]) -> None:
                 raise ConfigError(f"{skey}.lr_selection.bounds must satisfy 0 < low < high")
         elif "lr_selection" in study:
             raise ConfigError(f"{skey}.lr_selection is set but no grid has lr: [cv]")
+        stability = study.get("local_stability", {})
+        for key in ("datasets", "label_datasets"):
+            for ds_name in stability.get(key, []):
+                if ds_name not in datasets:
+                    raise ConfigError(
+                        f"{skey}.local_stability.{key}: unknown dataset {ds_name!r}")
         for axis in training["pack"]:
             if axis not in PACKABLE_AXES:
                 raise ConfigError(f"{skey}.training.pack: cannot pack {axis!r}")

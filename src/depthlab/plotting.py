@@ -13,10 +13,16 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 
+from depthlab.config import fmt_lr, parse_lr  # noqa: E402
 from depthlab.cube import seed_stats  # noqa: E402
 from depthlab.provenance import atomic_output  # noqa: E402
 
-_LABEL_NAMES = {"k_local": "{k}-local", "k_global": "{k}-global", "random": "random labels"}
+_LABEL_NAMES = {
+    "k_local": "{k}-local",
+    "k_global": "{k}-global",
+    "random": "random",
+    "ising": "Ising (two temperatures)",
+}
 _NTK_STYLES = ("--", ":", "-.")
 
 
@@ -26,11 +32,15 @@ def dataset_title(cube: xr.Dataset, name: str) -> str:
     return f"{template.format(k=int(sel['k'].values))} label, d = {int(sel['d'].values)}"
 
 
+def _lr_text(lr: float) -> str:
+    return "chosen by 10-fold CV" if fmt_lr(lr) == "cv" else f"{lr:g}"
+
+
 def pick_lr(cube: xr.Dataset, figure: Mapping[str, Any], dataset: str) -> float:
     """The learning rate a panel shows: the figure's `lr`, or the only one trained on
     this dataset (grids may give each label its own learning rate)."""
     if "lr" in figure:
-        return float(figure["lr"])
+        return parse_lr(figure["lr"])
     trained = cube["test_error"].sel(dataset=dataset).notnull()
     lrs = cube["lr"].values[trained.any([d for d in trained.dims if d != "lr"]).values]
     if len(lrs) != 1:
@@ -89,13 +99,13 @@ def plot_test_error_vs_n(cube: xr.Dataset, figure: Mapping[str, Any]) -> plt.Fig
         ax.minorticks_off()
         ax.set_xlabel("training samples N")
         ax.set_ylabel("test error")
-        ax.set_title(f"{dataset_title(cube, name)}, lr = {lrs[name]:g}", fontsize=10)
+        ax.set_title(f"{dataset_title(cube, name)}, lr = {_lr_text(lrs[name])}", fontsize=10)
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3, which="both")
     axes[0][0].legend(fontsize=7, loc="best")
     n_seeds = int(cube.sizes["seed"])
     note = (
-        f"SGD lr = {', '.join(f'{v:g}' for v in dict.fromkeys(lrs.values()))}, "
+        f"SGD lr = {', '.join(_lr_text(v) for v in dict.fromkeys(lrs.values()))}, "
         f"error bars: std over {n_seeds} seeds; "
         f"data: {cube.attrs.get('data_sources', 'synthetic')}"
     )
@@ -119,6 +129,141 @@ def save_figure(fig: plt.Figure, *paths: str | Path) -> None:
     plt.close(fig)
 
 
+def figure_n(figure: Mapping[str, Any], dataset: str) -> int:
+    """The N a figure shows for a dataset (`n_train` is one N or a map dataset -> N)."""
+    n = figure["n_train"]
+    return int(n[dataset]) if isinstance(n, Mapping) else int(n)
+
+
+def _ntk_level(ax, cube: xr.Dataset, dataset: str, n_train: int) -> None:
+    """Horizontal NTK lines at one N, for plots whose x axis is not N."""
+    if "ntk_test_error" not in cube:
+        return
+    for j, kd in enumerate(cube["kernel_depth"].values):
+        value = cube["ntk_test_error"].sel(dataset=dataset, n_train=n_train, kernel_depth=kd)
+        if np.isfinite(value):
+            ax.axhline(float(value), ls=_NTK_STYLES[j % 3], color="0.25" if j == 0 else "0.55",
+                       lw=1.4, label=f"NTK, L = {int(kd)}")
+
+
+def _finish(fig: plt.Figure, axes, figure: Mapping[str, Any], note: str) -> plt.Figure:
+    axes[0].legend(fontsize=7, loc="best")
+    fig.text(0.01, 0.01, note, fontsize=7, color="0.35")
+    if "title" in figure:
+        fig.suptitle(figure["title"], fontsize=11)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    return fig
+
+
+def _panels(n: int):
+    fig, axes = plt.subplots(1, n, figsize=(4.6 * n, 3.9), squeeze=False)
+    return fig, list(axes[0])
+
+
+def plot_test_error_vs_depth(cube: xr.Dataset, figure: Mapping[str, Any]) -> plt.Figure:
+    """Mori-Ueda Fig. 3: test error against depth L at fixed N and width."""
+    fig, axes = _panels(len(figure["datasets"]))
+    for ax, name in zip(axes, figure["datasets"], strict=True):
+        lr = pick_lr(cube, figure, name)
+        n_train = figure_n(figure, name)
+        sub = cube.sel(dataset=name, lr=lr, n_train=n_train, width=int(figure["width"]))
+        stats = seed_stats(sub)
+        have = stats["count"].values > 0
+        ax.errorbar(sub["depth"].values[have], stats["mean"].values[have],
+                    yerr=stats["std"].values[have], marker="o", ms=4, capsize=3,
+                    label=f"H = {int(figure['width'])}")
+        ax.set_xlabel("depth L")
+        ax.set_ylabel("test error")
+        ax.set_xticks(sub["depth"].values[have])
+        ax.set_title(f"{dataset_title(cube, name)}, N = {n_train}, lr = {_lr_text(lr)}",
+                     fontsize=10)
+        ax.grid(alpha=0.3)
+        _ntk_level(ax, cube, name, n_train)
+    return _finish(fig, axes, figure, f"error bars: std over {cube.sizes['seed']} seeds; "
+                   f"data: {cube.attrs.get('data_sources', 'synthetic')}")
+
+
+def plot_test_error_vs_lr(cube: xr.Dataset, figure: Mapping[str, Any]) -> plt.Figure:
+    """Mori-Ueda Fig. 4: test error against a fixed SGD learning rate, per (dataset, L, H),
+    with the NTK test error dotted. Points whose runs did not all reach zero training error
+    are hollow; learning rates where every seed diverged are marked with an x at the top."""
+    fig, axes = _panels(1)
+    ax = axes[0]
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    lrs = cube["lr"].values[cube["lr"].values > 0]
+    i = 0
+    for name in figure["datasets"]:
+        n_train = figure_n(figure, name)
+        for depth in figure.get("depths", cube["depth"].values.tolist()):
+            for width in figure.get("widths", cube["width"].values.tolist()):
+                sub = cube.sel(dataset=name, n_train=n_train, depth=depth, width=width, lr=lrs)
+                stats = seed_stats(sub)
+                if int(stats["count"].sum()) == 0:
+                    continue
+                color = colors[i % len(colors)]
+                i += 1
+                status = sub["status"].values
+                ok = np.isin(status, ["converged"]).all(axis=-1) & (stats["count"].values > 0)
+                diverged = (status == "diverged").all(axis=-1)
+                trained = (stats["count"].values > 0) & ~diverged
+                label = f"{dataset_title(cube, name).split(',')[0]}, L = {depth}, H = {width}"
+                ax.errorbar(lrs[trained], stats["mean"].values[trained],
+                            yerr=stats["std"].values[trained], marker="o", ms=4, capsize=3,
+                            color=color, label=label)
+                bad = trained & ~ok
+                ax.plot(lrs[bad], stats["mean"].values[bad], "o", ms=8, mfc="white",
+                        color=color, zorder=3)
+                ax.plot(lrs[diverged], np.full(diverged.sum(), 0.5), "x", ms=8, color=color)
+                if "ntk_test_error" in cube and depth in cube["kernel_depth"].values:
+                    ntk = cube["ntk_test_error"].sel(dataset=name, n_train=n_train,
+                                                     kernel_depth=depth)
+                    if np.isfinite(ntk):
+                        ax.axhline(float(ntk), ls=":", color=color, lw=1.4)
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("test error")
+    shown = sorted({figure_n(figure, name) for name in figure["datasets"]})
+    ax.set_title(f"N = {', '.join(map(str, shown))}; dotted: NTK of the same depth", fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    return _finish(fig, axes, figure,
+                   "hollow: some seed did not reach zero training error; x at 0.5: all diverged")
+
+
+def plot_local_stability(cube: xr.Dataset, figure: Mapping[str, Any]) -> plt.Figure:
+    """Mori-Ueda Fig. 5: local stability s(v) of trained nets and of label rules."""
+    fig, axes = _panels(1)
+    ax = axes[0]
+    for name in figure["datasets"]:
+        n_train = figure_n(figure, name)
+        lr = pick_lr(cube, figure, name)
+        sub = cube["local_stability"].sel(dataset=name, n_train=n_train, lr=lr)
+        for depth in figure.get("depths", sub["depth"].values.tolist()):
+            for width in figure.get("widths", sub["width"].values.tolist()):
+                cell = sub.sel(depth=depth, width=width)
+                if not cell.notnull().any():
+                    continue
+                mean = cell.mean("seed", skipna=True)
+                std = cell.std("seed", skipna=True, ddof=0)
+                ax.errorbar(cell["v"].values, mean.values, yerr=std.values, marker="o", ms=3,
+                            capsize=2, label=f"net L = {depth}, H = {width} ({name})")
+    if "label_stability" in cube:
+        for j, label in enumerate(cube["label_dataset"].values):
+            curve = cube["label_stability"].sel(label_dataset=label)
+            ax.plot(curve["v"].values, curve.values, _NTK_STYLES[j % 3], color="0.3",
+                    label=f"{dataset_title(cube, str(label)).split(',')[0]} label rule"
+                    if str(label) in cube["dataset"].values else f"{label} label rule")
+    ax.set_xlabel("perturbation strength v")
+    ax.set_ylabel("local stability s(v)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    shown = sorted({figure_n(figure, name) for name in figure["datasets"]})
+    return _finish(fig, axes, figure, f"nets trained on N = {', '.join(map(str, shown))} "
+                   "(labels as given); error bars: std over seeds")
+
+
 PLOTS = {
     "test_error_vs_n": plot_test_error_vs_n,
+    "test_error_vs_depth": plot_test_error_vs_depth,
+    "test_error_vs_lr": plot_test_error_vs_lr,
+    "local_stability": plot_local_stability,
 }

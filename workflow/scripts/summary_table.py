@@ -1,0 +1,18 @@
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir)))
+from _common import setup_logging  # noqa: E402
+
+from depthlab.cube import read_cube  # noqa: E402
+from depthlab.provenance import atomic_output  # noqa: E402
+from depthlab.summary import depth_effect_table, format_table  # noqa: E402
+
+log = setup_logging(snakemake.log[0])
+cube = read_cube(snakemake.input.cube)
+table = depth_effect_table(cube, dict(snakemake.params.figures))
+with atomic_output(snakemake.output[0]) as tmp:
+    table.to_csv(tmp, index=False)
+text = format_table(table)
+log.info("depth effect (E_test(L=7) - E_test(L=1)) and NTK gap:\n%s", text)
+print(f"\n{snakemake.wildcards.study}: depth effect E_test(L=7) - E_test(L=1)\n{text}\n")
