@@ -100,6 +100,13 @@ def job_members(wildcards):
     ]
 
 
+def figure_caption(prefix, fig):
+    """The figure's own caption (report/{prefix}_{fig}.rst) or a generic one."""
+    specific = os.path.join(workflow.basedir, "report", f"{prefix}_{fig}.rst")
+    name = f"{prefix}_{fig}.rst" if os.path.exists(specific) else "figure.rst"
+    return f"../report/{name}"
+
+
 def figure_files(study_name):
     return [
         f"{R}/{study_name}/figures/{fig}.{ext}"

@@ -7,12 +7,6 @@ MORI_UEDA_STUDIES = studies_of_kind("mori_ueda")
 MORI_UEDA_FIGURES = sorted({fig for s in MORI_UEDA_STUDIES for fig in STUDIES[s]["figures"]})
 
 
-def figure_caption(prefix, fig):
-    specific = os.path.join(workflow.basedir, "report", f"{prefix}_{fig}.rst")
-    name = f"{prefix}_{fig}.rst" if os.path.exists(specific) else "figure.rst"
-    return f"../report/{name}"
-
-
 for _fig in MORI_UEDA_FIGURES:
 
     rule:
