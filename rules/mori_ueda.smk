@@ -50,6 +50,7 @@ rule mori_ueda_summary:
         study=_alternatives(MORI_UEDA_STUDIES),
     params:
         figures=lambda wc: STUDIES[wc.study]["figures"],
+        depths=lambda wc: {"shallow": 1, "deep": 7, **STUDIES[wc.study].get("summary", {})},
     resources:
         runtime=10,
         mem_mb=2000,

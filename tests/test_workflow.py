@@ -48,11 +48,31 @@ def test_end_to_end_tiny(tmp_path, tiny_config):
     smk("--cores", "2")
     res = work / "results"
     cube = xr.open_dataset(res / "tiny" / "cube.nc", engine="h5netcdf").load()
-    assert dict(cube.sizes) == {"dataset": 2, "n_train": 2, "depth": 2, "width": 1, "lr": 1,
-                                "seed": 2, "kernel_depth": 2}
-    assert set(np.unique(cube["status"].values)) <= {"converged", "max_epochs", "diverged"}
-    assert np.all(np.isfinite(cube["test_error"].values))
-    assert np.all((cube["test_error"] >= 0) & (cube["test_error"] <= 1))
+    assert dict(cube.sizes) == {"dataset": 2, "n_train": 2, "depth": 2, "width": 1, "lr": 4,
+                                "seed": 2, "kernel_depth": 2, "v": 4, "label_dataset": 2}
+    run = cube["status"] != "not_run"
+    assert set(np.unique(cube["status"].values[run.values])) <= {"converged", "max_epochs",
+                                                                 "diverged"}
+    assert int(run.sum()) == 2 * 2 * 2 * 2 + 2 + 4  # the union of the three grids
+    trained = cube["test_error"].where(run)
+    assert np.all(np.isfinite(trained.values[run.values]))
+    assert np.all((trained.values[run.values] >= 0) & (trained.values[run.values] <= 1))
+
+    # lr: [cv] -> a cached search whose choice the training used (cube lr coordinate 0).
+    from depthlab.lr_search import read_lr_search
+
+    search = read_lr_search(res / "tiny" / "lr_search" / "local1" / "N60" / "L2_H32.h5")
+    assert 0.01 <= search["lr"] <= 0.5 and len(search["trace"]) == 2
+    assert all(len(t["fold_errors"]) == 2 for t in search["trace"])
+    used = cube["lr_used"].sel(dataset="local1", n_train=60, depth=2, lr=0.0).values
+    np.testing.assert_array_equal(used.ravel(), search["lr"])
+
+    # Local stability of trained nets and of the label rules themselves.
+    stab = cube["local_stability"].sel(dataset="local1", n_train=120, depth=2, lr=0.1)
+    assert np.all(stab.sel(v=0.0) == 1.0) and np.all(stab.diff("v") <= 1e-12)
+    # The 1-local rule sign(x_1) is v-stable iff |x_1| > v: about 5% of points at v = 2.
+    label = cube["label_stability"].sel(label_dataset="local1")
+    assert float(label.sel(v=0.0)) == 1.0 and float(label.sel(v=2.0)) < 0.12
     # An easy 1-local label is learnt far better than chance by nets and the NTK alike.
     assert float(cube["test_error"].sel(dataset="local1", n_train=120).mean()) < 0.3
     assert float(cube["ntk_test_error"].sel(dataset="local1", n_train=120).max()) < 0.3
@@ -61,9 +81,11 @@ def test_end_to_end_tiny(tmp_path, tiny_config):
     assert json.loads(cube.attrs["config"])["study"]["kind"] == "mori_ueda"
     assert "torch" in json.loads(cube.attrs["software_versions"])
     assert "synthetic" in cube.attrs["data_sources"]
-    for ext in ("pdf", "png"):
-        fig = res / "tiny" / "figures" / f"fig2.{ext}"
-        assert fig.stat().st_size > 5000
+    for name in ("fig1", "fig2", "fig3", "fig4a", "fig5"):
+        for ext in ("pdf", "png"):
+            assert (res / "tiny" / "figures" / f"{name}.{ext}").stat().st_size > 5000
+    summary = (res / "tiny" / "summary.csv").read_text().splitlines()
+    assert summary[0].startswith("figure,dataset") and len(summary) > 1
     with h5py.File(res / "datasets" / "local1.h5") as f:
         assert f.attrs["seed"] == 1 and len(f.attrs["content_hash"]) == 64
     assert not list(res.rglob("*.tmp")), "temporary files left behind"
@@ -88,7 +110,7 @@ def test_end_to_end_tiny(tmp_path, tiny_config):
     plotting.write_text(plotting.read_text() + "\n# a cosmetic edit\n")
     plan = smk("-n", "--quiet", "rules", "--cores", "1").stdout
     assert "mori_ueda_fig2" in plan
-    for rule in ("train", "gram", "kernel_regression", "make_dataset", "cube"):
+    for rule in ("train", "select_lr", "gram", "kernel_regression", "make_dataset", "cube"):
         assert f"\n{rule} " not in plan, plan
 
     # Same config, fresh directory: identical datasets and (on CPU) identical numbers.

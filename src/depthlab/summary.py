@@ -13,6 +13,9 @@ import xarray as xr
 from depthlab.config import fmt_lr
 from depthlab.cube import seed_stats
 
+COLUMNS = ["figure", "dataset", "label", "k", "d", "n_train", "width", "lr",
+           "test_error_shallow", "test_error_deep", "depth_effect", "depth_effect_std",
+           "separated", "n_seeds", "expected_sign", "sign_as_paper"]
 EXPECTED_SIGN = {"k_local": -1, "k_global": +1, "ising": +1}  # sign of E(deep) - E(shallow)
 
 
@@ -73,7 +76,7 @@ def depth_effect_table(cube: xr.Dataset, figures: Mapping[str, Mapping[str, Any]
                         row["ntk_gap"] = ntk - best
                         row["ntk_fails"] = bool(ntk - best >= 0.1)
                     rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=list(rows[0]) if rows else COLUMNS)
 
 
 def format_table(table: pd.DataFrame) -> str:

@@ -10,9 +10,11 @@ from depthlab.summary import depth_effect_table, format_table  # noqa: E402
 
 log = setup_logging(snakemake.log[0])
 cube = read_cube(snakemake.input.cube)
-table = depth_effect_table(cube, dict(snakemake.params.figures))
+depths = dict(snakemake.params.depths)
+table = depth_effect_table(cube, dict(snakemake.params.figures), **depths)
 with atomic_output(snakemake.output[0]) as tmp:
     table.to_csv(tmp, index=False)
 text = format_table(table)
-log.info("depth effect (E_test(L=7) - E_test(L=1)) and NTK gap:\n%s", text)
-print(f"\n{snakemake.wildcards.study}: depth effect E_test(L=7) - E_test(L=1)\n{text}\n")
+log.info("depth effect (E_test(deep) - E_test(shallow)) and NTK gap, %s:\n%s", depths, text)
+print(f"\n{snakemake.wildcards.study}: depth effect E_test(L={depths['deep']}) - "
+      f"E_test(L={depths['shallow']})\n{text}\n")

@@ -35,7 +35,7 @@ def write_dataset(path: str | Path, data: Mapping[str, Any], config_slice: Mappi
         generator_meta=data.get("meta", {}),
         content_hash=content_hash(arrays),
         n_classes=int(config_slice.get("n_classes", 2)),
-        source=config_slice.get("source", "synthetic"),
+        source=data.get("meta", {}).get("source", config_slice.get("source", "synthetic")),
     )
     with atomic_output(path) as tmp:
         with h5py.File(tmp, "w") as f:

@@ -24,7 +24,8 @@ training set and each component is divided by its training standard deviation, s
 training component has mean 0 and variance 1 (population variance, ddof = 0); the test set
 goes through the same, train-fitted, map.  With ``pca_components = None`` the flattened
 raw pixels are kept (``meta["image_shape"]`` gives the image shape for a CNN).  Inputs
-are stored as float32.
+are stored as float32.  A ``d`` in the config block (the schema asks for one) must equal
+the input dimension made: ``pca_components``, or 784 / 64 for raw pixels.
 
 The generators return their own split (a dict with ``x_train, y_train, x_test, y_test,
 meta``; see :func:`depthlab.data.synthetic.generate`) because the PCA must be fitted on
@@ -187,7 +188,12 @@ def fit_pca_whitening(x_train: np.ndarray, k: int) -> dict[str, np.ndarray]:
     if np.any(scale <= 1e-12 * max(scale[0], 1e-300)):
         raise ValueError(f"the training set has fewer than {k} non-degenerate directions")
     explained = (s[:k] ** 2) / np.sum(s**2)
-    return {"mean": mean, "components": comps, "scale": scale, "explained_variance_ratio": explained}
+    return {
+        "mean": mean,
+        "components": comps,
+        "scale": scale,
+        "explained_variance_ratio": explained,
+    }
 
 
 def _apply_pca(pca: Mapping[str, np.ndarray], x: np.ndarray) -> np.ndarray:
@@ -237,6 +243,16 @@ def _pca_param(params: Mapping[str, Any]) -> int | None:
     return None if k is None else int(k)
 
 
+def _check_d(params: Mapping[str, Any], out: Mapping[str, Any]) -> None:
+    """A config ``d`` (the schema's input dimension), if given, must match the inputs made."""
+    dim = out["x_train"].shape[1]
+    if params.get("d") is not None and int(params["d"]) != dim:
+        raise ValueError(
+            f"d = {params['d']} but generator {params['generator']!r} makes {dim}-dimensional "
+            f"inputs (pca_components = {params.get('pca_components', 10)}); set d = {dim}"
+        )
+
+
 def mnist_parity_dataset(params: Mapping[str, Any], n_total: int, rng: np.random.Generator):
     """Generator ``mnist_parity``: params ``mnist_dir``, ``n_train``, ``n_test``,
     ``pca_components`` (default 10; null keeps raw pixels), ``seed``."""
@@ -256,6 +272,7 @@ def mnist_parity_dataset(params: Mapping[str, Any], n_total: int, rng: np.random
         data["x_train"][itr], data["y_train"][itr], data["x_test"][ite], data["y_test"][ite],
         _pca_param(params), pixel_max=255.0,
     )
+    _check_d(params, out)
     root = Path(params["mnist_dir"]).expanduser().resolve()
     out["meta"].update(
         source=f"MNIST (IDX files at {root})",
@@ -283,6 +300,7 @@ def digits_parity_dataset(params: Mapping[str, Any], n_total: int, rng: np.rando
         digits.images[itr], digits.target[itr], digits.images[ite], digits.target[ite],
         _pca_param(params), pixel_max=16.0,
     )
+    _check_d(params, out)
     out["meta"].update(
         source="scikit-learn digits (8x8, bundled)",
         split="one seeded permutation of the 1797 images: first n_train train, next n_test test",
