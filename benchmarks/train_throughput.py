@@ -14,9 +14,13 @@ so the real work is slightly lower than counted; the counted FLOP/s is what we c
 Measured in one run:
   1. peak: best float32 torch.mm GFLOP/s over square sizes 2048 and 4096 (several repeats);
   2. ours: `depthlab.training._run_epoch` on a pack of all members (after a short warm-up);
-     the end-to-end `train_members` time (init, data transfer, final evaluation) is also shown;
+     with --end-to-end also `train_members` (init, data transfer, final evaluation);
   3. naive: one torch.nn.Sequential per member trained in turn with torch.optim.SGD and
-     autograd, same batches per epoch (optionally timed on fewer members and scaled).
+     autograd, same batch size (optionally timed on fewer members: --naive-members).
+
+Both engines are timed in windows of --window steps: the whole-run rate is what a job sees,
+the median window rate is robust to other processes taking the CPU for a while (shared
+machines); compare the two to judge whether a run was disturbed.
 """
 
 from __future__ import annotations
@@ -71,7 +75,42 @@ def make_data(n: int, d: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return x, (x[:, 0] > 0).astype(np.int64)
 
 
-def time_ours(x, y, args, device, flops_epoch) -> float:
+class Timings:
+    """Whole-run time plus throughput of short windows of steps.
+
+    The median window rate is robust to other processes stealing the CPU for a while (this
+    benchmark often runs on shared machines); the whole-run rate is what a job would see.
+    """
+
+    def __init__(self, flops_per_sample: float):
+        self.flops_per_sample = flops_per_sample
+        self.total_s = 0.0
+        self.total_samples = 0
+        self.window_rates: list[float] = []
+
+    def add(self, seconds: float, n_samples: int) -> None:
+        self.total_s += seconds
+        self.total_samples += n_samples
+        self.window_rates.append(self.flops_per_sample * n_samples / seconds / 1e9)
+
+    @property
+    def rate(self) -> float:
+        return self.flops_per_sample * self.total_samples / self.total_s / 1e9
+
+    @property
+    def median(self) -> float:
+        return float(np.median(self.window_rates))
+
+    def line(self, name: str, peak: float) -> str:
+        return (
+            f"{name:24s} {self.rate:7.1f} GFLOP/s whole run ({self.total_s:6.2f} s, "
+            f"{self.rate / peak:5.1%} of peak); windows: median {self.median:7.1f}, "
+            f"best {max(self.window_rates):7.1f} GFLOP/s ({self.median / peak:5.1%} of peak)"
+        )
+
+
+def time_ours(x, y, args, device, flops_per_sample) -> Timings:
+    """Pack of all members; flops_per_sample counts all members together."""
     cfg = TrainConfig(depth=args.depth, width=args.width, batch_size=args.batch, device=str(device))
     seeds = list(range(args.members))
     lrs = torch.full((args.members,), args.lr, dtype=torch.float64)
@@ -81,25 +120,27 @@ def time_ours(x, y, args, device, flops_epoch) -> float:
     pack = FCEnsemble(args.d, args.depth, args.width, cfg.n_classes, rows, device=device)
     steps = [(s, min(args.batch, args.n - s)) for s in range(0, args.n, args.batch)]
     scales = _step_scales(lrs[rows], {size for _, size in steps}, pack.widths, device)
-    # warm-up: a few steps
-    _run_epoch(pack, train, gens, rows, steps[:3], scales, cfg.loss)
+    _run_epoch(pack, train, gens, rows, steps[:3], scales, cfg.loss)  # warm-up
     sync(device)
-    best = float("inf")
-    for _ in range(args.repeats):
-        t = time.perf_counter()
-        for _ in range(args.epochs):
-            loss = _run_epoch(pack, train, gens, rows, steps, scales, cfg.loss)
-        float(loss.sum())  # the engine syncs once per epoch too
-        sync(device)
-        best = min(best, time.perf_counter() - t)
-    return flops_epoch * args.epochs / best / 1e9, best
+    timings = Timings(flops_per_sample)
+    for _ in range(args.epochs):
+        # an epoch in windows of steps (each window draws its own permutations: negligible)
+        for w in range(0, len(steps), args.window):
+            window = steps[w : w + args.window]
+            t = time.perf_counter()
+            loss = _run_epoch(pack, train, gens, rows, window, scales, cfg.loss)
+            float(loss.sum())  # the engine syncs once per epoch
+            sync(device)
+            timings.add(time.perf_counter() - t, sum(size for _, size in window))
+    return timings
 
 
-def time_naive(x, y, args, device, flops_epoch) -> tuple[float, float]:
+def time_naive(x, y, args, device, flops_per_sample) -> Timings:
+    """One torch.nn.Sequential + torch.optim.SGD per member, trained one after the other."""
     xs = torch.as_tensor(x, device=device)
     ys = torch.as_tensor(y, device=device)
     n_naive = min(args.naive_members, args.members)
-    elapsed = 0.0
+    timings = Timings(flops_per_sample / args.members)
     for seed in range(n_naive):
         torch.manual_seed(seed)
         widths = [args.d] + [args.width] * args.depth + [2]
@@ -111,20 +152,24 @@ def time_naive(x, y, args, device, flops_epoch) -> tuple[float, float]:
         model = torch.nn.Sequential(*layers).to(device)
         opt = torch.optim.SGD(model.parameters(), lr=args.lr)
         gen = torch.Generator().manual_seed(seed)
-        sync(device)
-        t = time.perf_counter()
         for _ in range(args.epochs):
             perm = torch.randperm(args.n, generator=gen).to(device)
-            for s in range(0, args.n, args.batch):
-                idx = perm[s : s + args.batch]
-                loss = torch.nn.functional.cross_entropy(model(xs[idx]), ys[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-        sync(device)
-        elapsed += time.perf_counter() - t
-    elapsed *= args.members / n_naive
-    return flops_epoch * args.epochs / elapsed / 1e9, elapsed
+            starts = list(range(0, args.n, args.batch))
+            for w in range(0, len(starts), args.window):
+                window = starts[w : w + args.window]
+                sync(device)
+                t = time.perf_counter()
+                for s in window:
+                    idx = perm[s : s + args.batch]
+                    loss = torch.nn.functional.cross_entropy(model(xs[idx]), ys[idx])
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                sync(device)
+                timings.add(
+                    time.perf_counter() - t, sum(min(args.batch, args.n - s) for s in window)
+                )
+    return timings
 
 
 def main() -> None:
@@ -138,7 +183,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=50)
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--device", default="auto")
-    p.add_argument("--repeats", type=int, default=2, help="best of this many timings (ours)")
+    p.add_argument("--window", type=int, default=20, help="steps per timing window")
     p.add_argument(
         "--naive-members", type=int, default=10**9, help="time the naive loop on this many"
     )
@@ -166,17 +211,16 @@ def main() -> None:
     x, y = make_data(args.n, args.d)
     peak = matmul_peak(device)
     print(f"matmul peak (float32 mm 2048/4096, best): {peak:8.1f} GFLOP/s")
-    ours, t_ours = time_ours(x, y, args, device, flops_epoch)
-    print(
-        f"ours  (packed engine):  {ours:8.1f} GFLOP/s  {t_ours:7.2f} s  {ours / peak:6.1%} of peak"
-    )
+    flops_per_sample = flops_epoch / args.n
+    ours = time_ours(x, y, args, device, flops_per_sample)
+    print(ours.line("ours (packed engine)", peak))
     if not args.skip_naive:
-        naive, t_naive = time_naive(x, y, args, device, flops_epoch)
+        naive = time_naive(x, y, args, device, flops_per_sample)
+        print(naive.line("naive (Sequential+SGD)", peak))
         print(
-            f"naive (Sequential+SGD): {naive:8.1f} GFLOP/s  {t_naive:7.2f} s  "
-            f"{naive / peak:6.1%} of peak"
+            f"ours / naive = {ours.rate / naive.rate:.2f}x whole run, "
+            f"{ours.median / naive.median:.2f}x median window"
         )
-        print(f"ours / naive = {ours / naive:.2f}x")
     if args.end_to_end:
         cfg = TrainConfig(
             depth=args.depth,

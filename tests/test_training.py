@@ -23,6 +23,16 @@ def one_local_data(n: int, d: int = 10, seed: int = 0) -> tuple[np.ndarray, np.n
     return x, (x[:, 0] > 0).astype(np.int64)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """These nets are tiny: one intra-op thread is as fast, and immune to the OpenMP stalls
+    an oversubscribed machine (parallel test/workflow jobs) inflicts on every op."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def data():
     x, y = one_local_data(200, seed=0)
@@ -211,6 +221,33 @@ def test_packing_invariance_awkward_shapes(shape):
             member_params(alone_model, 0), member_params(packed_model, i), strict=True
         ):
             assert torch.equal(p_alone, p_pack)
+
+
+def test_step_packing_invariance_two_threads():
+    """The fused step with MKL's threaded batched gemm: a member's update is the same in any
+    pack of >= 2 rows, at any position (the training tests above run single-threaded)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        for d, depth, width, k, rows in ((20, 2, 64, 3, 8), (500, 1, 500, 2, 52)):
+            full = FCEnsemble(d, depth, width, k, seeds=range(5), activation="relu")
+            x = torch.randn(5, rows, d)
+            y = torch.randint(0, k, (5, rows))
+            onehot = torch.nn.functional.one_hot(y, k).float()
+            step = torch.linspace(0.01, 0.05, 5)
+            packs = {(0, 1, 2, 3, 4): None, (3, 3): None, (1, 3): None, (3, 0, 4): None}
+            for rows_ in packs:
+                pack = full.select(rows_)
+                idx = torch.tensor(rows_)
+                for _ in range(2):
+                    loss = pack.sgd_step_(x[idx], onehot[idx], y[idx], step[idx])
+                packs[rows_] = (loss[rows_.index(3)], member_params(pack, rows_.index(3)))
+            ref_loss, ref_params = packs[(0, 1, 2, 3, 4)]
+            for loss, params in packs.values():
+                assert torch.equal(loss, ref_loss)
+                assert all(torch.equal(a, b) for a, b in zip(params, ref_params, strict=True))
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_deterministic_repeat(data):

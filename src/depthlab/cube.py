@@ -22,6 +22,14 @@ MEMBER_DIMS = ("dataset", "n_train", "depth", "width", "lr", "seed")
 KERNEL_DIMS = ("dataset", "n_train", "kernel_depth")
 NOT_RUN = "not_run"
 
+_SOURCES = {
+    "k_local": "synthetic Gaussian inputs",
+    "k_global": "synthetic Gaussian inputs",
+    "random": "synthetic Gaussian inputs",
+    "ising": "synthetic 1D Ising spins (exact sampler)",
+    "digits_parity": "scikit-learn digits (8x8, bundled), not MNIST",
+    "mnist_parity": "MNIST (local IDX files)",
+}
 _DATASET_COORDS = {
     "generator": "label rule that made the dataset",
     "k": "locality order k of the label (0 if not applicable)",
@@ -98,7 +106,7 @@ def build_cube(run_files: Iterable[str | Path], regression_files: Iterable[str |
         for ds in names:
             spec = datasets[ds]
             if coord == "data_source":
-                values.append(spec.get("source", "synthetic Gaussian inputs"))
+                values.append(spec.get("source", _SOURCES.get(spec["generator"], "synthetic")))
             elif coord == "k":
                 values.append(int(spec.get("k", 0)))
             else:

@@ -33,6 +33,13 @@ file is deleted when training finishes.
 GPU: with ``device="auto"`` and CUDA available, data and parameters are moved once to the GPU.
 Shuffling and init are drawn on the CPU so they are the same on every device; the GPU run is
 deterministic up to cuBLAS/atomics, and packing invariance there is not guaranteed to the bit.
+TF32 follows torch's global setting (off by default for float32 matmuls).
+
+Threads: `torch.set_num_threads` is left to the caller. Give each training process no more
+intra-op threads than the cores it really has: oversubscribed OpenMP stalls every op (on a
+shared 2-core machine, two 2-thread jobs made each small op take ~8 ms, a 10-20x slowdown).
+Bitwise reproducibility is promised for a fixed thread count (1 and 2 threads agreed where
+checked, but MKL does not guarantee it).
 """
 
 from __future__ import annotations
