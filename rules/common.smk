@@ -20,6 +20,9 @@ STUDIES = config["studies"]
 DATASETS = config["datasets"]
 KERNELS = config.get("kernels", {})
 KERNEL_REGRESSION = dlc.kernel_regression_settings(config)
+# Every training job of every study, expanded once: input functions look jobs up here
+# (recomputing per job made the paper dry-run quadratic in the job count).
+STUDY_JOBS = {name: dlc.jobs(study) for name, study in STUDIES.items()}
 
 
 def _alternatives(names):
@@ -48,7 +51,7 @@ def dataset_file(wildcards):
 def run_files(study_name):
     return [
         f"{R}/{study_name}/runs/{k.dataset}/N{k.n_train}/L{k.depth}_H{k.width}/{k.job}.h5"
-        for k in dlc.jobs(STUDIES[study_name])
+        for k in STUDY_JOBS[study_name]
     ]
 
 
@@ -90,14 +93,12 @@ def label_stability_files(study_name):
 
 
 def job_members(wildcards):
-    study = STUDIES[wildcards.study]
-    return [
-        asdict(m)
-        for m in dlc.job_members(
-            study, wildcards.dataset, wildcards.n_train, wildcards.depth, wildcards.width,
-            wildcards.job,
-        )
-    ]
+    key = dlc.JobKey(wildcards.dataset, int(wildcards.n_train), int(wildcards.depth),
+                     int(wildcards.width), wildcards.job)
+    try:
+        return [asdict(m) for m in STUDY_JOBS[wildcards.study][key]]
+    except KeyError:
+        raise WorkflowError(f"no training job {key} in the grids of study {wildcards.study}")
 
 
 def figure_caption(prefix, fig):

@@ -24,3 +24,15 @@ def test_config_hash_is_order_independent():
     assert config_hash({"a": 1, "b": [1, 2]}) == config_hash({"b": [1, 2], "a": 1})
     attrs = provenance_attrs({"x": 1}, seed=3)
     assert attrs["seed"] == 3 and '"x": 1' in attrs["config"]
+
+
+def test_atomic_output_is_readable_by_others(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        with atomic_output(tmp_path / "shared.h5") as tmp:
+            tmp.write_text("x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "shared.h5").stat().st_mode & 0o777 == 0o644

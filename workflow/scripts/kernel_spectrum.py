@@ -7,7 +7,7 @@ from _common import setup_logging  # noqa: E402
 
 from depthlab.kernels.gram import read_gram  # noqa: E402
 from depthlab.kernels.spectra import eigenvalues, spectrum  # noqa: E402
-from depthlab.provenance import atomic_output, provenance_attrs  # noqa: E402
+from depthlab.provenance import atomic_output, open_h5_checked, provenance_attrs  # noqa: E402
 
 log = setup_logging(snakemake.log[0])
 wc = snakemake.wildcards
@@ -16,7 +16,7 @@ for kind in ("ntk", "nngp"):
     k_train, _ = read_gram(snakemake.input.gram, kind=kind, n_train=int(wc.n_train))
     result[kind] = (eigenvalues(k_train), spectrum(k_train))
     log.info("%s spectrum: %s", kind, result[kind][1])
-with h5py.File(snakemake.input.gram, "r") as f:
+with open_h5_checked(snakemake.input.gram) as f:
     gram_config = f.attrs.get("config", "{}")
 with atomic_output(snakemake.output[0]) as tmp, h5py.File(tmp, "w") as f:
     for kind, (evals, summary) in result.items():
