@@ -47,6 +47,7 @@ def test_bad_config_fails_before_any_job(tmp_path, base, path, value, needle):
 
 def test_jobs_pack_axes(base):
     study = copy.deepcopy(base["studies"]["tiny"])
+    study["grids"] = study["grids"][:1]
     study["grids"][0]["lr"] = [0.1, 0.05]
     per_seed_pack = dlc.jobs(study)
     assert len(per_seed_pack) == 2 * 2 * 2 * 1 * 2  # datasets, N, depth, width, lr
@@ -64,7 +65,16 @@ def test_jobs_pack_axes(base):
 
 def test_grid_union_deduplicates(base):
     study = copy.deepcopy(base["studies"]["tiny"])
+    study["grids"] = study["grids"][:1]
     study["grids"].append(dict(study["grids"][0], depth=[2, 5]))
     depths = {m.depth for m in dlc.members(study)}
     assert depths == {0, 2, 5}
     assert len(dlc.members(study)) == 2 * 2 * 3 * 2
+
+
+def test_cv_learning_rate_is_its_own_job_and_search(base):
+    study = copy.deepcopy(base["studies"]["tiny"])
+    cv = [k for k in dlc.jobs(study) if k.job == "lrcv"]
+    assert [(k.dataset, k.n_train, k.depth, k.width) for k in cv] == [("local1", 60, 2, 32)]
+    assert dlc.lr_searches(study) == [("local1", 60, 2, 32)]
+    assert dlc.fmt_lr(dlc.parse_lr("cv")) == "cv" and dlc.fmt_lr(0.3) == "0.3"
