@@ -83,6 +83,13 @@ def build_cube(run_files: Iterable[str | Path], regression_files: Iterable[str |
         )
         series.index = series.index.set_names(["label_dataset", "v"])
         cube["label_stability"] = xr.DataArray.from_series(series)
+        info = {lab["dataset"]: lab for lab in labels}
+        names = [str(n) for n in cube["label_dataset"].values]
+        cube = cube.assign_coords(
+            label_generator=("label_dataset", [info[n]["generator"] for n in names]),
+            label_k=("label_dataset", [int(info[n]["k"]) for n in names]),
+            label_d=("label_dataset", [int(info[n]["d"]) for n in names]),
+        )
         cube["label_stability"].attrs.update(
             units="1", description="local stability s(v) of the label rule itself")
 

@@ -40,7 +40,8 @@ def pick_lr(cube: xr.Dataset, figure: Mapping[str, Any], dataset: str) -> float:
     """The learning rate a panel shows: the figure's `lr`, or the only one trained on
     this dataset (grids may give each label its own learning rate)."""
     if "lr" in figure:
-        return parse_lr(figure["lr"])
+        lr = figure["lr"]
+        return parse_lr(lr[dataset] if isinstance(lr, Mapping) else lr)
     trained = cube["test_error"].sel(dataset=dataset).notnull()
     lrs = cube["lr"].values[trained.any([d for d in trained.dims if d != "lr"]).values]
     if len(lrs) != 1:
@@ -245,13 +246,14 @@ def plot_local_stability(cube: xr.Dataset, figure: Mapping[str, Any]) -> plt.Fig
                 mean = cell.mean("seed", skipna=True)
                 std = cell.std("seed", skipna=True, ddof=0)
                 ax.errorbar(cell["v"].values, mean.values, yerr=std.values, marker="o", ms=3,
-                            capsize=2, label=f"net L = {depth}, H = {width} ({name})")
+                            capsize=2, label=f"net L = {depth}, H = {width} on "
+                            f"{dataset_title(cube, name)}s")
     if "label_stability" in cube:
         for j, label in enumerate(cube["label_dataset"].values):
             curve = cube["label_stability"].sel(label_dataset=label)
-            ax.plot(curve["v"].values, curve.values, _NTK_STYLES[j % 3], color="0.3",
-                    label=f"{dataset_title(cube, str(label)).split(',')[0]} label rule"
-                    if str(label) in cube["dataset"].values else f"{label} label rule")
+            kind = _LABEL_NAMES.get(str(curve["label_generator"].values), str(label))
+            text = f"{kind.format(k=int(curve['label_k']))} label rule, d = {int(curve['label_d'])}"
+            ax.plot(curve["v"].values, curve.values, _NTK_STYLES[j % 3], color="0.3", label=text)
     ax.set_xlabel("perturbation strength v")
     ax.set_ylabel("local stability s(v)")
     ax.set_ylim(-0.02, 1.02)

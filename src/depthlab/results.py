@@ -109,4 +109,8 @@ def read_regression(path: str | Path) -> dict[str, Any]:
 
 def read_label_stability(path: str | Path) -> dict[str, Any]:
     with open_h5_checked(path, required=("v", "stability")) as f:
-        return {"dataset": str(f.attrs["dataset"]), "v": f["v"][:], "stability": f["stability"][:]}
+        out = {"v": f["v"][:], "stability": f["stability"][:]}
+        for key in ("dataset", "generator", "k", "d"):
+            value = f.attrs[key]
+            out[key] = value.item() if hasattr(value, "item") else str(value)
+        return out

@@ -23,4 +23,7 @@ with atomic_output(snakemake.output[0]) as tmp, h5py.File(tmp, "w") as f:
     f.create_dataset("v", data=v)
     f.create_dataset("stability", data=s)
     f.attrs.update(provenance_attrs({"local_stability": spec, "dataset": data["config"]},
-                                    dataset=snakemake.wildcards.dataset))
+                                    dataset=snakemake.wildcards.dataset,
+                                    generator=data["config"]["generator"],
+                                    k=int(data["config"].get("k", 0)),
+                                    d=int(data["config"]["d"])))
