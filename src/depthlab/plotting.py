@@ -33,7 +33,13 @@ def dataset_title(cube: xr.Dataset, name: str) -> str:
 
 
 def _lr_text(lr: float) -> str:
-    return "chosen by 10-fold CV" if fmt_lr(lr) == "cv" else f"{lr:g}"
+    return "chosen by CV" if fmt_lr(lr) == "cv" else f"{lr:g}"
+
+
+def _sources(cube: xr.Dataset, datasets) -> str:
+    """Where the shown datasets' inputs come from (synthetic, or a named package)."""
+    return ", ".join(dict.fromkeys(str(cube["data_source"].sel(dataset=d).values)
+                                   for d in datasets))
 
 
 def pick_lr(cube: xr.Dataset, figure: Mapping[str, Any], dataset: str) -> float:
@@ -108,7 +114,7 @@ def plot_test_error_vs_n(cube: xr.Dataset, figure: Mapping[str, Any]) -> plt.Fig
     note = (
         f"SGD lr = {', '.join(_lr_text(v) for v in dict.fromkeys(lrs.values()))}, "
         f"error bars: std over {n_seeds} seeds; "
-        f"data: {cube.attrs.get('data_sources', 'synthetic')}"
+        f"data: {_sources(cube, figure['datasets'])}"
     )
     if not_converged:
         note += (
@@ -181,7 +187,7 @@ def plot_test_error_vs_depth(cube: xr.Dataset, figure: Mapping[str, Any]) -> plt
         ax.grid(alpha=0.3)
         _ntk_level(ax, cube, name, n_train)
     return _finish(fig, axes, figure, f"error bars: std over {cube.sizes['seed']} seeds; "
-                   f"data: {cube.attrs.get('data_sources', 'synthetic')}")
+                   f"data: {_sources(cube, figure['datasets'])}")
 
 
 def plot_test_error_vs_lr(cube: xr.Dataset, figure: Mapping[str, Any]) -> plt.Figure:
@@ -246,8 +252,8 @@ def plot_local_stability(cube: xr.Dataset, figure: Mapping[str, Any]) -> plt.Fig
                 mean = cell.mean("seed", skipna=True)
                 std = cell.std("seed", skipna=True, ddof=0)
                 ax.errorbar(cell["v"].values, mean.values, yerr=std.values, marker="o", ms=3,
-                            capsize=2, label=f"net L = {depth}, H = {width} on "
-                            f"{dataset_title(cube, name)}s")
+                            capsize=2,
+                            label=f"net L = {depth}, H = {width} ({dataset_title(cube, name)})")
     if "label_stability" in cube:
         for j, label in enumerate(cube["label_dataset"].values):
             curve = cube["label_stability"].sel(label_dataset=label)
