@@ -34,7 +34,6 @@ the optimizer's randomness comes from `seed`).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 from collections.abc import Mapping
@@ -49,7 +48,6 @@ from depthlab.training import Log, Member, TrainConfig, _emit, train_members
 
 DIVERGED_ERROR = 1.0  # validation error charged to a diverged (or non-finite) run
 PARAM = "log10_lr"
-_TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 
 
 def make_folds(y: np.ndarray, n_folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -70,11 +68,9 @@ def make_folds(y: np.ndarray, n_folds: int, seed: int) -> list[tuple[np.ndarray,
 def _train_config(
     depth: int, width: int, n_classes: int, train_settings: Mapping[str, Any], device: str | None
 ) -> TrainConfig:
-    kw = {k: v for k, v in train_settings.items() if k in _TRAIN_FIELDS}
-    kw.update(depth=int(depth), width=int(width), n_classes=int(n_classes), checkpoint_every=0)
-    if device is not None:
-        kw["device"] = device
-    return TrainConfig(**kw)
+    overrides = {"checkpoint_every": 0} | ({"device": device} if device is not None else {})
+    return TrainConfig.from_settings(dict(train_settings), depth=depth, width=width,
+                                     n_classes=n_classes, **overrides)
 
 
 def fold_error(record: Mapping[str, Any]) -> float:

@@ -85,6 +85,19 @@ class TrainConfig:
     init: str = "glorot_uniform"
 
 
+    @classmethod
+    def from_settings(cls, settings: dict[str, Any], *, depth: int, width: int, n_classes: int,
+                      **overrides: Any) -> TrainConfig:
+        """From a study's `training` config block (keys TrainConfig lacks, such as `pack`,
+        are workflow settings and ignored here)."""
+        from dataclasses import fields
+
+        known = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in settings.items() if k in known}
+        kw.update(depth=int(depth), width=int(width), n_classes=int(n_classes), **overrides)
+        return cls(**kw)
+
+
 class TrainingInterrupted(RuntimeError):
     """Raised by the `_stop_after_epoch` testing hook after the checkpoint of that epoch."""
 

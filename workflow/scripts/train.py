@@ -25,18 +25,8 @@ if "lr_search" in snakemake.input.keys():
 members = [Member(seed=m["seed"], lr=chosen_lr if m["lr"] == LR_CV else m["lr"])
            for m in requested]
 data = read_dataset(snakemake.input.data, n_train=int(wc.n_train))
-cfg = TrainConfig(
-    depth=int(wc.depth),
-    width=int(wc.width),
-    n_classes=data["n_classes"],
-    activation=settings["activation"],
-    loss=settings["loss"],
-    batch_size=settings["batch_size"],
-    check_every=settings["check_every"],
-    max_epochs=settings["max_epochs"],
-    checkpoint_every=settings["checkpoint_every"],
-    device=settings["device"],
-)
+cfg = TrainConfig.from_settings(settings, depth=int(wc.depth), width=int(wc.width),
+                                n_classes=data["n_classes"])
 log.info("training %d member(s) %s with %s", len(members), members, cfg)
 results, model = train_members(
     data["x_train"], data["y_train"], data["x_test"], data["y_test"], members, cfg,
