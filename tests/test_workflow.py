@@ -93,6 +93,12 @@ def test_end_to_end_tiny(tmp_path, tiny_config):
     for log in (res / "logs" / "tiny" / "train").rglob("*.log"):
         assert "epoch" in log.read_text()
 
+    # `snakemake --report` collects every figure with its caption.
+    smk("--report", str(work / "report.html"))
+    report = (work / "report.html").read_text(errors="ignore")
+    for name in ("fig1", "fig2", "fig3", "fig4a", "fig5"):
+        assert f"{name}.png" in report
+
     # Spectra are their own target, computed from the cached Gram only.
     spectrum = res / "kernels" / "local1" / "ntk_mu" / "L3" / "spectrum_N120.h5"
     plan = smk("-n", "--quiet", "rules", "--cores", "1", str(spectrum.relative_to(work))).stdout
