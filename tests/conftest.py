@@ -36,6 +36,18 @@ def copy_workflow(dest: Path) -> Path:
     return dest
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny nets run as fast on one intra-op thread, and are immune to the OpenMP stalls an
+    oversubscribed 2-core machine (parallel test/workflow jobs) inflicts on every op."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def tiny_config(tmp_path):
     path = tmp_path / "tiny.yaml"

@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from depthlab.data.synthetic import k_local_labels
 from depthlab.lr_search import (
@@ -31,13 +30,7 @@ BOUNDS = (1e-3, 1.0)
 N_FOLDS = 3
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # The suite shares 2 cores with other work; one thread avoids oversubscription.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

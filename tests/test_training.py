@@ -23,14 +23,7 @@ def one_local_data(n: int, d: int = 10, seed: int = 0) -> tuple[np.ndarray, np.n
     return x, (x[:, 0] > 0).astype(np.int64)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These nets are tiny: one intra-op thread is as fast, and immune to the OpenMP stalls
-    an oversubscribed machine (parallel test/workflow jobs) inflicts on every op."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 import xarray as xr
 
+from depthlab.config import parse_lr
 from depthlab.provenance import atomic_output, provenance_attrs, to_json
 from depthlab.results import RUN_FIELDS, read_label_stability, read_regression, read_run
 
@@ -167,4 +168,27 @@ def seed_stats(cube: xr.Dataset, var: str = "test_error") -> xr.Dataset:
     )
 
 
-__all__ = ["NOT_RUN", "build_cube", "read_cube", "seed_stats", "write_cube"]
+def pick_lr(cube: xr.Dataset, figure: Mapping[str, Any], dataset: str) -> float:
+    """The learning rate a panel shows: the figure's `lr`, or the only one trained on
+    this dataset (grids may give each label its own learning rate)."""
+    if "lr" in figure:
+        lr = figure["lr"]
+        return parse_lr(lr[dataset] if isinstance(lr, Mapping) else lr)
+    trained = cube["test_error"].sel(dataset=dataset).notnull()
+    lrs = cube["lr"].values[trained.any([d for d in trained.dims if d != "lr"]).values]
+    if len(lrs) != 1:
+        raise ValueError(
+            f"dataset {dataset!r} was trained at learning rates {lrs.tolist()}; "
+            "set `lr` in the figure block to choose one"
+        )
+    return float(lrs[0])
+
+
+def figure_n(figure: Mapping[str, Any], dataset: str) -> int:
+    """The N a figure shows for a dataset (`n_train` is one N or a map dataset -> N)."""
+    n = figure["n_train"]
+    return int(n[dataset]) if isinstance(n, Mapping) else int(n)
+
+
+__all__ = ["NOT_RUN", "build_cube", "figure_n", "pick_lr", "read_cube", "seed_stats",
+           "write_cube"]

@@ -13,8 +13,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 
-from depthlab.config import fmt_lr, parse_lr  # noqa: E402
-from depthlab.cube import seed_stats  # noqa: E402
+from depthlab.config import fmt_lr  # noqa: E402
+from depthlab.cube import figure_n, pick_lr, seed_stats  # noqa: E402
 from depthlab.provenance import atomic_output  # noqa: E402
 
 _LABEL_NAMES = {
@@ -40,22 +40,6 @@ def _sources(cube: xr.Dataset, datasets) -> str:
     """Where the shown datasets' inputs come from (synthetic, or a named package)."""
     return ", ".join(dict.fromkeys(str(cube["data_source"].sel(dataset=d).values)
                                    for d in datasets))
-
-
-def pick_lr(cube: xr.Dataset, figure: Mapping[str, Any], dataset: str) -> float:
-    """The learning rate a panel shows: the figure's `lr`, or the only one trained on
-    this dataset (grids may give each label its own learning rate)."""
-    if "lr" in figure:
-        lr = figure["lr"]
-        return parse_lr(lr[dataset] if isinstance(lr, Mapping) else lr)
-    trained = cube["test_error"].sel(dataset=dataset).notnull()
-    lrs = cube["lr"].values[trained.any([d for d in trained.dims if d != "lr"]).values]
-    if len(lrs) != 1:
-        raise ValueError(
-            f"dataset {dataset!r} was trained at learning rates {lrs.tolist()}; "
-            "set `lr` in the figure block to choose one"
-        )
-    return float(lrs[0])
 
 
 def plot_test_error_vs_n(cube: xr.Dataset, figure: Mapping[str, Any]) -> plt.Figure:
@@ -134,12 +118,6 @@ def save_figure(fig: plt.Figure, *paths: str | Path) -> None:
         with atomic_output(path) as tmp:
             fig.savefig(tmp, format=fmt, dpi=150)
     plt.close(fig)
-
-
-def figure_n(figure: Mapping[str, Any], dataset: str) -> int:
-    """The N a figure shows for a dataset (`n_train` is one N or a map dataset -> N)."""
-    n = figure["n_train"]
-    return int(n[dataset]) if isinstance(n, Mapping) else int(n)
 
 
 def _ntk_level(ax, cube: xr.Dataset, dataset: str, n_train: int) -> None:

@@ -17,6 +17,12 @@ import numpy as np
 
 from depthlab.provenance import atomic_output, open_h5_checked, provenance_attrs
 
+
+def _scalar(value: Any) -> Any:
+    """An HDF5 attribute as a plain Python value (numpy scalars -> int/float, else str)."""
+    return value.item() if hasattr(value, "item") else str(value)
+
+
 RUN_FIELDS: dict[str, tuple[str, str, str]] = {
     # name: (dtype, units, description)
     "seed": ("i8", "1", "initialization and mini-batch-order seed"),
@@ -75,7 +81,7 @@ def read_run(path: str | Path) -> list[dict[str, Any]]:
     for i in range(len(columns["seed"])):
         row = {name: col[i].item() if hasattr(col[i], "item") else col[i]
                for name, col in columns.items()}
-        row.update({k: (v.item() if hasattr(v, "item") else str(v)) for k, v in cell.items()})
+        row.update({k: _scalar(v) for k, v in cell.items()})
         row["software_versions"] = software
         if stability is not None:
             row["local_stability"] = dict(zip(stability_v.tolist(), stability[i].tolist(),
@@ -102,8 +108,7 @@ def read_regression(path: str | Path) -> dict[str, Any]:
     with open_h5_checked(path, required=REGRESSION_FIELDS) as f:
         out = {name: float(f[name][()]) for name in REGRESSION_FIELDS}
         for key in ("dataset", "kernel", "kernel_depth", "n_train"):
-            value = f.attrs[key]
-            out[key] = value.item() if hasattr(value, "item") else str(value)
+            out[key] = _scalar(f.attrs[key])
     return out
 
 
@@ -111,6 +116,5 @@ def read_label_stability(path: str | Path) -> dict[str, Any]:
     with open_h5_checked(path, required=("v", "stability")) as f:
         out = {"v": f["v"][:], "stability": f["stability"][:]}
         for key in ("dataset", "generator", "k", "d"):
-            value = f.attrs[key]
-            out[key] = value.item() if hasattr(value, "item") else str(value)
+            out[key] = _scalar(f.attrs[key])
         return out

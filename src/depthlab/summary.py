@@ -11,7 +11,7 @@ import pandas as pd
 import xarray as xr
 
 from depthlab.config import fmt_lr
-from depthlab.cube import seed_stats
+from depthlab.cube import pick_lr, seed_stats
 
 COLUMNS = ["figure", "dataset", "label", "k", "d", "n_train", "width", "lr",
            "test_error_shallow", "test_error_deep", "depth_effect", "depth_effect_std",
@@ -24,12 +24,6 @@ def expected_sign(generator: str, k: int) -> int | None:
     if generator == "k_local":
         return -1 if k >= 2 else +1
     return {"k_global": +1, "ising": +1}.get(generator)
-
-
-def _lr_for(cube: xr.Dataset, figure: Mapping[str, Any], dataset: str) -> float:
-    from depthlab.plotting import pick_lr
-
-    return pick_lr(cube, figure, dataset)
 
 
 def depth_effect_table(cube: xr.Dataset, figures: Mapping[str, Mapping[str, Any]],
@@ -47,7 +41,7 @@ def depth_effect_table(cube: xr.Dataset, figures: Mapping[str, Mapping[str, Any]
         if figure.get("plot") != "test_error_vs_n":
             continue
         for ds in figure["datasets"]:
-            lr = _lr_for(cube, figure, ds)
+            lr = pick_lr(cube, figure, ds)
             sub = cube.sel(dataset=ds, lr=lr)
             if shallow not in sub["depth"].values or deep not in sub["depth"].values:
                 continue
