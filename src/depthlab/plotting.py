@@ -56,8 +56,8 @@ def plot_test_error_vs_n(cube: xr.Dataset, figure: Mapping[str, Any]) -> plt.Fig
         stats = seed_stats(sub)
         archs = [
             (int(L), int(H))
-            for L in sub["depth"].values
-            for H in sub["width"].values
+            for L in figure.get("depths", sub["depth"].values.tolist())
+            for H in figure.get("widths", sub["width"].values.tolist())
             if int(stats["count"].sel(depth=L, width=H).sum()) > 0
         ]
         for i, (L, H) in enumerate(archs):
