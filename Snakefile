@@ -27,6 +27,7 @@ include: "rules/kernels.smk"
 include: "rules/train.smk"
 include: "rules/aggregate.smk"
 include: "rules/mori_ueda.smk"
+include: "rules/geiger.smk"
 
 
 rule all:

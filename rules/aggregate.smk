@@ -7,6 +7,8 @@ rule cube:
         f"{R}/{{study}}/cube.nc",
     log:
         f"{R}/logs/{{study}}/cube.log",
+    wildcard_constraints:
+        study=_alternatives(MORI_UEDA_STUDIES),
     params:
         study=lambda wc: STUDIES[wc.study],
         datasets=lambda wc: {

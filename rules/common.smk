@@ -16,13 +16,16 @@ except dlc.ConfigError as err:
 R = config.get("results", "results")
 # Library modules that figure rules declare as inputs: editing them reruns figures only.
 PLOTTING_CODE = os.path.join(workflow.basedir, "src", "depthlab", "plotting.py")
+GEIGER_PLOTTING_CODE = os.path.join(workflow.basedir, "src", "depthlab", "geiger_plots.py")
 STUDIES = config["studies"]
 DATASETS = config["datasets"]
 KERNELS = config.get("kernels", {})
 KERNEL_REGRESSION = dlc.kernel_regression_settings(config)
 # Every training job of every study, expanded once: input functions look jobs up here
 # (recomputing per job made the paper dry-run quadratic in the job count).
-STUDY_JOBS = {name: dlc.jobs(study) for name, study in STUDIES.items()}
+STUDY_JOBS = {
+    name: dlc.jobs(study) for name, study in STUDIES.items() if study["kind"] == "mori_ueda"
+}
 
 
 def _alternatives(names):
@@ -34,6 +37,10 @@ def studies_of_kind(kind):
     return [name for name, study in STUDIES.items() if study["kind"] == kind]
 
 
+MORI_UEDA_STUDIES = studies_of_kind("mori_ueda")
+GEIGER_STUDIES = studies_of_kind("geiger")
+
+
 wildcard_constraints:
     study=_alternatives(STUDIES),
     dataset=_alternatives(DATASETS),
@@ -42,6 +49,9 @@ wildcard_constraints:
     depth=r"\d+",
     width=r"\d+",
     job=r"all|lr([0-9.e+-]+|cv)(_seed\d+)?|seed\d+",
+    activation="softplus|relu",
+    alpha=r"[0-9][0-9.e+-]*",
+    seed=r"\d+",
 
 
 def dataset_file(wildcards):
@@ -123,4 +133,6 @@ def all_targets():
         targets.extend(figure_files(name))
         if study["kind"] == "mori_ueda":
             targets.append(f"{R}/{name}/summary.csv")
+        if study["kind"] == "geiger" and "table1" in study:
+            targets.append(f"{R}/{name}/table1.csv")
     return targets

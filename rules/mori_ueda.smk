@@ -3,7 +3,6 @@
 # reading only the study cube. The plotting module is an input, so editing figure code
 # reruns the figures and nothing upstream.
 
-MORI_UEDA_STUDIES = studies_of_kind("mori_ueda")
 MORI_UEDA_FIGURES = sorted({fig for s in MORI_UEDA_STUDIES for fig in STUDIES[s]["figures"]})
 
 

@@ -9,6 +9,8 @@ rule select_lr:
         f"{R}/{{study}}/lr_search/{{dataset}}/N{{n_train}}/L{{depth}}_H{{width}}.h5",
     log:
         f"{R}/logs/{{study}}/lr_search/{{dataset}}/N{{n_train}}/L{{depth}}_H{{width}}.log",
+    wildcard_constraints:
+        study=_alternatives(MORI_UEDA_STUDIES),
     params:
         training=lambda wc: dlc.training_settings(STUDIES[wc.study]),
         search=lambda wc: dlc.lr_selection(STUDIES[wc.study]),
@@ -29,6 +31,8 @@ rule train:
         f"{R}/{{study}}/runs/{{dataset}}/N{{n_train}}/L{{depth}}_H{{width}}/{{job}}.h5",
     log:
         f"{R}/logs/{{study}}/train/{{dataset}}/N{{n_train}}/L{{depth}}_H{{width}}/{{job}}.log",
+    wildcard_constraints:
+        study=_alternatives(MORI_UEDA_STUDIES),
     params:
         training=lambda wc: dlc.training_settings(STUDIES[wc.study]),
         members=job_members,
@@ -56,6 +60,8 @@ rule label_stability:
         f"{R}/{{study}}/label_stability/{{dataset}}.h5",
     log:
         f"{R}/logs/{{study}}/label_stability/{{dataset}}.log",
+    wildcard_constraints:
+        study=_alternatives(MORI_UEDA_STUDIES),
     params:
         spec=lambda wc: STUDIES[wc.study]["local_stability"],
     resources:

@@ -100,13 +100,13 @@ def test_frozen_mse_dynamics_matches_closed_form(task):
     np.testing.assert_allclose(gd.train[0, :, 0], exact, atol=1e-12)
 
 
-@pytest.mark.parametrize("tau", [0.0, 0.5])
-def test_hinge_dynamics_stops_at_zero_loss(task, tau):
+@pytest.mark.parametrize(("tau", "mu"), [(0.0, None), (0.5, None), (0.0, 1000.0)])
+def test_hinge_dynamics_stops_at_zero_loss(task, tau, mu):
     k, k_test, y = task
     n = len(y)
     times = [0.0, 5.0, 50.0, 1e3, 1e4]
     run = frozen_kernel_dynamics(
-        k, y, times, loss="hinge", lr=1.0 / n, tau=tau, k_test_train=k_test
+        k, y, times, loss="hinge", lr=1.0 / n, tau=tau, mu=mu, k_test_train=k_test
     )
     assert run.loss[0] == 1.0  # f_0 = 0: every margin is 0
     assert np.all(np.diff(run.loss) <= 0)
@@ -118,6 +118,23 @@ def test_hinge_dynamics_stops_at_zero_loss(task, tau):
     np.testing.assert_allclose(run.test, expect, rtol=1e-12, atol=1e-14)
     # the output change per step respects Geiger's bound
     assert run.n_steps >= np.abs(run.train[-1]).max() / 1e-2
+
+
+def test_time_dependent_momentum_matches_its_exact_memory(task):
+    """tau = t / mu: over [t, t + h] the velocity keeps (t / (t + h))^mu of itself, so at
+    fixed steps the c-trajectory is a hand-computable recursion."""
+    k, _, y = task
+    n, mu, h = len(y), 3.0, 0.1
+    run = frozen_kernel_dynamics(k, y, [0.5], loss="mse", lr=1.0 / n, dt=h, mu=mu)
+    c, u, t = np.zeros(n), np.zeros(n), 0.0
+    for _ in range(5):
+        grad = k @ c - y
+        x = 0.0 if t == 0 else (t / (t + h)) ** mu
+        u = x * u - (1 - x) * grad / n
+        c, t = c + h * u, t + h
+    np.testing.assert_allclose(run.coefficients[-1, :, 0], c, rtol=1e-10)
+    with pytest.raises(ValueError, match="not both"):
+        frozen_kernel_dynamics(k, y, [1.0], tau=1.0, mu=10.0)
 
 
 def test_frozen_dynamics_with_initial_outputs(task):

@@ -5,9 +5,13 @@ module checks what a schema cannot (k <= d, names that must refer to something, 
 larger than the dataset) and turns a study's grids into the set of training members
 and the jobs that train them.
 
-A *member* is one trained network: (dataset, n_train, depth, width, lr, seed).
-A *job* trains every member that shares (dataset, n_train, depth, width) and the
+Mori-Ueda studies: a *member* is one trained network (dataset, n_train, depth, width, lr,
+seed); a *job* trains every member that shares (dataset, n_train, depth, width) and the
 unpacked axes; which axes a job packs is the study's `training.pack` choice.
+
+Geiger studies: a *run* is one net (activation, depth, width, alpha, seed) trained by the
+momentum hinge dynamics, one job each; the frozen-NTK (lazy) prediction depends on
+everything but alpha and is its own job per (activation, depth, width, seed).
 """
 
 from __future__ import annotations
@@ -92,7 +96,16 @@ def kernel_regression_settings(config: Mapping[str, Any]) -> dict[str, Any]:
 
 def check_config(config: Mapping[str, Any]) -> None:
     """Cross-field checks. Raises ConfigError naming the offending key."""
-    datasets = config["datasets"]
+    _check_datasets(config["datasets"])
+    for sname, study in config["studies"].items():
+        if study["kind"] == "geiger":
+            _check_geiger_study(f"studies.{sname}", study, config["datasets"])
+        else:
+            _check_mori_ueda_study(f"studies.{sname}", study, config["datasets"],
+                                   config.get("kernels", {}))
+
+
+def _check_datasets(datasets: Mapping[str, Any]) -> None:
     for name, ds in datasets.items():
         key = f"datasets.{name}"
         if ds["generator"] in ("k_local", "k_global"):
@@ -112,50 +125,51 @@ def check_config(config: Mapping[str, Any]) -> None:
             for key in ("beta1", "beta2"):
                 if key not in ds:
                     raise ConfigError(f"{key} is required: datasets.{name}.{key}")
-    kernels = config.get("kernels", {})
-    for sname, study in config["studies"].items():
-        skey = f"studies.{sname}"
-        for gi, grid in enumerate(study["grids"]):
-            gkey = f"{skey}.grids[{gi}]"
-            for ds_name in grid["datasets"]:
-                if ds_name not in datasets:
-                    raise ConfigError(f"{gkey}.datasets: unknown dataset {ds_name!r}")
-                biggest = max(grid["n_train"])
-                if biggest > datasets[ds_name]["n_train"]:
-                    raise ConfigError(
-                        f"{gkey}.n_train: {biggest} exceeds datasets.{ds_name}.n_train = "
-                        f"{datasets[ds_name]['n_train']}"
-                    )
-        training = training_settings(study)
-        uses_cv = any(lr == "cv" for grid in study["grids"] for lr in grid["lr"])
-        if uses_cv:
-            lo, hi = lr_selection(study)["bounds"]
-            if not 0 < lo < hi:
-                raise ConfigError(f"{skey}.lr_selection.bounds must satisfy 0 < low < high")
-        elif "lr_selection" in study:
-            raise ConfigError(f"{skey}.lr_selection is set but no grid has lr: [cv]")
-        stability = study.get("local_stability", {})
-        for key in ("datasets", "label_datasets"):
-            for ds_name in stability.get(key, []):
-                if ds_name not in datasets:
-                    raise ConfigError(
-                        f"{skey}.local_stability.{key}: unknown dataset {ds_name!r}")
-        for axis in training["pack"]:
-            if axis not in PACKABLE_AXES:
-                raise ConfigError(f"{skey}.training.pack: cannot pack {axis!r}")
-        baseline = kernel_baseline(study)
-        if baseline is not None and baseline["kernel"] not in kernels:
-            raise ConfigError(
-                f"{skey}.kernel_baseline.kernel: unknown kernel {baseline['kernel']!r} "
-                f"(defined: {sorted(kernels)})"
-            )
-        used = {ds for grid in study["grids"] for ds in grid["datasets"]}
-        for fname, fig in study["figures"].items():
-            for ds_name in fig["datasets"]:
-                if ds_name not in used:
-                    raise ConfigError(
-                        f"{skey}.figures.{fname}.datasets: {ds_name!r} is not trained in any grid"
-                    )
+
+
+def _check_mori_ueda_study(skey: str, study: Mapping[str, Any], datasets: Mapping[str, Any],
+                           kernels: Mapping[str, Any]) -> None:
+    for gi, grid in enumerate(study["grids"]):
+        gkey = f"{skey}.grids[{gi}]"
+        for ds_name in grid["datasets"]:
+            if ds_name not in datasets:
+                raise ConfigError(f"{gkey}.datasets: unknown dataset {ds_name!r}")
+            biggest = max(grid["n_train"])
+            if biggest > datasets[ds_name]["n_train"]:
+                raise ConfigError(
+                    f"{gkey}.n_train: {biggest} exceeds datasets.{ds_name}.n_train = "
+                    f"{datasets[ds_name]['n_train']}"
+                )
+    training = training_settings(study)
+    uses_cv = any(lr == "cv" for grid in study["grids"] for lr in grid["lr"])
+    if uses_cv:
+        lo, hi = lr_selection(study)["bounds"]
+        if not 0 < lo < hi:
+            raise ConfigError(f"{skey}.lr_selection.bounds must satisfy 0 < low < high")
+    elif "lr_selection" in study:
+        raise ConfigError(f"{skey}.lr_selection is set but no grid has lr: [cv]")
+    stability = study.get("local_stability", {})
+    for key in ("datasets", "label_datasets"):
+        for ds_name in stability.get(key, []):
+            if ds_name not in datasets:
+                raise ConfigError(
+                    f"{skey}.local_stability.{key}: unknown dataset {ds_name!r}")
+    for axis in training["pack"]:
+        if axis not in PACKABLE_AXES:
+            raise ConfigError(f"{skey}.training.pack: cannot pack {axis!r}")
+    baseline = kernel_baseline(study)
+    if baseline is not None and baseline["kernel"] not in kernels:
+        raise ConfigError(
+            f"{skey}.kernel_baseline.kernel: unknown kernel {baseline['kernel']!r} "
+            f"(defined: {sorted(kernels)})"
+        )
+    used = {ds for grid in study["grids"] for ds in grid["datasets"]}
+    for fname, fig in study["figures"].items():
+        for ds_name in fig["datasets"]:
+            if ds_name not in used:
+                raise ConfigError(
+                    f"{skey}.figures.{fname}.datasets: {ds_name!r} is not trained in any grid"
+                )
 
 
 def members(study: Mapping[str, Any]) -> list[MemberKey]:
@@ -211,3 +225,116 @@ def kernel_regressions(study: Mapping[str, Any]) -> list[tuple[str, int, int]]:
         return []
     cells = {(m.dataset, m.n_train) for m in members(study)}
     return sorted((ds, n, depth) for (ds, n) in cells for depth in baseline["depths"])
+
+
+# ----------------------------------------------------------------------------- Geiger
+
+GEIGER_DYNAMICS_DEFAULTS: dict[str, Any] = {
+    "beta": 5.0,
+    "mu": 1000.0,
+    "df_target": 10**-2.5,
+    "max_steps": 1_000_000,
+    "record_per_decade": 10,
+    "ntk_subset": 256,
+}
+PARITY_GENERATORS = ("mnist_parity", "digits_parity")
+
+
+def canonical_alpha(value: float) -> float:
+    """alpha rounded to 10 significant digits: the same alpha reached two ways (a grid's
+    `alpha`, or `alpha_sqrt_h / sqrt(h)`) is one number, one file name, one cube label."""
+    return float(f"{float(value):.10g}")
+
+
+def fmt_alpha(alpha: float) -> str:
+    return repr(canonical_alpha(alpha))
+
+
+@dataclass(frozen=True, order=True)
+class GeigerRun:
+    activation: str
+    depth: int
+    width: int
+    alpha: float
+    seed: int
+
+    @property
+    def arch(self) -> str:
+        return f"{self.activation}_L{self.depth}_h{self.width}"
+
+    @property
+    def name(self) -> str:
+        return f"alpha{fmt_alpha(self.alpha)}_seed{self.seed}"
+
+
+def geiger_dynamics(study: Mapping[str, Any]) -> dict[str, Any]:
+    return {**GEIGER_DYNAMICS_DEFAULTS, **study.get("dynamics", {})}
+
+
+def grid_alphas(grid: Mapping[str, Any], width: int) -> list[float]:
+    if "alpha" in grid:
+        return [canonical_alpha(a) for a in grid["alpha"]]
+    return [canonical_alpha(v / width**0.5) for v in grid["alpha_sqrt_h"]]
+
+
+def geiger_runs(study: Mapping[str, Any]) -> list[GeigerRun]:
+    """Every trained net of a Geiger study: the union of its grids, sorted."""
+    out = set()
+    for grid in study["grids"]:
+        for act, depth, width, seed in itertools.product(
+            grid["activation"], grid["depth"], grid["width"], grid["seeds"]
+        ):
+            for alpha in grid_alphas(grid, width):
+                out.add(GeigerRun(act, depth, width, alpha, seed))
+    return sorted(out)
+
+
+def geiger_lazy_cells(study: Mapping[str, Any]) -> list[tuple[str, int, int, int]]:
+    """(activation, depth, width, seed) of every frozen-NTK prediction a study needs."""
+    return sorted({(r.activation, r.depth, r.width, r.seed) for r in geiger_runs(study)})
+
+
+def _check_geiger_study(skey: str, study: Mapping[str, Any],
+                        datasets: Mapping[str, Any]) -> None:
+    name = study["dataset"]
+    if name not in datasets:
+        raise ConfigError(f"{skey}.dataset: unknown dataset {name!r}")
+    spec = datasets[name]
+    if spec["generator"] not in PARITY_GENERATORS:
+        raise ConfigError(
+            f"{skey}.dataset: {name!r} has generator {spec['generator']!r}; the hinge "
+            f"dynamics needs +-1 labels from one of {PARITY_GENERATORS}"
+        )
+    if study["n_train"] > spec["n_train"]:
+        raise ConfigError(f"{skey}.n_train = {study['n_train']} exceeds datasets.{name}.n_train"
+                          f" = {spec['n_train']}")
+    subset = geiger_dynamics(study)["ntk_subset"]
+    if subset > spec["n_test"]:
+        raise ConfigError(f"{skey}.dynamics.ntk_subset = {subset} exceeds datasets.{name}."
+                          f"n_test = {spec['n_test']}")
+    runs = geiger_runs(study)
+    archs = {(r.activation, r.depth) for r in runs}
+    for fname, fig in study["figures"].items():
+        fkey = f"{skey}.figures.{fname}"
+        if (fig["activation"], fig["depth"]) not in archs:
+            raise ConfigError(f"{fkey}: no grid trains {fig['activation']} nets of depth "
+                              f"{fig['depth']}")
+        widths = {r.width for r in runs if (r.activation, r.depth) ==
+                  (fig["activation"], fig["depth"])}
+        missing = set(fig.get("widths", [])) - widths
+        if missing:
+            raise ConfigError(f"{fkey}.widths: {sorted(missing)} not trained at that "
+                              f"activation and depth (trained: {sorted(widths)})")
+        if "width" in fig and fig["width"] not in widths:
+            raise ConfigError(f"{fkey}.width: {fig['width']} not trained (trained: "
+                              f"{sorted(widths)})")
+    table = study.get("table1")
+    if table:
+        lo, hi = table["fit_range"]
+        if not lo < hi:
+            raise ConfigError(f"{skey}.table1.fit_range must be [low, high] with low < high")
+        act = table.get("activation", "softplus")
+        for depth in table["depths"]:
+            if (act, depth) not in archs:
+                raise ConfigError(f"{skey}.table1.depths: no grid trains {act} nets of depth "
+                                  f"{depth}")

@@ -39,6 +39,11 @@ _DATASET_COORDS = {
 }
 
 
+def data_source(spec: Mapping[str, Any]) -> str:
+    """Where a dataset's inputs come from, as figures and cubes state it."""
+    return spec.get("source", _SOURCES.get(spec["generator"], "synthetic"))
+
+
 def _runs_frame(run_files: Iterable[str | Path]) -> pd.DataFrame:
     rows = [row for path in run_files for row in read_run(path)]
     if not rows:
@@ -114,7 +119,7 @@ def build_cube(run_files: Iterable[str | Path], regression_files: Iterable[str |
         for ds in names:
             spec = datasets[ds]
             if coord == "data_source":
-                values.append(spec.get("source", _SOURCES.get(spec["generator"], "synthetic")))
+                values.append(data_source(spec))
             elif coord == "k":
                 values.append(int(spec.get("k", 0)))
             else:
@@ -147,8 +152,11 @@ def build_cube(run_files: Iterable[str | Path], regression_files: Iterable[str |
 
 
 def write_cube(cube: xr.Dataset, path: str | Path) -> None:
+    # Sparse grids leave many NaN cells; compression makes them nearly free on disk.
+    encoding = {name: {"zlib": True, "complevel": 4} for name, var in cube.data_vars.items()
+                if var.dtype.kind == "f"}
     with atomic_output(path) as tmp:
-        cube.to_netcdf(tmp, engine="h5netcdf")
+        cube.to_netcdf(tmp, engine="h5netcdf", encoding=encoding)
 
 
 def read_cube(path: str | Path) -> xr.Dataset:
@@ -190,5 +198,5 @@ def figure_n(figure: Mapping[str, Any], dataset: str) -> int:
     return int(n[dataset]) if isinstance(n, Mapping) else int(n)
 
 
-__all__ = ["NOT_RUN", "build_cube", "figure_n", "pick_lr", "read_cube", "seed_stats",
+__all__ = ["NOT_RUN", "build_cube", "data_source", "figure_n", "pick_lr", "read_cube", "seed_stats",
            "write_cube"]

@@ -118,3 +118,27 @@ def read_label_stability(path: str | Path) -> dict[str, Any]:
         for key in ("dataset", "generator", "k", "d"):
             out[key] = _scalar(f.attrs[key])
         return out
+
+
+def write_record(path: str | Path, scalars: Mapping[str, Any], arrays: Mapping[str, Any],
+                 cell: Mapping[str, Any], config_slice: Any) -> None:
+    """One result as HDF5: arrays as datasets, numbers and strings as attributes of the
+    group ``/scalars``, the cell coordinates and provenance as file attributes."""
+    with atomic_output(path) as tmp, h5py.File(tmp, "w") as f:
+        group = f.create_group("scalars")
+        for name, value in scalars.items():
+            group.attrs[name] = value if isinstance(value, str) else np.float64(value)
+        for name, value in arrays.items():
+            f.create_dataset(name, data=np.asarray(value, dtype=np.float64))
+        f.attrs.update(provenance_attrs(config_slice, **dict(cell)))
+
+
+def read_record(path: str | Path, required: Sequence[str] = ()) -> dict[str, Any]:
+    """A :func:`write_record` file as one dict: cell attributes, scalars and arrays."""
+    with open_h5_checked(path, required=("scalars", *required)) as f:
+        out = {k: _scalar(v) for k, v in f.attrs.items() if k not in ("config", "config_hash")}
+        out.update({k: _scalar(v) for k, v in f["scalars"].attrs.items()})
+        for name, item in f.items():
+            if isinstance(item, h5py.Dataset):
+                out[name] = item[()]
+    return out

@@ -421,6 +421,7 @@ def frozen_kernel_dynamics(
     dt: float | None = None,
     max_df: float = 1e-2,
     tau: float = 0.0,
+    mu: float | None = None,
     f0_train: Any = None,
     k_test_train: np.ndarray | Iterable[np.ndarray] | None = None,
     f0_test: Any = None,
@@ -432,7 +433,9 @@ def frozen_kernel_dynamics(
     ``dt=None`` picks Geiger's adaptive step (no output moves by more than ``max_df``);
     a number fixes it (``dt=1``: gradient descent with learning rate ``lr``).  ``tau > 0``
     adds Geiger's momentum (the velocity relaxes exactly over each step; a step with
-    momentum and ``dt=None`` bounds the output change by ``max_df`` too).  For the hinge
+    momentum and ``dt=None`` bounds the output change by ``max_df`` too); ``mu`` instead
+    gives the time-dependent relaxation ``tau = t / mu`` of Geiger's FC runs (memory
+    ``(t / (t + dt))^mu`` over a step, none at ``t = 0``).  For the hinge
     loss the run ends at the stopping time, the first time every margin is >= 1 (with
     momentum the residual velocity is dropped there); later records repeat the final
     state.  The returned arrays have shape ``(T, n, k)`` (a 1-D ``y`` gives ``k = 1``).
@@ -451,6 +454,9 @@ def frozen_kernel_dynamics(
     if np.any(np.diff(ts) < 0) or np.any(np.isinf(ts)):
         raise ValueError("times must be finite and ascending")
     lr = float(lr)
+    if mu is not None and tau > 0.0:
+        raise ValueError("give either a constant tau or mu (tau = t / mu), not both")
+    momentum = tau > 0.0 or (mu is not None and mu > 0.0)
     h_cap = 1.0 / (lr * max(float(np.abs(k).sum(axis=1).max()), np.finfo(float).tiny))
 
     c = np.zeros_like(y2)
@@ -477,13 +483,16 @@ def frozen_kernel_dynamics(
             else:
                 # with momentum K u_new is a convex combination of K u and kg: bound both
                 vmax = float(np.abs(kg).max())
-                if tau > 0.0:
+                if momentum:
                     vmax = max(vmax, float(np.abs(ku).max()))
                 h = h_cap if vmax == 0.0 else min(h_cap, max_df / vmax)
             h = min(h, target - t)
-            if tau > 0.0:
+            if momentum:
                 # the velocity relaxes towards -lr l' exactly over the step
-                decay = math.exp(-h / tau)
+                if tau > 0.0:
+                    decay = math.exp(-h / tau)
+                else:
+                    decay = 0.0 if t <= 0.0 else math.exp(-mu * math.log1p(h / t))
                 u = u * decay - (lr * (1.0 - decay)) * grad
                 ku = ku * decay + (1.0 - decay) * kg
                 dc, vf = u, ku
