@@ -8,7 +8,8 @@ Tolerances:
 * lazy limit: at alpha = 1e4 the net's test outputs ``F`` and the frozen-initial-NTK
   prediction differ by ``||F - F_lazy|| / ||F_lazy|| < 1e-2`` (observed 1.5e-3: both follow
   the same tau = t/1000 momentum flow, with different Euler steps of ~3e-3 in F and the
-  net's residual 1/alpha nonlinearity); at alpha = 1e-2 (feature regime) they differ by > 0.1 (observed ~0.6).
+  net's residual 1/alpha nonlinearity); at alpha = 1e-2 (feature regime) they differ by
+  > 0.1 (observed ~0.6).
 * kernel change ~ 1/alpha in the lazy regime: the ratio between alpha = 1e2 and 1e4 is
   within [30, 300] (observed ~100).
 """

@@ -64,16 +64,17 @@ records and those checks).  (For the CNN setup of the paper; not used by the FC 
 Measures
 --------
 Along the trajectory, at log-spaced times (``record_per_decade`` per decade, the first step
-whose time enters a new bin, plus ``t = 0`` and the final state): ``t``, ``alpha^2 L``, train
-and test error, ``||f(w_t) - f(w0)||`` and ``||f(w_t)||`` on the test set (App. E eq. 29: the root mean
-square over test points, of ``f``, not ``F``) and ``||w_t - w0|| / ||w0||`` (all parameters).  At the
-end: test error, ``t1`` (``alpha^2 L = 0.5``, linear interpolation between the two steps
-around the crossing), ``t2``, the kernel change ``||Theta(w_end) - Theta(w0)||_F /
-||Theta(w0)||_F`` (eq. 9) on the first ``ntk_subset`` test points, and the lazy (frozen
-initial NTK, App. C) prediction: :func:`depthlab.kernels.regression.frozen_kernel_dynamics`
-with ``lr = 1/n`` on ``F`` (``f_0 = 0``), the hinge loss, the initial empirical NTK Grams
-(train x train, test x train) and the same ``tau = t/mu`` momentum as the net (the
-output change per step is bounded by ``df_target``).
+whose time enters a new bin, plus ``t = 0`` and the final state): ``t``, ``alpha^2 L``,
+train and test error, ``||f(w_t) - f(w0)||`` and ``||f(w_t)||`` on the test set (App. E eq.
+29: the root mean square over test points, of ``f``, not ``F``) and ``||w_t - w0|| /
+||w0||`` (all parameters). At the end: test error, ``t1`` (``alpha^2 L = 0.5``, linear
+interpolation between the two steps around the crossing), ``t2``, the kernel change
+``||Theta(w_end) - Theta(w0)||_F / ||Theta(w0)||_F`` (eq. 9) on the first ``ntk_subset``
+test points, and the lazy (frozen initial NTK, App. C) prediction:
+:func:`depthlab.kernels.regression.frozen_kernel_dynamics` with ``lr = 1/n`` on ``F`` (``f_0
+= 0``), the hinge loss, the initial empirical NTK Grams (train x train, test x train) and
+the same ``tau = t/mu`` momentum as the net (the output change per step is bounded by
+``df_target``).
 
 Ensembles (sec. 4): :func:`ensemble_stats` -- the test error of the ensemble-averaged
 predictor ``sign(mean_i F_i)`` and ``Var f`` of eq. 7 (population variance over members,

@@ -20,7 +20,7 @@ import pandas as pd
 import xarray as xr
 
 from depthlab.cube import NOT_RUN
-from depthlab.geiger import TRAJECTORY_KEYS, ensemble_stats, pm_labels
+from depthlab.geiger import ensemble_stats, pm_labels
 from depthlab.provenance import provenance_attrs, to_json
 from depthlab.results import read_record
 
