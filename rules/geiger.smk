@@ -24,7 +24,12 @@ def geiger_run_files(study_name):
 
 def geiger_common_params(wildcards):
     study = STUDIES[wildcards.study]
-    return {"dynamics": dlc.geiger_dynamics(study), "n_train": study["n_train"]}
+    return {
+        "dynamics": dlc.geiger_dynamics(study),
+        "n_train": study["n_train"],
+        "architecture": study.get("architecture", "fc"),
+        "image_shape": dlc.geiger_image_shape(study, DATASETS[study["dataset"]]),
+    }
 
 
 rule geiger_lazy:
@@ -39,6 +44,8 @@ rule geiger_lazy:
     params:
         dynamics=lambda wc: geiger_common_params(wc)["dynamics"],
         n_train=lambda wc: geiger_common_params(wc)["n_train"],
+        architecture=lambda wc: geiger_common_params(wc)["architecture"],
+        image_shape=lambda wc: geiger_common_params(wc)["image_shape"],
     threads: config.get("threads", {}).get("train", 1)
     resources:
         runtime=120,
@@ -62,6 +69,8 @@ rule geiger_train:
     params:
         dynamics=lambda wc: geiger_common_params(wc)["dynamics"],
         n_train=lambda wc: geiger_common_params(wc)["n_train"],
+        architecture=lambda wc: geiger_common_params(wc)["architecture"],
+        image_shape=lambda wc: geiger_common_params(wc)["image_shape"],
     threads: config.get("threads", {}).get("train", 1)
     resources:
         runtime=240,

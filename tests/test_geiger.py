@@ -233,3 +233,49 @@ def test_exponent_fit_recovers_power_laws():
     assert fit["n_points"] == 5 * x.size and abs(fit["slope"] - 0.35) < 3 * fit["slope_stderr"]
     with pytest.raises(ValueError):
         exponent_fit(x, clean, (1e5, 1e6))
+
+
+# ----------------------------------------------------------------------------- CNN (setup B)
+
+
+def test_cnn_layout_and_unit_preactivations():
+    """4 hidden convolutions, stride 2 at the first and the middle one; with N(0, 1) weights
+    over fan_in^1/2 and the unit-variance gain, every layer's preactivations have second
+    moment 1.  Monte Carlo over 16 initializations x 64 channels at the central 2x2 pixels
+    of 8 random 32x32 images (out of reach of the zero padding; deep ReLU layers correlate
+    the images, so ~1000 effective samples, std ~0.045): tolerance 0.15."""
+    from depthlab.geiger import NTKConv2d, geiger_cnn
+
+    convs = [m for m in geiger_cnn((32, 32), 4, 4, seed=0) if isinstance(m, NTKConv2d)]
+    assert [c.stride for c in convs] == [2, 1, 2, 1]
+    x = torch.randn(8, 1024, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    moments = np.zeros(4)
+    for seed in range(16):
+        h, layer = x, 0
+        for m in geiger_cnn((32, 32), 64, 4, seed=seed):
+            h = m(h)
+            if isinstance(m, NTKConv2d):
+                c = h.shape[-1] // 2
+                moments[layer] += float(h[:, :, c - 1 : c + 1, c - 1 : c + 1].pow(2).mean()) / 16
+                layer += 1
+        assert h.shape == (8, 1)
+    assert np.allclose(moments, 1.0, atol=0.15), moments
+
+
+def test_cnn_stochastic_dynamics_reaches_zero_loss():
+    from depthlab.data.mnist import digits_parity_dataset
+
+    torch.set_num_threads(1)
+    data = digits_parity_dataset({"pca_components": None, "d": 64, "n_train": 16,
+                                  "n_test": 40}, 56, np.random.default_rng(0))
+    run = train_lazy_feature(
+        data["x_train"], data["y_train"], data["x_test"], data["y_test"], alpha=1.0, width=4,
+        depth=4, seed=0, architecture="cnn", image_shape=(8, 8), mu=None, tau=10.0,
+        temperature=1e-4, ntk_subset=10, max_steps=20000, lazy=False,
+    )  # (the CNN's frozen-NTK twin runs in tests/test_geiger_workflow.py)
+    assert run["status"] == "converged" and run["train_err"] == 0.0
+    assert run["n_band_violations"] == 0 and run["ntk_change"] > 0
+    with pytest.raises(ValueError, match="image shape"):
+        train_lazy_feature(data["x_train"], data["y_train"], data["x_test"], data["y_test"],
+                           alpha=1.0, width=4, depth=4, seed=0, architecture="cnn",
+                           image_shape=(7, 7))

@@ -29,6 +29,12 @@ def test_dry_run_default_and_paper(configfile, tmp_path):
         counts = dict(line.split()[:2] for line in proc.stdout.splitlines()
                       if len(line.split()) == 2 and line.split()[1].isdigit())
         assert int(counts["train"]) >= 4 * 6 * 2 * 3
+        # Geiger: setup (A) over 11 sqrt(h) alpha x 6 widths x 10 seeds at L = 5 (plus the
+        # fixed-alpha, L = 2, ReLU and CNN grids), every figure and Table 1
+        for fig in ("fig1a", "fig1b", "fig1c", "fig1d", "fig2a", "fig2b", "fig2c", "fig2d",
+                    "fig3a", "fig3b", "fig3c", "fig6", "fig7", "fig9", "table1"):
+            assert f"geiger_{fig} " in proc.stdout
+        assert int(counts["geiger_train"]) >= 11 * 6 * 10
 
 
 def test_slurm_profile_dry_run(tmp_path):

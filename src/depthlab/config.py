@@ -17,6 +17,7 @@ everything but alpha and is its own job per (activation, depth, width, seed).
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -268,7 +269,20 @@ class GeigerRun:
 
 
 def geiger_dynamics(study: Mapping[str, Any]) -> dict[str, Any]:
-    return {**GEIGER_DYNAMICS_DEFAULTS, **study.get("dynamics", {})}
+    """Dynamics settings with defaults; a constant ``tau`` replaces ``tau = t / mu``."""
+    dyn = {**GEIGER_DYNAMICS_DEFAULTS, "tau": None, "temperature": 0.0,
+           **study.get("dynamics", {})}
+    if dyn["tau"] is not None:
+        dyn["mu"] = None
+    return dyn
+
+
+def geiger_image_shape(study: Mapping[str, Any], dataset: Mapping[str, Any]):
+    """(H, W) of the square single-channel images a CNN study reads; None for FC."""
+    if study.get("architecture", "fc") != "cnn":
+        return None
+    side = math.isqrt(int(dataset["d"]))
+    return [side, side]
 
 
 def grid_alphas(grid: Mapping[str, Any], width: int) -> list[float]:
@@ -308,6 +322,15 @@ def _check_geiger_study(skey: str, study: Mapping[str, Any],
     if study["n_train"] > spec["n_train"]:
         raise ConfigError(f"{skey}.n_train = {study['n_train']} exceeds datasets.{name}.n_train"
                           f" = {spec['n_train']}")
+    if study.get("architecture", "fc") == "cnn":
+        side = math.isqrt(int(spec["d"]))
+        if spec.get("pca_components", 10) is not None or side * side != spec["d"]:
+            raise ConfigError(
+                f"{skey}.architecture: cnn needs raw square images, but datasets.{name} has "
+                f"pca_components = {spec.get('pca_components')!r}, d = {spec['d']} (set "
+                "pca_components: null)")
+    if "tau" in study.get("dynamics", {}) and "mu" in study["dynamics"]:
+        raise ConfigError(f"{skey}.dynamics: give mu (tau = t / mu) or tau, not both")
     subset = geiger_dynamics(study)["ntk_subset"]
     if subset > spec["n_test"]:
         raise ConfigError(f"{skey}.dynamics.ntk_subset = {subset} exceeds datasets.{name}."

@@ -38,15 +38,17 @@ then ``w += dt v``; the scheme of Geiger's ``gradientflow`` package):
 * constant ``tau`` (``tau=...``, e.g. 10 for the CNN setup): ``x = exp(-dt / tau)``;
 * ``mu=None, tau=None``: vanilla gradient descent ``w -= dt g``.
 
-Adaptive step (App. A, eq. 18): a tentative step is accepted only if
-``1e-4 < alpha max_mu |f(w_new, x_mu) - f(w, x_mu)| < 1e-2`` (``df_band``); otherwise it is
-undone and retried with ``dt`` rescaled by ``df_target / observed`` (the output change is
-close to linear in ``dt``).  After an accepted step the next ``dt`` is rescaled the same way,
-by a factor in [1/2, 2].  Every accepted step satisfies the band; the only exception is a
-step accepted after ``max_retries`` failed attempts, which is counted
-(``n_band_violations``, expected 0).  There is no special first or last step: the first
-``dt`` is found by the same search, and the last step is an ordinary accepted step after
-which every margin is >= 1 (the dynamics is not truncated to land on the boundary).
+Adaptive step (App. A, eq. 18): a tentative step is accepted only if ``1e-4 < alpha max_mu
+|f(w_new, x_mu) - f(w, x_mu)| < 1e-2`` (``df_band``); otherwise it is undone and retried
+with ``dt`` rescaled by ``df_target / observed`` (the output change is close to linear in
+``dt``); once one retry fell below the band and another above it, the next ``dt`` bisects
+that bracket instead (the change need not be monotone in ``dt`` when the velocity points
+against the gradient). After an accepted step the next ``dt`` is rescaled the same way, by a
+factor in [1/2, 2]. Every accepted step satisfies the band; the only exception is a step
+accepted after ``max_retries`` failed attempts, which is counted (``n_band_violations``,
+expected 0). There is no special first or last step: the first ``dt`` is found by the same
+search, and the last step is an ordinary accepted step after which every margin is >= 1 (the
+dynamics is not truncated to land on the boundary).
 
 Stopping: when the hinge loss is exactly 0 after a step (status ``"converged"``, ``t2`` = that
 time); at ``max_steps`` accepted steps or ``t >= max_time`` (status ``"max_steps"``); on a
@@ -95,13 +97,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from depthlab.kernels.empirical import NTKLinear, empirical_ntk_structured, ntk_relative_change
+from depthlab.kernels.empirical import (
+    NTKLinear,
+    empirical_ntk,
+    empirical_ntk_structured,
+    ntk_relative_change,
+)
 
 __all__ = [
     "ACTIVATIONS",
     "activation_gain",
     "GainActivation",
     "geiger_fc",
+    "geiger_cnn",
+    "geiger_model",
+    "ARCHITECTURES",
     "pm_labels",
     "hinge_flow",
     "train_lazy_feature",
@@ -209,6 +219,85 @@ def geiger_fc(
             if isinstance(m, NTKLinear):
                 m.bias.zero_()
     return nn.Sequential(*layers)
+
+
+class NTKConv2d(nn.Module):
+    """NTK-parameterised convolution: ``y = (c_in k^2)^-1/2 W * x + b``, ``W ~ N(0, 1)``,
+    bias initialised at 0, "same" padding (the CNN analogue of :class:`NTKLinear`)."""
+
+    def __init__(self, c_in: int, c_out: int, kernel_size: int, stride: int,
+                 generator: torch.Generator, dtype: torch.dtype):
+        super().__init__()
+        k = int(kernel_size)
+        self.weight = nn.Parameter(torch.randn(c_out, c_in, k, k, generator=generator,
+                                               dtype=dtype))
+        self.bias = nn.Parameter(torch.zeros(c_out, dtype=dtype))
+        self.w_scale = 1.0 / math.sqrt(c_in * k * k)
+        self.stride, self.padding = int(stride), k // 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.weight * self.w_scale, self.bias, self.stride, self.padding)
+
+
+class SpatialMean(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(2, 3))
+
+
+def geiger_cnn(
+    image_shape: tuple[int, ...],
+    width: int,
+    depth: int = 4,
+    *,
+    activation: str = "relu",
+    beta: float = 5.0,
+    kernel_size: int = 3,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float64,
+) -> nn.Sequential:
+    """Setup (B) of sec. 2 / App. B: ``depth`` (4 in the paper) hidden convolutions of
+    ``width`` channels with stride 2 before the first and in the middle (layer depth // 2),
+    ReLU with the unit-variance gain, a spatial average and a linear readout; weights
+    ``N(0, 1)`` scaled by ``fan_in^-1/2``, biases 0.  Takes flattened images (n, H*W*C) and
+    ``image_shape`` (H, W) or (C, H, W)."""
+    shape = tuple(int(s) for s in image_shape)
+    shape = (1, *shape) if len(shape) == 2 else shape
+    gen = torch.Generator().manual_seed(int(seed))
+    strides = [2 if i in (0, depth // 2) else 1 for i in range(depth)]
+    layers: list[nn.Module] = [nn.Unflatten(1, shape)]
+    c_in = shape[0]
+    for stride in strides:
+        layers += [NTKConv2d(c_in, width, kernel_size, stride, gen, dtype),
+                   GainActivation(activation, beta)]
+        c_in = width
+    layers += [SpatialMean(), NTKLinear(c_in, 1, 1.0, 1.0, gen, dtype)]
+    with torch.no_grad():
+        layers[-1].bias.zero_()
+    return nn.Sequential(*layers)
+
+
+ARCHITECTURES = ("fc", "cnn")
+
+
+def geiger_model(architecture: str, d: int, width: int, depth: int, *, activation: str,
+                 beta: float, seed: int, image_shape: tuple[int, ...] | None = None):
+    """The net of one run: :func:`geiger_fc` or :func:`geiger_cnn` (needs ``image_shape``)."""
+    if architecture == "fc":
+        return geiger_fc(d, width, depth, activation=activation, beta=beta, seed=seed)
+    if architecture == "cnn":
+        if image_shape is None or int(np.prod(image_shape)) != d:
+            raise ValueError(f"the CNN needs the image shape of its {d}-pixel inputs, got "
+                             f"{image_shape}")
+        return geiger_cnn(image_shape, width, depth, activation=activation, beta=beta,
+                          seed=seed)
+    raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
+
+
+def _empirical_ntk(model: nn.Module, x1: torch.Tensor, x2: torch.Tensor | None = None):
+    """The structured MLP path where it applies (exact and fast), else Jacobians."""
+    if _FCEngine.applies(model):
+        return empirical_ntk_structured(model, x1, x2)
+    return empirical_ntk(model, x1, x2)
 
 
 def pm_labels(y: Any) -> np.ndarray:
@@ -447,6 +536,7 @@ def hinge_flow(
             status = "max_steps"
             break
         tries = 0
+        dt_small, dt_big = 0.0, math.inf  # bracket: df below / above the band
         while True:
             tries += 1
             if stochastic:
@@ -459,8 +549,12 @@ def hinge_flow(
             else:
                 b, idx, out_old, xs = n, None, out_full, x
             decay = _momentum_decay(t, dt, mu, tau)
-            v_new = {k: decay * v[k] - (1.0 - decay) * g[k] for k in names}
-            w_new = {k: w[k] + dt * v_new[k] for k in names}
+            # foreach kernels: one call per update instead of one per parameter tensor
+            v_list = torch._foreach_mul([v[k] for k in names], decay)
+            torch._foreach_add_(v_list, [g[k] for k in names], alpha=-(1.0 - decay))
+            w_list = torch._foreach_add([w[k] for k in names], v_list, alpha=dt)
+            v_new = dict(zip(names, v_list, strict=True))
+            w_new = dict(zip(names, w_list, strict=True))
             out_new, cache = engine.forward(w_new, xs, not stochastic)
             df = alpha * float((out_new - out_old).abs().max())
             if not math.isfinite(df):
@@ -476,7 +570,16 @@ def hinge_flow(
                 n_violations += 1
                 break
             n_rejected += 1
-            dt *= min(1e3, max(1e-3, df_target / df)) if df > 0 else 1e3
+            if df <= lo:
+                dt_small = max(dt_small, dt)
+            else:
+                dt_big = min(dt_big, dt)
+            if 0.0 < dt_small < dt_big < math.inf:
+                # df need not be monotone in dt (the momentum can point against the
+                # gradient): bisect the bracket, which holds a band crossing by continuity
+                dt = math.sqrt(dt_small * dt_big)
+            else:
+                dt *= min(1e3, max(1e-3, df_target / df)) if df > 0 else 1e3
         if status is not None:
             break
         # accept
@@ -554,9 +657,9 @@ def _as_inputs(x: Any) -> torch.Tensor:
 
 
 def _ntk_blocks(model: nn.Module, x1: torch.Tensor, x2: torch.Tensor, block: int) -> np.ndarray:
-    """Structured empirical NTK ``Theta(x1, x2)`` with ``x1`` in row blocks (bounded memory)."""
+    """Empirical NTK ``Theta(x1, x2)`` with ``x1`` in row blocks (bounded memory)."""
     return np.concatenate(
-        [empirical_ntk_structured(model, x1[s : s + block], x2) for s in range(0, len(x1), block)]
+        [_empirical_ntk(model, x1[s : s + block], x2) for s in range(0, len(x1), block)]
     )
 
 
@@ -576,7 +679,10 @@ def frozen_ntk_prediction(
     seed: int,
     activation: str = "softplus",
     beta: float = 5.0,
+    architecture: str = "fc",
+    image_shape: tuple[int, ...] | None = None,
     mu: float | None = 1000.0,
+    tau: float | None = None,
     max_df: float = DF_TARGET,
     max_steps: int = 5_000_000,
     ntk_block: int = 1024,
@@ -587,8 +693,10 @@ def frozen_ntk_prediction(
     It does not depend on ``alpha`` (the loss' ``1/alpha^2`` and ``F``'s ``alpha`` cancel),
     so one call serves a whole alpha sweep of a seed.  Uses
     :func:`~depthlab.kernels.regression.frozen_kernel_dynamics` with ``lr = 1/n`` (Geiger's
-    mean loss), ``f_0 = 0``, the nets' ``tau = t/mu`` momentum (``mu=None``: vanilla
-    gradient flow) and an adaptive step moving no output by more than ``max_df``.
+    mean loss), ``f_0 = 0``, the nets' momentum (``tau = t/mu``, or a constant ``tau``;
+    ``mu=None`` and ``tau=None``: vanilla gradient flow) and an adaptive step moving no
+    output by more than ``max_df``.  ``architecture`` and ``image_shape`` as in
+    :func:`train_lazy_feature`.
 
     Returns ``lazy_status`` ("converged" or "max_steps"), ``lazy_t2`` (stopping time),
     ``lazy_test_outputs`` (``F`` on the test set), ``lazy_test_err``, ``lazy_train_err``,
@@ -599,12 +707,14 @@ def frozen_ntk_prediction(
 
     xtr, xte = _as_inputs(x_train), _as_inputs(x_test)
     ytr, yte = pm_labels(y_train), pm_labels(y_test)
-    model = geiger_fc(xtr.shape[1], width, depth, activation=activation, beta=beta, seed=seed)
-    k_tr = empirical_ntk_structured(model, xtr)
+    model = geiger_model(architecture, xtr.shape[1], width, depth, activation=activation,
+                         beta=beta, seed=seed, image_shape=image_shape)
+    k_tr = _empirical_ntk(model, xtr)
     k_te = _ntk_blocks(model, xte, xtr, ntk_block)
     try:
         run = frozen_kernel_dynamics(
-            k_tr, ytr, LAZY_TIMES, loss="hinge", lr=1.0 / len(ytr), max_df=max_df, mu=mu,
+            k_tr, ytr, LAZY_TIMES, loss="hinge", lr=1.0 / len(ytr), max_df=max_df,
+            **({"tau": float(tau)} if tau is not None else {"mu": mu}),
             k_test_train=k_te, max_steps=max_steps,
         )
     except RuntimeError:  # ran out of steps before the last record time
@@ -638,8 +748,11 @@ def train_lazy_feature(
     seed: int,
     activation: str = "softplus",
     beta: float = 5.0,
+    architecture: str = "fc",
+    image_shape: tuple[int, ...] | None = None,
     mu: float | None = 1000.0,
     tau: float | None = None,
+    temperature: float = 0.0,
     df_band: tuple[float, float] = DF_BAND,
     df_target: float = DF_TARGET,
     max_steps: int = 1_000_000,
@@ -652,8 +765,12 @@ def train_lazy_feature(
     return_steps: bool = False,
     log: Log = None,
 ) -> dict[str, Any]:
-    """Train one FC net (App. B) at scale ``alpha`` with the full-batch momentum dynamics and
-    measure it (module doc).  Labels may be ``{0, 1}`` or ``+-1``.  float64 throughout.
+    """Train one net (App. B) at scale ``alpha`` with the momentum dynamics and measure it
+    (module doc).  Labels may be ``{0, 1}`` or ``+-1``.  float64 throughout.
+
+    ``architecture``: "fc" (setup A, full batch, ``tau = t/mu``) or "cnn" (setup B, with
+    ``image_shape``; the paper runs it with ``tau=10`` and a ``temperature`` T > 0, the
+    stochastic variant, whose batches are drawn from a generator seeded by ``seed``).
 
     ``lazy``: True computes :func:`frozen_ntk_prediction` here; a dict already returned by
     it (same data, width, depth, seed) is reused -- it does not depend on ``alpha``, so an
@@ -677,13 +794,14 @@ def train_lazy_feature(
     start = time.perf_counter()
     xtr, xte = _as_inputs(x_train), _as_inputs(x_test)
     ytr, yte = pm_labels(y_train), pm_labels(y_test)
-    model = geiger_fc(xtr.shape[1], width, depth, activation=activation, beta=beta, seed=seed)
+    model = geiger_model(architecture, xtr.shape[1], width, depth, activation=activation,
+                         beta=beta, seed=seed, image_shape=image_shape)
     engine = _engine(model)
     w_init = {k: p.detach() for k, p in model.named_parameters()}
     out0_tr = engine.forward(w_init, xtr, False)[0]
     out0_te = engine.forward(w_init, xte, False)[0]
     x_ntk = xte if ntk_subset is None else xte[: int(ntk_subset)]
-    theta0 = empirical_ntk_structured(model, x_ntk)
+    theta0 = _empirical_ntk(model, x_ntk)
 
     if isinstance(lazy, Mapping):
         res: dict[str, Any] = dict(lazy)
@@ -692,7 +810,8 @@ def train_lazy_feature(
     elif lazy:
         res = frozen_ntk_prediction(
             x_train, y_train, x_test, y_test, width=width, depth=depth, seed=seed,
-            activation=activation, beta=beta, mu=mu, max_df=lazy_max_df, ntk_block=ntk_block,
+            activation=activation, beta=beta, architecture=architecture,
+            image_shape=image_shape, mu=mu, tau=tau, max_df=lazy_max_df, ntk_block=ntk_block,
         )
     else:
         res = {"lazy_status": "not_run", "lazy_t2": math.nan, "lazy_test_err": math.nan,
@@ -712,13 +831,13 @@ def train_lazy_feature(
 
     flow = hinge_flow(
         model, xtr, torch.as_tensor(ytr), alpha=alpha, out0=out0_tr, mu=mu, tau=tau,
-        df_band=df_band, df_target=df_target, max_steps=max_steps, max_time=max_time,
-        record_per_decade=record_per_decade, on_record=on_record, return_steps=return_steps,
-        log=log,
+        temperature=temperature, batch_seed=seed, df_band=df_band, df_target=df_target,
+        max_steps=max_steps, max_time=max_time, record_per_decade=record_per_decade,
+        on_record=on_record, return_steps=return_steps, log=log,
     )
     w_end = {k: p.detach() for k, p in model.named_parameters()}
     test_np = (alpha * (engine.forward(w_end, xte, False)[0] - out0_te)).numpy()
-    theta = empirical_ntk_structured(model, x_ntk)
+    theta = _empirical_ntk(model, x_ntk)
     recs = flow["records"]
     lazy_out = np.asarray(res["lazy_test_outputs"], dtype=np.float64)
     lazy_norm = float(np.linalg.norm(lazy_out))

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -72,7 +73,7 @@ def _note(cube: xr.Dataset, figure: Mapping[str, Any], sub: xr.Dataset, widths) 
     bad = _not_converged(sub, widths)
     text = (f"data: {cube.attrs['data_source']}; N = {cube.attrs['n_train']}, "
             f"{cube.attrs['n_test']} test points; {figure['activation']}, "
-            f"L = {figure['depth']}; mean over {n_seeds} seeds")
+            f"L = {figure['depth']}; mean over {n_seeds} seed{'s' if n_seeds != 1 else ''}")
     if bad:
         text += f"; {bad} run(s) stopped before zero training loss (drawn as measured)"
     return text
@@ -89,6 +90,14 @@ def _finish(fig, axes, figure: Mapping[str, Any], note: str):
         fig.suptitle(figure["title"], fontsize=11)
     fig.tight_layout(rect=(0, (0.02 + 0.13 * len(lines)) / height_in, 1, 1))
     return fig
+
+
+def _width_axis(ax, widths) -> None:
+    """Log width axis labelled at the widths trained (a few, not decades)."""
+    ax.set_xscale("log")
+    ax.set_xticks(widths, [str(w) for w in widths])
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    ax.set_xlabel("width h")
 
 
 def _panels(n: int, height: float = 3.8):
@@ -139,6 +148,20 @@ def _alphas_at(sub: xr.Dataset, width: int, sqrt_h_alpha: float) -> float | None
     return None
 
 
+def _fixed_scale_curves(sub: xr.Dataset, widths, figure: Mapping[str, Any]):
+    """[(label, [(width, alpha), ...])] for each fixed sqrt(h) alpha and each fixed alpha."""
+    curves = []
+    for v in figure.get("alpha_sqrt_h", []):
+        curves.append((rf"$\sqrt{{h}}\alpha$ = {v:g}",
+                       [(w, a) for w in widths if (a := _alphas_at(sub, w, v)) is not None]))
+    for v in figure.get("alpha", []):
+        alpha = canonical_alpha(v)
+        curves.append((rf"$\alpha$ = {v:g}",
+                       [(w, alpha) for w in widths if alpha in sub["alpha"].values and bool(
+                           (sub["status"].sel(width=w, alpha=alpha) != "not_run").any())]))
+    return curves
+
+
 # ----------------------------------------------------------------------------- Fig. 1
 
 
@@ -155,7 +178,8 @@ def plot_error_vs_width(cube: xr.Dataset, figure: Mapping[str, Any]) -> plt.Figu
             _band(ax, w, m, s, color, rf"$\alpha$ = {alpha:g}")
     lazy = [_lazy_mean(sub, w) for w in widths]
     ax.plot(widths, lazy, color="k", lw=2, label="frozen NTK at init (lazy limit)")
-    ax.set(xscale="log", xlabel="width h", ylabel="test error")
+    _width_axis(ax, widths)
+    ax.set(ylabel="test error")
     return _finish(fig, [ax], figure, _note(cube, figure, sub, widths))
 
 
@@ -205,8 +229,8 @@ def plot_variance_vs_width(cube: xr.Dataset, figure: Mapping[str, Any]) -> plt.F
             ax.plot(w, var, "o-", color=color, label=rf"$\sqrt{{h}}\alpha$ = {v:g}")
             ax.plot(w, var[0] * w[0] / w, ":", color=color, lw=1)
     ax.plot([], [], "k:", lw=1, label=r"$\propto 1/h$")
-    ax.set(xscale="log", yscale="log", xlabel="width h",
-           ylabel=r"Var $\alpha(f - f_0)$ over seeds")
+    _width_axis(ax, widths)
+    ax.set(yscale="log", ylabel=r"Var $\alpha(f - f_0)$ over seeds")
     return _finish(fig, [ax], figure, _note(cube, figure, sub, widths))
 
 
@@ -226,27 +250,27 @@ def plot_ensemble_vs_scale(cube: xr.Dataset, figure: Mapping[str, Any]) -> plt.F
 
 
 def plot_ensemble_vs_width(cube: xr.Dataset, figure: Mapping[str, Any]) -> plt.Figure:
-    """Fig. 2(c): test error and ensemble test error against h at fixed sqrt(h) alpha;
-    black: the frozen-NTK ensemble."""
+    """Fig. 2(c) / (d): test error and ensemble test error against h at fixed sqrt(h) alpha
+    (``alpha_sqrt_h``) or fixed alpha (``alpha``); black: the frozen-NTK ensemble."""
     sub, widths = _cell(cube, figure)
     fig, (ax,) = _panels(1, 4.2)
-    values = figure["alpha_sqrt_h"]
-    for color, v in zip(_colors(len(values)), values, strict=True):
-        pts = [(w, a) for w in widths if (a := _alphas_at(sub, w, v)) is not None]
+    curves = _fixed_scale_curves(sub, widths, figure)
+    for color, (label, pts) in zip(_colors(len(curves)), curves, strict=True):
         if not pts:
             continue
         w = np.array([p[0] for p in pts])
         runs = [sub["test_err"].sel(width=ww, alpha=a) for ww, a in pts]
         m = np.array([float(r.mean(skipna=True)) for r in runs])
         s = np.array([float(r.std(skipna=True)) for r in runs])
-        _band(ax, w, m, s, color, rf"$\sqrt{{h}}\alpha$ = {v:g}")
+        _band(ax, w, m, s, color, label)
         ens = [float(sub["ensemble_test_err"].sel(width=ww, alpha=a)) for ww, a in pts]
         ax.plot(w, ens, "s--", ms=3, color=color)
     if "lazy_ensemble_test_err" in sub:
         ax.plot(widths, [float(sub["lazy_ensemble_test_err"].sel(width=w)) for w in widths],
                 "k--", lw=1.5, label="frozen NTK, ensemble")
     ax.plot([], [], "ks--", ms=3, label="ensemble average")
-    ax.set(xscale="log", xlabel="width h", ylabel="test error")
+    _width_axis(ax, widths)
+    ax.set(ylabel="test error")
     return _finish(fig, [ax], figure, _note(cube, figure, sub, widths))
 
 

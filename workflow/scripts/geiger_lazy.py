@@ -20,11 +20,14 @@ log.info("frozen initial NTK of %s on %d training points", cell, len(data["y_tra
 res = frozen_ntk_prediction(
     data["x_train"], data["y_train"], data["x_test"], data["y_test"],
     width=cell["width"], depth=cell["depth"], seed=cell["seed"], activation=cell["activation"],
-    beta=dyn["beta"], mu=dyn["mu"], max_df=dyn["df_target"],
+    beta=dyn["beta"], architecture=snakemake.params.architecture,
+    image_shape=snakemake.params.image_shape, mu=dyn["mu"], tau=dyn["tau"],
+    max_df=dyn["df_target"],
 )
 arrays = {k: res[k] for k in ("lazy_test_outputs", "lazy_times", "lazy_aloss")}
 scalars = {k: v for k, v in res.items() if k not in arrays}
 write_record(snakemake.output[0], scalars, arrays, cell,
              config_slice={"dynamics": dyn, "dataset": data["config"],
+                           "architecture": snakemake.params.architecture,
                            "n_train": snakemake.params.n_train, **cell})
 log.info("done: %s", scalars)

@@ -23,7 +23,9 @@ log.info("training %s with %s", cell, dyn)
 res = train_lazy_feature(
     data["x_train"], data["y_train"], data["x_test"], data["y_test"],
     alpha=cell["alpha"], width=cell["width"], depth=cell["depth"], seed=cell["seed"],
-    activation=cell["activation"], beta=dyn["beta"], mu=dyn["mu"], df_target=dyn["df_target"],
+    activation=cell["activation"], beta=dyn["beta"], architecture=snakemake.params.architecture,
+    image_shape=snakemake.params.image_shape, mu=dyn["mu"], tau=dyn["tau"],
+    temperature=dyn["temperature"], df_target=dyn["df_target"],
     max_steps=dyn["max_steps"], max_time=dyn.get("max_time", float("inf")),
     record_per_decade=dyn["record_per_decade"], ntk_subset=dyn["ntk_subset"], lazy=lazy,
     log=log,
@@ -36,4 +38,5 @@ scalars = {k: v for k, v in res.items() if k not in arrays and not k.startswith(
 scalars["lazy_vs_net"] = res["lazy_vs_net"]
 write_record(snakemake.output[0], scalars, arrays, cell,
              config_slice={"dynamics": dyn, "dataset": data["config"],
+                           "architecture": snakemake.params.architecture,
                            "n_train": snakemake.params.n_train, **cell})
