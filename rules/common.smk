@@ -136,3 +136,33 @@ def all_targets():
         if study["kind"] == "geiger" and "table1" in study:
             targets.append(f"{R}/{name}/table1.csv")
     return targets
+
+
+# Geiger studies: one job per run, one frozen-NTK prediction per (activation, depth, width,
+# seed), looked up in these tables.
+GEIGER_RUNS = {name: dlc.geiger_runs(STUDIES[name]) for name in GEIGER_STUDIES}
+
+
+def geiger_dataset_file(wildcards):
+    return f"{R}/datasets/{STUDIES[wildcards.study]['dataset']}.h5"
+
+
+def geiger_lazy_files(study_name):
+    return [
+        f"{R}/{study_name}/lazy/{act}_L{depth}_h{width}/seed{seed}.h5"
+        for act, depth, width, seed in dlc.geiger_lazy_cells(STUDIES[study_name])
+    ]
+
+
+def geiger_run_files(study_name):
+    return [f"{R}/{study_name}/runs/{r.arch}/{r.name}.h5" for r in GEIGER_RUNS[study_name]]
+
+
+def geiger_common_params(wildcards):
+    study = STUDIES[wildcards.study]
+    return {
+        "dynamics": dlc.geiger_dynamics(study),
+        "n_train": study["n_train"],
+        "architecture": study.get("architecture", "fc"),
+        "image_shape": dlc.geiger_image_shape(study, DATASETS[study["dataset"]]),
+    }

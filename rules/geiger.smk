@@ -3,33 +3,7 @@
 # frozen-initial-NTK prediction (it does not depend on alpha, so a whole alpha sweep of a
 # seed shares it), one cube, one rule per figure and Table 1.
 
-GEIGER_RUNS = {name: dlc.geiger_runs(STUDIES[name]) for name in GEIGER_STUDIES}
 GEIGER_FIGURES = sorted({fig for s in GEIGER_STUDIES for fig in STUDIES[s]["figures"]})
-
-
-def geiger_dataset_file(wildcards):
-    return f"{R}/datasets/{STUDIES[wildcards.study]['dataset']}.h5"
-
-
-def geiger_lazy_files(study_name):
-    return [
-        f"{R}/{study_name}/lazy/{act}_L{depth}_h{width}/seed{seed}.h5"
-        for act, depth, width, seed in dlc.geiger_lazy_cells(STUDIES[study_name])
-    ]
-
-
-def geiger_run_files(study_name):
-    return [f"{R}/{study_name}/runs/{r.arch}/{r.name}.h5" for r in GEIGER_RUNS[study_name]]
-
-
-def geiger_common_params(wildcards):
-    study = STUDIES[wildcards.study]
-    return {
-        "dynamics": dlc.geiger_dynamics(study),
-        "n_train": study["n_train"],
-        "architecture": study.get("architecture", "fc"),
-        "image_shape": dlc.geiger_image_shape(study, DATASETS[study["dataset"]]),
-    }
 
 
 rule geiger_lazy:

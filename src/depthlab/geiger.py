@@ -294,10 +294,12 @@ def geiger_model(architecture: str, d: int, width: int, depth: int, *, activatio
 
 
 def _empirical_ntk(model: nn.Module, x1: torch.Tensor, x2: torch.Tensor | None = None):
-    """The structured MLP path where it applies (exact and fast), else Jacobians."""
+    """The structured MLP path where it applies (exact and fast), else NTK-vector products,
+    whose memory is one block's worth of gradients (a CNN's Jacobian on 10^4 MNIST images
+    would not fit)."""
     if _FCEngine.applies(model):
         return empirical_ntk_structured(model, x1, x2)
-    return empirical_ntk(model, x1, x2)
+    return empirical_ntk(model, x1, x2, method="ntk_vp")
 
 
 def pm_labels(y: Any) -> np.ndarray:
