@@ -281,3 +281,22 @@ def test_cnn_stochastic_dynamics_reaches_zero_loss():
         train_lazy_feature(data["x_train"], data["y_train"], data["x_test"], data["y_test"],
                            alpha=1.0, width=4, depth=4, seed=0, architecture="cnn",
                            image_shape=(7, 7))
+
+
+def test_device_auto_trains_where_it_says_with_the_same_numbers():
+    """device="auto" picks the GPU where present (else the CPU) and records it; the initial
+    net comes from one CPU generator either way, so results agree with the CPU run (bitwise
+    on CPU; float64 rounding on a GPU)."""
+    from depthlab.geiger import resolve_device
+
+    torch.set_num_threads(1)
+    data = _task(n_train=20, n_test=30)
+    kw = dict(alpha=1.0, width=16, depth=2, seed=3, ntk_subset=10, lazy=False)
+    cpu = train_lazy_feature(*data, device="cpu", **kw)
+    auto = train_lazy_feature(*data, device="auto", **kw)
+    assert cpu["device"] == "cpu" and auto["device"] == str(resolve_device("auto"))
+    if auto["device"] == "cpu":
+        np.testing.assert_array_equal(auto["test_outputs"], cpu["test_outputs"])
+        assert auto["n_steps"] == cpu["n_steps"]
+    else:
+        np.testing.assert_allclose(auto["test_outputs"], cpu["test_outputs"], rtol=1e-6)

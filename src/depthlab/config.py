@@ -237,6 +237,7 @@ GEIGER_DYNAMICS_DEFAULTS: dict[str, Any] = {
     "max_steps": 1_000_000,
     "record_per_decade": 10,
     "ntk_subset": 256,
+    "device": "auto",
 }
 PARITY_GENERATORS = ("mnist_parity", "digits_parity")
 

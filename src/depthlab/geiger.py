@@ -112,6 +112,7 @@ __all__ = [
     "geiger_cnn",
     "geiger_model",
     "ARCHITECTURES",
+    "resolve_device",
     "pm_labels",
     "hinge_flow",
     "train_lazy_feature",
@@ -426,6 +427,7 @@ def hinge_flow(
     record_per_decade: int = 10,
     on_record: Callable[[dict[str, torch.Tensor], dict[str, Any]], dict[str, Any]] | None = None,
     return_steps: bool = False,
+    device: str = "cpu",
     log: Log = None,
 ) -> dict[str, Any]:
     """Train ``F = alpha (f(w, x) - f(w0, x))`` on the hinge loss (module doc).
@@ -544,7 +546,7 @@ def hinge_flow(
             if stochastic:
                 b_real = n / ((temperature / dt) * (n - 1) + 1.0)
                 b = int(min(n, max(1, round(b_real))))
-                idx = torch.randperm(n, generator=gen)[:b].sort().values
+                idx = torch.randperm(n, generator=gen)[:b].sort().values.to(x.device)
                 xs = x[idx]
                 out_old, cache = engine.forward(w, xs, True)
                 g = grad_at(w, out_old, cache, idx)
@@ -653,9 +655,18 @@ def _engine(model: nn.Module) -> _FCEngine | _AutogradEngine:
     return _FCEngine(model) if _FCEngine.applies(model) else _AutogradEngine(model)
 
 
-def _as_inputs(x: Any) -> torch.Tensor:
+def _as_inputs(x: Any, device: torch.device | str = "cpu") -> torch.Tensor:
     x = np.asarray(x, dtype=np.float64)
-    return torch.as_tensor(x.reshape(len(x), -1))
+    return torch.as_tensor(x.reshape(len(x), -1)).to(device)
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """"auto": the GPU where one is present, else the CPU.  Nets are initialised on the
+    CPU (one seeded generator) and then moved, so a seed gives the same initial net
+    everywhere; on CPU the numbers are bitwise reproducible."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(device)
 
 
 def _ntk_blocks(model: nn.Module, x1: torch.Tensor, x2: torch.Tensor, block: int) -> np.ndarray:
@@ -687,6 +698,7 @@ def frozen_ntk_prediction(
     tau: float | None = None,
     max_df: float = DF_TARGET,
     max_steps: int = 5_000_000,
+    device: str = "cpu",
     ntk_block: int = 1024,
 ) -> dict[str, Any]:
     """Lazy limit of :func:`train_lazy_feature` (App. C, eq. 26): hinge dynamics of ``F`` with
@@ -707,10 +719,11 @@ def frozen_ntk_prediction(
     """
     from depthlab.kernels.regression import frozen_kernel_dynamics
 
-    xtr, xte = _as_inputs(x_train), _as_inputs(x_test)
+    dev = resolve_device(device)
+    xtr, xte = _as_inputs(x_train, dev), _as_inputs(x_test, dev)
     ytr, yte = pm_labels(y_train), pm_labels(y_test)
     model = geiger_model(architecture, xtr.shape[1], width, depth, activation=activation,
-                         beta=beta, seed=seed, image_shape=image_shape)
+                         beta=beta, seed=seed, image_shape=image_shape).to(dev)
     k_tr = _empirical_ntk(model, xtr)
     k_te = _ntk_blocks(model, xte, xtr, ntk_block)
     try:
@@ -765,6 +778,7 @@ def train_lazy_feature(
     lazy_max_df: float = DF_TARGET,
     ntk_block: int = 1024,
     return_steps: bool = False,
+    device: str = "cpu",
     log: Log = None,
 ) -> dict[str, Any]:
     """Train one net (App. B) at scale ``alpha`` with the momentum dynamics and measure it
@@ -773,6 +787,7 @@ def train_lazy_feature(
     ``architecture``: "fc" (setup A, full batch, ``tau = t/mu``) or "cnn" (setup B, with
     ``image_shape``; the paper runs it with ``tau=10`` and a ``temperature`` T > 0, the
     stochastic variant, whose batches are drawn from a generator seeded by ``seed``).
+    ``device``: "cpu", "cuda" or "auto" (:func:`resolve_device`); float64 on either.
 
     ``lazy``: True computes :func:`frozen_ntk_prediction` here; a dict already returned by
     it (same data, width, depth, seed) is reused -- it does not depend on ``alpha``, so an
@@ -794,10 +809,11 @@ def train_lazy_feature(
     ``return_steps``.  ``traj_f_test`` is ``||f(w_t)||`` (App. E eq. 29, unscaled ``f``).
     """
     start = time.perf_counter()
-    xtr, xte = _as_inputs(x_train), _as_inputs(x_test)
+    dev = resolve_device(device)
+    xtr, xte = _as_inputs(x_train, dev), _as_inputs(x_test, dev)
     ytr, yte = pm_labels(y_train), pm_labels(y_test)
     model = geiger_model(architecture, xtr.shape[1], width, depth, activation=activation,
-                         beta=beta, seed=seed, image_shape=image_shape)
+                         beta=beta, seed=seed, image_shape=image_shape).to(dev)
     engine = _engine(model)
     w_init = {k: p.detach() for k, p in model.named_parameters()}
     out0_tr = engine.forward(w_init, xtr, False)[0]
@@ -814,13 +830,14 @@ def train_lazy_feature(
             x_train, y_train, x_test, y_test, width=width, depth=depth, seed=seed,
             activation=activation, beta=beta, architecture=architecture,
             image_shape=image_shape, mu=mu, tau=tau, max_df=lazy_max_df, ntk_block=ntk_block,
+            device=device,
         )
     else:
         res = {"lazy_status": "not_run", "lazy_t2": math.nan, "lazy_test_err": math.nan,
                "lazy_train_err": math.nan, "lazy_test_outputs": np.full(len(yte), np.nan),
                "lazy_times": np.zeros(0), "lazy_aloss": np.zeros(0), "lazy_n_steps": 0}
 
-    yte_t = torch.as_tensor(yte)
+    yte_t = torch.as_tensor(yte, device=dev)
 
     def on_record(params, row):
         fte = engine.forward(params, xte, False)[0]
@@ -832,13 +849,13 @@ def train_lazy_feature(
         }
 
     flow = hinge_flow(
-        model, xtr, torch.as_tensor(ytr), alpha=alpha, out0=out0_tr, mu=mu, tau=tau,
+        model, xtr, torch.as_tensor(ytr, device=dev), alpha=alpha, out0=out0_tr, mu=mu, tau=tau,
         temperature=temperature, batch_seed=seed, df_band=df_band, df_target=df_target,
         max_steps=max_steps, max_time=max_time, record_per_decade=record_per_decade,
         on_record=on_record, return_steps=return_steps, log=log,
     )
     w_end = {k: p.detach() for k, p in model.named_parameters()}
-    test_np = (alpha * (engine.forward(w_end, xte, False)[0] - out0_te)).numpy()
+    test_np = (alpha * (engine.forward(w_end, xte, False)[0] - out0_te)).cpu().numpy()
     theta = _empirical_ntk(model, x_ntk)
     recs = flow["records"]
     lazy_out = np.asarray(res["lazy_test_outputs"], dtype=np.float64)
@@ -870,8 +887,9 @@ def train_lazy_feature(
         if lazy_norm > 0 and np.isfinite(lazy_norm)
         else math.nan,
         test_outputs=test_np,
-        test_f0=out0_te.numpy(),
-        train_outputs=flow["train_outputs"].numpy(),
+        test_f0=out0_te.cpu().numpy(),
+        train_outputs=flow["train_outputs"].cpu().numpy(),
+        device=str(dev),
     )
     for key in TRAJECTORY_KEYS:
         res[f"traj_{key}"] = np.array([r[key] for r in recs], dtype=np.float64)

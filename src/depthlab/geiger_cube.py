@@ -82,6 +82,7 @@ def build_geiger_cube(run_files: Iterable[str | Path], lazy_files: Iterable[str 
         raise ValueError("no runs to aggregate")
     for r in runs:
         r["alpha"] = float(r["alpha"])
+        r.setdefault("device", "")
     keys = [tuple(r[d] for d in RUN_DIMS) for r in runs]
     if len(set(keys)) != len(keys):
         raise ValueError("a run appears twice among the inputs")
@@ -95,6 +96,9 @@ def build_geiger_cube(run_files: Iterable[str | Path], lazy_files: Iterable[str 
     cube["status"].attrs["description"] = (
         "converged (hinge loss reached 0), max_steps (step or time cap first), diverged "
         "(non-finite output), not_run (outside every grid)")
+    device = xr.DataArray.from_series(_series(runs, RUN_DIMS, "device").astype(object))
+    cube["device"] = device.fillna("").astype(str)
+    cube["device"].attrs["description"] = "device the run trained on"
     for key, doc in TRAJ_DOCS.items():
         name = f"traj_{key}"
         cube[name] = _padded(runs, RUN_DIMS, name, "record")
