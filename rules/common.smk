@@ -159,6 +159,7 @@ def geiger_run_files(study_name):
 
 
 def geiger_common_params(wildcards):
+    """Everything a Geiger job needs besides its wildcards (one params entry)."""
     study = STUDIES[wildcards.study]
     return {
         "dynamics": dlc.geiger_dynamics(study),

@@ -16,10 +16,7 @@ rule geiger_lazy:
     wildcard_constraints:
         study=_alternatives(GEIGER_STUDIES),
     params:
-        dynamics=lambda wc: geiger_common_params(wc)["dynamics"],
-        n_train=lambda wc: geiger_common_params(wc)["n_train"],
-        architecture=lambda wc: geiger_common_params(wc)["architecture"],
-        image_shape=lambda wc: geiger_common_params(wc)["image_shape"],
+        run=geiger_common_params,
     threads: config.get("threads", {}).get("train", 1)
     resources:
         runtime=120,
@@ -41,10 +38,7 @@ rule geiger_train:
     wildcard_constraints:
         study=_alternatives(GEIGER_STUDIES),
     params:
-        dynamics=lambda wc: geiger_common_params(wc)["dynamics"],
-        n_train=lambda wc: geiger_common_params(wc)["n_train"],
-        architecture=lambda wc: geiger_common_params(wc)["architecture"],
-        image_shape=lambda wc: geiger_common_params(wc)["image_shape"],
+        run=geiger_common_params,
     threads: config.get("threads", {}).get("train", 1)
     resources:
         runtime=240,

@@ -140,12 +140,15 @@ def _trajectories(sub: xr.Dataset, width: int, alpha: float, var: str):
     return ts, ys, t1
 
 
+def _trained(sub: xr.Dataset, width: int, alpha: float) -> bool:
+    """Whether any seed ran at (width, alpha)."""
+    return alpha in sub["alpha"].values and bool(
+        (sub["status"].sel(width=width, alpha=alpha) != "not_run").any())
+
+
 def _alphas_at(sub: xr.Dataset, width: int, sqrt_h_alpha: float) -> float | None:
     alpha = canonical_alpha(sqrt_h_alpha / np.sqrt(width))
-    if alpha in sub["alpha"].values and bool(
-            (sub["status"].sel(width=width, alpha=alpha) != "not_run").any()):
-        return alpha
-    return None
+    return alpha if _trained(sub, width, alpha) else None
 
 
 def _fixed_scale_curves(sub: xr.Dataset, widths, figure: Mapping[str, Any]):
@@ -157,8 +160,7 @@ def _fixed_scale_curves(sub: xr.Dataset, widths, figure: Mapping[str, Any]):
     for v in figure.get("alpha", []):
         alpha = canonical_alpha(v)
         curves.append((rf"$\alpha$ = {v:g}",
-                       [(w, alpha) for w in widths if alpha in sub["alpha"].values and bool(
-                           (sub["status"].sel(width=w, alpha=alpha) != "not_run").any())]))
+                       [(w, alpha) for w in widths if _trained(sub, w, alpha)]))
     return curves
 
 

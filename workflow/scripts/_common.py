@@ -40,20 +40,21 @@ class GeigerJob:
         self.log = setup_logging(smk.log[0])
         torch.set_num_threads(smk.threads)
         wc = smk.wildcards
-        self.dyn = dict(smk.params.dynamics)
+        run = dict(smk.params.run)
+        self.dyn = dict(run["dynamics"])
         self.cell = {"activation": wc.activation, "depth": int(wc.depth),
                      "width": int(wc.width), "seed": int(wc.seed)}
         if "alpha" in wc.keys():
             self.cell["alpha"] = float(wc.alpha)
-        self.data = read_dataset(smk.input.data, n_train=int(smk.params.n_train))
+        self.data = read_dataset(smk.input.data, n_train=int(run["n_train"]))
         self.model = {"width": self.cell["width"], "depth": self.cell["depth"],
                       "seed": self.cell["seed"], "activation": self.cell["activation"],
-                      "beta": self.dyn["beta"], "architecture": smk.params.architecture,
-                      "image_shape": smk.params.image_shape, "mu": self.dyn["mu"],
+                      "beta": self.dyn["beta"], "architecture": run["architecture"],
+                      "image_shape": run["image_shape"], "mu": self.dyn["mu"],
                       "tau": self.dyn["tau"], "device": self.dyn["device"]}
         self.config_slice = {"dynamics": self.dyn, "dataset": self.data["config"],
-                             "architecture": smk.params.architecture,
-                             "n_train": smk.params.n_train, **self.cell}
+                             "architecture": run["architecture"],
+                             "n_train": run["n_train"], **self.cell}
 
     @property
     def arrays(self):
