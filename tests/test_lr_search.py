@@ -133,6 +133,22 @@ def test_write_read_roundtrip(tmp_path, result):
     assert back["config"] == cfg
     assert back["attrs"]["config_hash"]
     for key in ("lr", "log10_lr", "mean_error", "n_folds", "seed", "n_iter", "init_points",
-                "bounds", "folds", "trace"):
+                "init_design", "bounds", "folds", "trace"):
         assert back[key] == result[key], key
     assert not list(path.parent.glob(".*tmp"))
+
+
+def test_grid_design_spans_the_bounds(problem):
+    """init_design="grid": the initial etas are the midpoints of equal bins of
+    log10(bounds), whatever the seed; BO steps follow and stay inside the bounds."""
+    x, y = problem
+    res = select_lr(x, y, depth=1, width=8, train_settings=SETTINGS, n_folds=2,
+                    bounds=(1e-3, 1.0), init_points=3, n_iter=1, seed=5,
+                    init_design="grid", device="cpu")
+    init = [e["log10_lr"] for e in res["trace"] if e["phase"] == "init"]
+    assert init == pytest.approx([-2.5, -1.5, -0.5])
+    assert res["init_design"] == "grid"
+    assert all(-3.0 <= e["log10_lr"] <= 0.0 for e in res["trace"])
+    with pytest.raises(ValueError, match="init_design"):
+        select_lr(x, y, depth=1, width=8, train_settings=SETTINGS, n_folds=2,
+                  init_design="sobol", device="cpu")

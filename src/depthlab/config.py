@@ -40,6 +40,7 @@ LR_SELECTION_DEFAULTS: dict[str, Any] = {
     "init_points": 5,
     "n_iter": 10,
     "seed": 0,
+    "init_design": "random",
 }
 # A grid's `lr: [cv]` means "chosen per cell by cross-validation". Inside depthlab it is
 # the learning rate 0 (never a valid SGD step), so member keys stay numeric and sortable

@@ -19,9 +19,13 @@ optimization method", with Nogueira's `bayesian-optimization` package).
   than rewarded with a chance-level 0.5); a run whose validation outputs are non-finite
   (engine reports NaN) also counts as 1.0;
 * optimizer: `BayesianOptimization(f=None, pbounds={"log10_lr": ...}, random_state=seed)`
-  (v3 API; its default GP with Matern 5/2 kernel and UCB acquisition, kappa = 2.576). As in
-  its `maximize`, `init_points` points are drawn with the optimizer's `random_sample` and then
-  `n_iter` points with `suggest`; all points are `register`-ed. The init points are trained
+  (v3 API; its default GP with Matern 5/2 kernel and UCB acquisition, kappa = 2.576). With
+  ``init_design="random"`` (the default), as in its `maximize`, `init_points` points are
+  drawn with the optimizer's `random_sample`; with ``init_design="grid"`` they are the
+  midpoints of `init_points` equal bins of log10(bounds), so that a small budget still
+  spans the whole range (random draws can leave the top decade, where the best eta of a
+  deep net usually sits next to divergence, unexplored). Then `n_iter` points come from
+  `suggest`; all points are `register`-ed. The init points are trained
   together as one pack per fold (packing never changes the numbers, see
   `depthlab.training`), the suggested ones one at a time. A suggestion equal to an earlier
   point is not re-trained (nor re-registered) but still counts as an iteration;
@@ -48,6 +52,7 @@ from depthlab.training import Log, Member, TrainConfig, _emit, train_members
 
 DIVERGED_ERROR = 1.0  # validation error charged to a diverged (or non-finite) run
 PARAM = "log10_lr"
+INIT_DESIGNS = ("random", "grid")
 
 
 def make_folds(y: np.ndarray, n_folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -73,6 +78,14 @@ def _train_config(
                                      n_classes=n_classes, **overrides)
 
 
+def initial_points(optimizer, n: int, bounds: tuple[float, float], design: str) -> list[float]:
+    """log10(eta) of the `n` initial evaluations (see the module docstring)."""
+    if design == "random":
+        return [float(p[PARAM]) for p in optimizer.random_sample(n)]
+    lo, hi = math.log10(bounds[0]), math.log10(bounds[1])
+    return [lo + (i + 0.5) * (hi - lo) / n for i in range(n)]
+
+
 def fold_error(record: Mapping[str, Any]) -> float:
     """Validation error of one trained fold, with the divergence convention of this module."""
     err = record["test_error"]
@@ -94,6 +107,7 @@ def select_lr(
     init_points: int = 5,
     n_iter: int = 10,
     seed: int = 0,
+    init_design: str = "random",
     device: str | None = None,
     log: Log = None,
 ) -> dict[str, Any]:
@@ -104,9 +118,9 @@ def select_lr(
     `TrainConfig` fields (pack, checkpoint_every) are ignored. `device` overrides its device.
 
     Returns {"lr", "log10_lr", "mean_error", "trace", "bounds", "n_folds", "seed", "n_iter",
-    "init_points", "folds" (validation-fold sizes)}. `trace` lists every trained eta in
-    evaluation order: {"lr", "log10_lr", "fold_errors", "mean_error", "status", "epochs",
-    "phase" ("init" or "bo")}; fold lists are in fold order.
+    "init_points", "init_design", "folds" (validation-fold sizes)}. `trace` lists every
+    trained eta in evaluation order: {"lr", "log10_lr", "fold_errors", "mean_error",
+    "status", "epochs", "phase" ("init" or "bo")}; fold lists are in fold order.
     """
     from bayes_opt import BayesianOptimization
 
@@ -115,6 +129,8 @@ def select_lr(
         raise ValueError(f"bounds must satisfy 0 < low < high, got {bounds}")
     if init_points < 0 or n_iter < 0 or init_points + n_iter < 1:
         raise ValueError("need init_points, n_iter >= 0 and at least one evaluation")
+    if init_design not in INIT_DESIGNS:
+        raise ValueError(f"init_design must be one of {INIT_DESIGNS}, got {init_design!r}")
     x_train = np.ascontiguousarray(x_train, dtype=np.float32)
     y_train = np.ascontiguousarray(y_train, dtype=np.int64)
     cfg = _train_config(depth, width, n_classes, train_settings or {}, device)
@@ -162,7 +178,7 @@ def select_lr(
             optimizer.register(params={PARAM: e["log10_lr"]}, target=-e["mean_error"])
 
     if init_points:
-        points = [float(p[PARAM]) for p in optimizer.random_sample(init_points)]
+        points = initial_points(optimizer, init_points, (lo, hi), init_design)
         unique = list(dict.fromkeys(points))
         _emit(log, f"lr search: {len(unique)} initial points, {n_folds} folds")
         record(evaluate(unique, "init"))
@@ -187,12 +203,14 @@ def select_lr(
         "seed": int(seed),
         "n_iter": int(n_iter),
         "init_points": int(init_points),
+        "init_design": init_design,
         "folds": [int(len(va)) for _, va in folds],
     }
 
 
 # ---------------------------------------------------------------------------- storage
-_SCALARS = ("lr", "log10_lr", "mean_error", "n_folds", "seed", "n_iter", "init_points")
+_SCALARS = ("lr", "log10_lr", "mean_error", "n_folds", "seed", "n_iter", "init_points",
+            "init_design")
 
 
 def write_lr_search(path: str | Path, result: Mapping[str, Any], config_slice: Any) -> None:
@@ -257,6 +275,8 @@ def read_lr_search(path: str | Path) -> dict[str, Any]:
         "seed": int(a["seed"]),
         "n_iter": int(a["n_iter"]),
         "init_points": int(a["init_points"]),
+        # files written before the option existed used the library's random draws
+        "init_design": str(a.get("init_design", "random")),
         "bounds": json.loads(a["bounds"]),
         "folds": json.loads(a["folds"]),
         "trace": trace,

@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 
 from depthlab.config import fmt_lr  # noqa: E402
-from depthlab.cube import figure_n, pick_lr, seed_stats  # noqa: E402
+from depthlab.cube import NOT_RUN, figure_n, pick_lr, seed_stats  # noqa: E402
 from depthlab.provenance import atomic_output  # noqa: E402
 
 _LABEL_NAMES = {
@@ -187,9 +187,11 @@ def plot_test_error_vs_lr(cube: xr.Dataset, figure: Mapping[str, Any]) -> plt.Fi
                     continue
                 color = colors[i % len(colors)]
                 i += 1
+                # seeds outside this cell's grid are "not_run": neither success nor failure
                 status = sub["status"].values
-                ok = np.isin(status, ["converged"]).all(axis=-1) & (stats["count"].values > 0)
-                diverged = (status == "diverged").all(axis=-1)
+                ran = status != NOT_RUN
+                ok = ~np.isin(status, ["max_epochs", "diverged"]).any(axis=-1)
+                diverged = ((status == "diverged") | ~ran).all(axis=-1) & ran.any(axis=-1)
                 trained = (stats["count"].values > 0) & ~diverged
                 label = f"{dataset_title(cube, name).split(',')[0]}, L = {depth}, H = {width}"
                 ax.errorbar(lrs[trained], stats["mean"].values[trained],
@@ -211,7 +213,8 @@ def plot_test_error_vs_lr(cube: xr.Dataset, figure: Mapping[str, Any]) -> plt.Fi
     ax.set_title(f"N = {', '.join(map(str, shown))}; dotted: NTK of the same depth", fontsize=10)
     ax.grid(alpha=0.3, which="both")
     return _finish(fig, axes, figure,
-                   "hollow: some seed did not reach zero training error; x at 0.5: all diverged")
+                   "hollow: some seed never reached zero training error; "
+                   "x: all seeds diverged")
 
 
 def plot_local_stability(cube: xr.Dataset, figure: Mapping[str, Any]) -> plt.Figure:

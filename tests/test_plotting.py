@@ -1,0 +1,45 @@
+"""Figure markers that encode run status (Mori-Ueda Fig. 4): hollow = some seed of the
+cell failed to reach zero training error, x = every seed that ran diverged."""
+
+import numpy as np
+import xarray as xr
+
+from depthlab.plotting import plot_test_error_vs_lr
+
+
+def _lr_cube(status: list[list[str]]) -> xr.Dataset:
+    """One dataset, L = 1, three learning rates x three seeds; NaN error where not run."""
+    status_arr = np.array(status, dtype=object)
+    te = np.where(np.isin(status_arr, ["converged", "max_epochs"]), 0.3, np.nan)
+    dims = ("dataset", "n_train", "depth", "width", "lr", "seed")
+    cube = xr.Dataset(
+        {"test_error": (dims, te[None, None, None, None].astype(float)),
+         "status": (dims, status_arr[None, None, None, None].astype(str))},
+        coords={"dataset": ["local2"], "n_train": [100], "depth": [1], "width": [50],
+                "lr": [0.1, 0.3, 1.0], "seed": [0, 1, 2], "kernel_depth": [1]},
+    )
+    return cube.assign_coords(generator=("dataset", ["k_local"]), k=("dataset", [2]),
+                              d=("dataset", [10]), data_source=("dataset", ["synthetic"]))
+
+
+def _markers(fig):
+    ax = fig.axes[0]
+    hollow = [x for ln in ax.lines if ln.get_markerfacecolor() == "white"
+              for x in ln.get_xdata()]
+    crosses = [x for ln in ax.lines if ln.get_marker() == "x" for x in ln.get_xdata()]
+    return sorted(hollow), sorted(crosses)
+
+
+def test_not_run_seeds_are_neither_failures_nor_divergences():
+    # seed 2 is outside this cell's grid: the cells are clean, nothing hollow, no x
+    status = [["converged", "converged", "not_run"]] * 3
+    fig = plot_test_error_vs_lr(_lr_cube(status), {"datasets": ["local2"], "n_train": 100})
+    assert _markers(fig) == ([], [])
+
+
+def test_failed_and_diverged_cells_are_marked():
+    status = [["converged", "max_epochs", "not_run"],   # one seed stuck: hollow
+              ["converged", "converged", "converged"],  # clean
+              ["diverged", "diverged", "not_run"]]      # every seed that ran diverged: x
+    fig = plot_test_error_vs_lr(_lr_cube(status), {"datasets": ["local2"], "n_train": 100})
+    assert _markers(fig) == ([0.1], [1.0])
