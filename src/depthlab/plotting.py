@@ -42,6 +42,12 @@ def _sources(cube: xr.Dataset, datasets) -> str:
                                    for d in datasets))
 
 
+def _some_seed_failed(status: np.ndarray) -> np.ndarray:
+    """Per cell (last axis = seed): did any seed that ran miss zero training error?
+    Seeds outside the cell's grid are "not_run" and count as neither."""
+    return np.isin(status, ["max_epochs", "diverged"]).any(axis=-1)
+
+
 def plot_test_error_vs_n(cube: xr.Dataset, figure: Mapping[str, Any]) -> plt.Figure:
     """Mori-Ueda Fig. 1/2 style: test error vs N per (L, H), mean +- std over seeds,
     with the analytic-NTK test error of every kernel depth in the cube as dashed lines."""
@@ -71,8 +77,7 @@ def plot_test_error_vs_n(cube: xr.Dataset, figure: Mapping[str, Any]) -> plt.Fig
                 ms=4, capsize=3, color=color, label=label,
             )
             # Hollow markers flag N where some seed never reached zero training error.
-            failed = np.isin(sub["status"].sel(depth=L, width=H).values,
-                             ["max_epochs", "diverged"]).any(axis=-1)[have]
+            failed = _some_seed_failed(sub["status"].sel(depth=L, width=H).values)[have]
             not_converged += int(failed.sum())
             ax.plot(n[failed], cell["mean"].values[have][failed], "o", ms=8, mfc="white",
                     color=color, zorder=3)
@@ -187,10 +192,9 @@ def plot_test_error_vs_lr(cube: xr.Dataset, figure: Mapping[str, Any]) -> plt.Fi
                     continue
                 color = colors[i % len(colors)]
                 i += 1
-                # seeds outside this cell's grid are "not_run": neither success nor failure
                 status = sub["status"].values
                 ran = status != NOT_RUN
-                ok = ~np.isin(status, ["max_epochs", "diverged"]).any(axis=-1)
+                ok = ~_some_seed_failed(status)
                 diverged = ((status == "diverged") | ~ran).all(axis=-1) & ran.any(axis=-1)
                 trained = (stats["count"].values > 0) & ~diverged
                 label = f"{dataset_title(cube, name).split(',')[0]}, L = {depth}, H = {width}"
