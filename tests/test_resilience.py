@@ -80,17 +80,23 @@ def start(work: Path, config: Path, *args) -> subprocess.Popen:
                             env={**os.environ, "PYTHONHASHSEED": "0"})
 
 
-def last_epoch(work: Path) -> int:
+def last_checkpoint_epoch(work: Path) -> int:
+    """The newest checkpoint's epoch, from the training log (written after the file is).
+
+    The progress line of an epoch comes before its checkpoint, so watching progress lines
+    alone races the checkpoint write and can kill the job one checkpoint too early.
+    """
     log = work / TRAIN_LOG
-    epochs = re.findall(r"epoch (\d+):", log.read_text()) if log.exists() else []
+    text = log.read_text() if log.exists() else ""
+    epochs = re.findall(r"checkpoint written at epoch (\d+)", text)
     return int(epochs[-1]) if epochs else 0
 
 
 def wait_mid_training(proc: subprocess.Popen, work: Path, timeout: float = 240) -> None:
-    """Until training is past KILL_AFTER_EPOCH with a checkpoint on disk."""
+    """Until a checkpoint of epoch KILL_AFTER_EPOCH or later is on disk."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if (work / CHECKPOINT).exists() and last_epoch(work) >= KILL_AFTER_EPOCH:
+        if (work / CHECKPOINT).exists() and last_checkpoint_epoch(work) >= KILL_AFTER_EPOCH:
             return
         if proc.poll() is not None:
             pytest.fail(f"snakemake ended before it could be killed:\n{proc.stdout.read()}")

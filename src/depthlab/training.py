@@ -389,6 +389,7 @@ def train_members(
                     "elapsed_s": elapsed_before + time.perf_counter() - t0,
                 },
             )
+            _emit(log, f"checkpoint written at epoch {epoch}")
         if _stop_after_epoch is not None and epoch >= _stop_after_epoch and active:
             raise TrainingInterrupted(f"stopped after epoch {epoch} (testing hook)")
 
