@@ -1,10 +1,13 @@
 """Figure markers that encode run status (Mori-Ueda Fig. 4): hollow = some seed of the
-cell failed to reach zero training error, x = every seed that ran diverged."""
+cell failed to reach zero training error, x = every seed that ran diverged. Multi-panel
+test-error-vs-N figures (Fig. 2): every panel says what its curves are, and one (L, H) has
+one colour in every panel."""
 
+import matplotlib.colors as mcolors
 import numpy as np
 import xarray as xr
 
-from depthlab.plotting import plot_test_error_vs_lr
+from depthlab.plotting import plot_test_error_vs_lr, plot_test_error_vs_n
 
 
 def _lr_cube(status: list[list[str]]) -> xr.Dataset:
@@ -43,3 +46,37 @@ def test_failed_and_diverged_cells_are_marked():
               ["diverged", "diverged", "not_run"]]      # every seed that ran diverged: x
     fig = plot_test_error_vs_lr(_lr_cube(status), {"datasets": ["local2"], "n_train": 100})
     assert _markers(fig) == ([0.1], [1.0])
+
+
+def _two_panel_cube() -> xr.Dataset:
+    """local2 trained at H = 200 only, global2 at H = 100 and 200 (as in the laptop Fig. 2)."""
+    dims = ("dataset", "n_train", "depth", "width", "lr", "seed")
+    te = np.full((2, 2, 2, 2, 1, 2), 0.3)
+    te[0, :, :, 0] = np.nan  # local2, H = 100: not trained
+    status = np.where(np.isnan(te), "not_run", "converged")
+    cube = xr.Dataset(
+        {"test_error": (dims, te), "status": (dims, status)},
+        coords={"dataset": ["local2", "global2"], "n_train": [500, 1000], "depth": [1, 7],
+                "width": [100, 200], "lr": [0.5], "seed": [0, 1]},
+    )
+    return cube.assign_coords(generator=("dataset", ["k_local", "k_global"]),
+                              k=("dataset", [2, 2]), d=("dataset", [200, 20]),
+                              data_source=("dataset", ["synthetic", "synthetic"]))
+
+
+def test_every_panel_has_its_own_legend_and_colours_match_across_panels():
+    fig = plot_test_error_vs_n(_two_panel_cube(), {"datasets": ["local2", "global2"]})
+    colour_of = {}
+    shown = []
+    for ax in fig.axes:
+        legend = ax.get_legend()
+        assert legend is not None, "a panel without a legend"
+        labels = [t.get_text() for t in legend.get_texts()]
+        shown.append(sorted(labels))
+        for container in ax.containers:  # one errorbar per (L, H)
+            line = container.lines[0]
+            colour = mcolors.to_hex(line.get_color())
+            assert colour_of.setdefault(container.get_label(), colour) == colour
+    assert shown == [["L = 1, H = 200", "L = 7, H = 200"],
+                     ["L = 1, H = 100", "L = 1, H = 200", "L = 7, H = 100", "L = 7, H = 200"]]
+    assert len(set(colour_of.values())) == 4

@@ -54,6 +54,7 @@ def plot_test_error_vs_n(cube: xr.Dataset, figure: Mapping[str, Any]) -> plt.Fig
     datasets = list(figure["datasets"])
     fig, axes = plt.subplots(1, len(datasets), figsize=(4.6 * len(datasets), 3.9), squeeze=False)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    color_of: dict[tuple[int, int], str] = {}  # one colour per (L, H) across all panels
     not_converged = 0
     lrs = {}
     for ax, name in zip(axes[0], datasets, strict=True):
@@ -66,12 +67,12 @@ def plot_test_error_vs_n(cube: xr.Dataset, figure: Mapping[str, Any]) -> plt.Fig
             for H in figure.get("widths", sub["width"].values.tolist())
             if int(stats["count"].sel(depth=L, width=H).sum()) > 0
         ]
-        for i, (L, H) in enumerate(archs):
+        for L, H in archs:
             cell = stats.sel(depth=L, width=H)
             have = cell["count"].values > 0
             n = sub["n_train"].values[have]
             label = "linear perceptron" if L == 0 else f"L = {L}, H = {H}"
-            color = colors[i % len(colors)]
+            color = color_of.setdefault((L, H), colors[len(color_of) % len(colors)])
             ax.errorbar(
                 n, cell["mean"].values[have], yerr=cell["std"].values[have], marker="o",
                 ms=4, capsize=3, color=color, label=label,
@@ -98,7 +99,7 @@ def plot_test_error_vs_n(cube: xr.Dataset, figure: Mapping[str, Any]) -> plt.Fig
         ax.set_title(f"{dataset_title(cube, name)}, lr = {_lr_text(lrs[name])}", fontsize=10)
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3, which="both")
-    axes[0][0].legend(fontsize=7, loc="best")
+        ax.legend(fontsize=7, loc="best")  # panels can show different (L, H) sets
     n_seeds = int(cube.sizes["seed"])
     note = (
         f"SGD lr = {', '.join(_lr_text(v) for v in dict.fromkeys(lrs.values()))}, "
@@ -137,7 +138,8 @@ def _ntk_level(ax, cube: xr.Dataset, dataset: str, n_train: int) -> None:
 
 
 def _finish(fig: plt.Figure, axes, figure: Mapping[str, Any], note: str) -> plt.Figure:
-    axes[0].legend(fontsize=7, loc="best")
+    for ax in axes:
+        ax.legend(fontsize=7, loc="best")
     fig.text(0.01, 0.01, note, fontsize=7, color="0.35")
     if "title" in figure:
         fig.suptitle(figure["title"], fontsize=11)
