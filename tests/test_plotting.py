@@ -54,10 +54,13 @@ def _two_panel_cube() -> xr.Dataset:
     te = np.full((2, 2, 2, 2, 1, 2), 0.3)
     te[0, :, :, 0] = np.nan  # local2, H = 100: not trained
     status = np.where(np.isnan(te), "not_run", "converged")
+    ntk = np.array([[np.nan, 0.45], [0.2, 0.15]])  # local2: NTK at one N only (as Fig. S1)
+    ntk = np.stack([ntk, ntk + 0.01], axis=-1)  # kernel depths 1 and 7
     cube = xr.Dataset(
-        {"test_error": (dims, te), "status": (dims, status)},
+        {"test_error": (dims, te), "status": (dims, status),
+         "ntk_test_error": (("dataset", "n_train", "kernel_depth"), ntk)},
         coords={"dataset": ["local2", "global2"], "n_train": [500, 1000], "depth": [1, 7],
-                "width": [100, 200], "lr": [0.5], "seed": [0, 1]},
+                "width": [100, 200], "lr": [0.5], "seed": [0, 1], "kernel_depth": [1, 7]},
     )
     return cube.assign_coords(generator=("dataset", ["k_local", "k_global"]),
                               k=("dataset", [2, 2]), d=("dataset", [200, 20]),
@@ -77,6 +80,19 @@ def test_every_panel_has_its_own_legend_and_colours_match_across_panels():
             line = container.lines[0]
             colour = mcolors.to_hex(line.get_color())
             assert colour_of.setdefault(container.get_label(), colour) == colour
-    assert shown == [["L = 1, H = 200", "L = 7, H = 200"],
-                     ["L = 1, H = 100", "L = 1, H = 200", "L = 7, H = 100", "L = 7, H = 200"]]
+    ntk = ["NTK, L = 1", "NTK, L = 7"]
+    assert shown == [sorted(ntk + ["L = 1, H = 200", "L = 7, H = 200"]),
+                     sorted(ntk + ["L = 1, H = 100", "L = 1, H = 200", "L = 7, H = 100",
+                                   "L = 7, H = 200"])]
     assert len(set(colour_of.values())) == 4
+
+
+def test_ntk_known_at_a_single_n_is_still_drawn():
+    fig = plot_test_error_vs_n(_two_panel_cube(), {"datasets": ["local2", "global2"]})
+    for ax, n_points in zip(fig.axes, (1, 2), strict=True):
+        lines = [ln for ln in ax.lines if ln.get_label().startswith("NTK")]
+        assert len(lines) == 2
+        for line in lines:
+            assert len(line.get_xdata()) == n_points
+            # one point draws nothing as a line: it needs a marker
+            assert n_points > 1 or line.get_marker() not in (None, "None", "", " ")

@@ -86,9 +86,12 @@ def plot_test_error_vs_n(cube: xr.Dataset, figure: Mapping[str, Any]) -> plt.Fig
             for j, kd in enumerate(cube["kernel_depth"].values):
                 ntk = cube["ntk_test_error"].sel(dataset=name, kernel_depth=kd)
                 ok = ntk.notnull().values
+                # A line through one point is invisible: mark a lone N with a level tick.
+                lone = {"marker": "_", "ms": 28, "mew": 1.6} if ok.sum() == 1 else {}
                 ax.plot(
                     cube["n_train"].values[ok], ntk.values[ok], _NTK_STYLES[j % 3],
                     color="0.25" if j == 0 else "0.55", lw=1.6, label=f"NTK, L = {int(kd)}",
+                    **lone,
                 )
         ax.set_xscale("log")
         trained_n = sub["n_train"].values[stats["count"].sum(["depth", "width"]).values > 0]
