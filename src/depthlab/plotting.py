@@ -26,6 +26,11 @@ _LABEL_NAMES = {
 _NTK_STYLES = ("--", ":", "-.")
 
 
+def _ntk_style(j: int) -> dict[str, Any]:
+    """Line style of the j-th kernel depth's NTK curve, the same in every plot."""
+    return {"ls": _NTK_STYLES[j % 3], "color": "0.25" if j == 0 else "0.55"}
+
+
 def dataset_title(cube: xr.Dataset, name: str) -> str:
     sel = cube.sel(dataset=name)
     template = _LABEL_NAMES.get(str(sel["generator"].values), name)
@@ -89,9 +94,8 @@ def plot_test_error_vs_n(cube: xr.Dataset, figure: Mapping[str, Any]) -> plt.Fig
                 # A line through one point is invisible: mark a lone N with a level tick.
                 lone = {"marker": "_", "ms": 28, "mew": 1.6} if ok.sum() == 1 else {}
                 ax.plot(
-                    cube["n_train"].values[ok], ntk.values[ok], _NTK_STYLES[j % 3],
-                    color="0.25" if j == 0 else "0.55", lw=1.6, label=f"NTK, L = {int(kd)}",
-                    **lone,
+                    cube["n_train"].values[ok], ntk.values[ok], **_ntk_style(j), lw=1.6,
+                    label=f"NTK, L = {int(kd)}", **lone,
                 )
         ax.set_xscale("log")
         trained_n = sub["n_train"].values[stats["count"].sum(["depth", "width"]).values > 0]
@@ -136,8 +140,7 @@ def _ntk_level(ax, cube: xr.Dataset, dataset: str, n_train: int) -> None:
     for j, kd in enumerate(cube["kernel_depth"].values):
         value = cube["ntk_test_error"].sel(dataset=dataset, n_train=n_train, kernel_depth=kd)
         if np.isfinite(value):
-            ax.axhline(float(value), ls=_NTK_STYLES[j % 3], color="0.25" if j == 0 else "0.55",
-                       lw=1.4, label=f"NTK, L = {int(kd)}")
+            ax.axhline(float(value), **_ntk_style(j), lw=1.4, label=f"NTK, L = {int(kd)}")
 
 
 def _finish(fig: plt.Figure, axes, figure: Mapping[str, Any], note: str) -> plt.Figure:
