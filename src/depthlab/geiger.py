@@ -97,12 +97,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from depthlab.activations import activation_gain
 from depthlab.kernels.empirical import (
-    NTKLinear,
     empirical_ntk,
     empirical_ntk_structured,
     ntk_relative_change,
 )
+from depthlab.models import FCSpec, GainActivation, NTKLinear, fc_net, strided_cnn
 
 __all__ = [
     "ACTIVATIONS",
@@ -145,139 +146,15 @@ def _emit(log: Log, message: str) -> None:
 # ----------------------------------------------------------------------------- model
 
 
-def _phi_numpy(activation: str, beta: float) -> Callable[[np.ndarray], np.ndarray]:
-    if activation == "softplus":
-        return lambda z: np.logaddexp(0.0, beta * z) / beta
-    if activation == "relu":
-        return lambda z: np.maximum(z, 0.0)
-    raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
-
-
-@functools.cache
-def activation_gain(activation: str = "softplus", beta: float = 5.0) -> float:
-    """``a = E[phi(z)^2]^{-1/2}``, ``z ~ N(0, 1)``: the factor making ``a phi`` preserve unit
-    preactivation variance in the NTK parameterisation (module doc).  Quadrature to ~1e-12."""
-    from scipy import integrate
-
-    phi = _phi_numpy(activation, float(beta))
-    norm = 1.0 / math.sqrt(2.0 * math.pi)
-
-    def integrand(z: float) -> float:
-        return float(phi(np.float64(z)) ** 2) * norm * math.exp(-0.5 * z * z)
-
-    lower, _ = integrate.quad(integrand, -np.inf, 0.0, epsabs=1e-15, epsrel=1e-13, limit=200)
-    upper, _ = integrate.quad(integrand, 0.0, np.inf, epsabs=1e-15, epsrel=1e-13, limit=200)
-    return 1.0 / math.sqrt(lower + upper)
-
-
-class GainActivation(nn.Module):
-    """``a * phi(z)``: Softplus ``log(1 + e^(beta z)) / beta`` or ReLU.
-
-    The Softplus is torch's (fused) ``softplus(z, beta, threshold=30)``, exactly linear for
-    ``beta z > 30``: a deviation below ``e^-30 / beta = 2e-14`` from the formula."""
-
-    def __init__(self, activation: str = "softplus", beta: float = 5.0):
-        super().__init__()
-        _phi_numpy(activation, beta)  # validates the name
-        self.activation, self.beta = activation, float(beta)
-        self.gain = activation_gain(activation, self.beta)
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        if self.activation == "relu":
-            return torch.relu(z) * self.gain
-        return F.softplus(z, self.beta, SOFTPLUS_THRESHOLD) * self.gain
-
-    def extra_repr(self) -> str:
-        return f"{self.activation}, beta={self.beta:g}, gain={self.gain:.6f}"
-
-
-def geiger_fc(
-    d: int,
-    width: int,
-    depth: int,
-    *,
-    activation: str = "softplus",
-    beta: float = 5.0,
-    seed: int = 0,
-    dtype: torch.dtype = torch.float64,
-) -> nn.Sequential:
-    """The FC net of App. B: ``d -> width x depth -> 1``, ``W ~ N(0, 1)``, biases 0 (trainable).
-
-    Weights are drawn from one CPU generator seeded by ``seed`` (layer by layer), so the
-    initial network depends only on (d, width, depth, seed).  Output shape ``(n, 1)``.
-    """
-    if d < 1 or depth < 0 or (depth > 0 and width < 1):
-        raise ValueError(f"bad architecture d={d} width={width} depth={depth}")
-    gen = torch.Generator().manual_seed(int(seed))
-    layers: list[nn.Module] = []
-    n_in = d
-    for _ in range(int(depth)):
-        layers += [NTKLinear(n_in, width, 1.0, 1.0, gen, dtype), GainActivation(activation, beta)]
-        n_in = width
-    layers.append(NTKLinear(n_in, 1, 1.0, 1.0, gen, dtype))
-    with torch.no_grad():
-        for m in layers:
-            if isinstance(m, NTKLinear):
-                m.bias.zero_()
-    return nn.Sequential(*layers)
-
-
-class NTKConv2d(nn.Module):
-    """NTK-parameterised convolution: ``y = (c_in k^2)^-1/2 W * x + b``, ``W ~ N(0, 1)``,
-    bias initialised at 0, "same" padding (the CNN analogue of :class:`NTKLinear`)."""
-
-    def __init__(self, c_in: int, c_out: int, kernel_size: int, stride: int,
-                 generator: torch.Generator, dtype: torch.dtype):
-        super().__init__()
-        k = int(kernel_size)
-        self.weight = nn.Parameter(torch.randn(c_out, c_in, k, k, generator=generator,
-                                               dtype=dtype))
-        self.bias = nn.Parameter(torch.zeros(c_out, dtype=dtype))
-        self.w_scale = 1.0 / math.sqrt(c_in * k * k)
-        self.stride, self.padding = int(stride), k // 2
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, self.weight * self.w_scale, self.bias, self.stride, self.padding)
-
-
-class SpatialMean(nn.Module):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.mean(dim=(2, 3))
-
-
-def geiger_cnn(
-    image_shape: tuple[int, ...],
-    width: int,
-    depth: int = 4,
-    *,
-    activation: str = "relu",
-    beta: float = 5.0,
-    kernel_size: int = 3,
-    seed: int = 0,
-    dtype: torch.dtype = torch.float64,
-) -> nn.Sequential:
-    """Setup (B) of sec. 2 / App. B: ``depth`` (4 in the paper) hidden convolutions of
-    ``width`` channels with stride 2 before the first and in the middle (layer depth // 2),
-    ReLU with the unit-variance gain, a spatial average and a linear readout; weights
-    ``N(0, 1)`` scaled by ``fan_in^-1/2``, biases 0.  Takes flattened images (n, H*W*C) and
-    ``image_shape`` (H, W) or (C, H, W)."""
-    shape = tuple(int(s) for s in image_shape)
-    shape = (1, *shape) if len(shape) == 2 else shape
-    gen = torch.Generator().manual_seed(int(seed))
-    strides = [2 if i in (0, depth // 2) else 1 for i in range(depth)]
-    layers: list[nn.Module] = [nn.Unflatten(1, shape)]
-    c_in = shape[0]
-    for stride in strides:
-        layers += [NTKConv2d(c_in, width, kernel_size, stride, gen, dtype),
-                   GainActivation(activation, beta)]
-        c_in = width
-    layers += [SpatialMean(), NTKLinear(c_in, 1, 1.0, 1.0, gen, dtype)]
-    with torch.no_grad():
-        layers[-1].bias.zero_()
-    return nn.Sequential(*layers)
-
-
 ARCHITECTURES = ("fc", "cnn")
+
+
+def geiger_fc(d: int, width: int, depth: int, *, activation: str = "softplus", beta: float = 5.0,
+              seed: int = 0, dtype: torch.dtype = torch.float64) -> nn.Sequential:
+    """The FC net of App. B: ``d -> width x depth -> 1``, ``W ~ N(0, 1)``, biases 0 (trainable)."""
+    spec = FCSpec(activation=activation, gain=True, beta=beta, w_var=1.0, first_w_var=1.0,
+                  b_std=1.0, zero_bias=True)
+    return fc_net(d, width, depth, spec, seed=seed, dtype=dtype)
 
 
 def geiger_model(architecture: str, d: int, width: int, depth: int, *, activation: str,
@@ -289,8 +166,8 @@ def geiger_model(architecture: str, d: int, width: int, depth: int, *, activatio
         if image_shape is None or int(np.prod(image_shape)) != d:
             raise ValueError(f"the CNN needs the image shape of its {d}-pixel inputs, got "
                              f"{image_shape}")
-        return geiger_cnn(image_shape, width, depth, activation=activation, beta=beta,
-                          seed=seed)
+        return strided_cnn(image_shape, width, depth, activation=activation, beta=beta,
+                           seed=seed)
     raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
 
 

@@ -83,14 +83,12 @@ _LAZY: dict[str, str] = {
     "ntk_limit_structure": "phase",
     "kappa_limit": "phase",
     # empirical (torch)
-    "NTKLinear": "empirical",
     "empirical_ntk": "empirical",
     "empirical_ntk_jacobian": "empirical",
     "empirical_ntk_vp": "empirical",
     "empirical_ntk_structured": "empirical",
     "ntk_vector_product": "empirical",
     "ntk_relative_change": "empirical",
-    "mori_ueda_net": "empirical",
     "feature_nngp": "empirical",
 }
 

@@ -1,4 +1,4 @@
-r"""Empirical (finite-width) NTKs of torch models, and the reference Mori-Ueda ReLU net.
+r"""Empirical (finite-width) NTKs of torch models.
 
 ``Theta_ab(x, x') = sum_p df_a(x)/dp df_b(x')/dp`` (``trace=True`` sums ``a = b``).  Three
 ways to compute it, selected by ``empirical_ntk(..., method=...)``:
@@ -28,18 +28,15 @@ ways to compute it, selected by ``empirical_ntk(..., method=...)``:
     (activations, ``Flatten``, ...); anything with parameters that is not a dense layer,
     a module used twice, or a map mixing samples (e.g. ``BatchNorm`` in training mode) is
     outside its assumptions -- the first two raise ``TypeError``.  This covers
-    :func:`mori_ueda_net`, plain ``nn.Linear`` MLPs in any parameterisation, and the
+    :func:`depthlab.models.fc_net` nets, plain ``nn.Linear`` MLPs in any parameterisation, and the
     deep narrow MLPs of Lee et al. (their "scaled NTK" is this divided by ``L C_L^2``).
 
 :func:`ntk_relative_change` is Geiger et al.'s kernel-change measure
 ``||Theta_t - Theta_0||_F / ||Theta_0||_F`` (their eq. 9, norm over a test set).
 
-:func:`mori_ueda_net` builds the network of Mori & Ueda supp. A in NTK parameterisation:
-its trainable parameters are the standard-normal ``w~`` and ``b~`` and the forward pass
-uses ``w = sqrt(w_var / n_in) w~`` and ``b = beta b~`` (first layer ``w_var =
-first_w_var = 1``, later layers ``w_var = 2``), so the gradients w.r.t. the tilde
-parameters give the NTK whose infinite-width limit is
-``kernel_matrices(mori_ueda_spec(beta), depth, ...)``.
+:func:`depthlab.models.fc_net` builds NTK-parameterised MLPs (trainable standard-normal
+``w~``, ``b~``; forward ``w = sqrt(w_var / n_in) w~``, ``b = b_std b~``), whose NTK's
+infinite-width limit is ``kernel_matrices(spec, depth, ...)`` for the matching kernel spec.
 """
 
 from __future__ import annotations
@@ -52,8 +49,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from depthlab.models.layers import NTKLinear
+
 __all__ = [
-    "NTKLinear",
     "NTK_METHODS",
     "empirical_ntk",
     "empirical_ntk_jacobian",
@@ -61,57 +59,8 @@ __all__ = [
     "empirical_ntk_structured",
     "ntk_vector_product",
     "ntk_relative_change",
-    "mori_ueda_net",
     "feature_nngp",
 ]
-
-
-class NTKLinear(nn.Module):
-    """``y = sqrt(w_var / n_in) x w~^T + b_std b~`` with ``w~, b~ ~ N(0, 1)`` as parameters."""
-
-    def __init__(
-        self,
-        n_in: int,
-        n_out: int,
-        w_var: float,
-        b_std: float,
-        generator: torch.Generator | None = None,
-        dtype: torch.dtype = torch.float64,
-    ):
-        super().__init__()
-        self.weight = nn.Parameter(torch.randn(n_out, n_in, generator=generator, dtype=dtype))
-        self.bias = nn.Parameter(torch.randn(n_out, generator=generator, dtype=dtype))
-        self.w_scale = math.sqrt(w_var / n_in)
-        self.b_std = float(b_std)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.w_scale * (x @ self.weight.T) + self.b_std * self.bias
-
-
-def mori_ueda_net(
-    d: int,
-    width: int,
-    depth: int,
-    beta: float = 0.1,
-    seed: int = 0,
-    *,
-    w_var: float = 2.0,
-    first_w_var: float = 1.0,
-    n_out: int = 1,
-    dtype: torch.dtype = torch.float64,
-) -> nn.Sequential:
-    """ReLU net ``d -> width x depth -> n_out`` in NTK parameterisation (module doc).
-
-    ``depth = 0`` is the linear model.  The last module is the readout ``NTKLinear``.
-    """
-    gen = torch.Generator().manual_seed(int(seed))
-    layers: list[nn.Module] = []
-    n_in, wv = d, first_w_var
-    for _ in range(int(depth)):
-        layers += [NTKLinear(n_in, width, wv, beta, gen, dtype), nn.ReLU()]
-        n_in, wv = width, w_var
-    layers.append(NTKLinear(n_in, n_out, wv, beta, gen, dtype))
-    return nn.Sequential(*layers)
 
 
 def _as_tensor(x: Any, like: torch.Tensor) -> torch.Tensor:
@@ -402,7 +351,7 @@ def ntk_relative_change(theta_t: Any, theta_0: Any) -> float:
 
 
 def feature_nngp(model: nn.Sequential, x1: Any, x2: Any = None) -> np.ndarray:
-    """Readout-averaged NNGP of a :func:`mori_ueda_net`-style ``nn.Sequential``:
+    """Readout-averaged NNGP of a :func:`depthlab.models.fc_net`-style ``nn.Sequential``:
     ``E_readout[f(x) f(x')] = w_var/n z(x).z(x') + b_std^2`` for the last hidden features
     ``z`` (an unbiased per-init estimate of the NNGP with much less noise than ``f f'``)."""
     *body, readout = list(model)

@@ -35,7 +35,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-ACTIVATIONS = ("relu", "softplus", "tanh", "linear")
+from depthlab.activations import names_for
+
+ACTIVATIONS = names_for("packed")  # relu, softplus, tanh, linear
 INITS = ("glorot_uniform", "glorot_normal", "normal_ntk")
 LOSSES = ("cross_entropy", "mse")
 ALIGN_FLOATS = 4  # 16 bytes: MKL's batched sgemm kernel choice depends on this alignment

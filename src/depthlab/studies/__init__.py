@@ -1,0 +1,70 @@
+"""Study plug-ins, found by their ``kind``.
+
+A study is a config block (``studies.<name>`` with ``kind: <kind>``) plus these files, and
+nothing else; adding one edits no shared module:
+
+==========================================  ==================================================
+``src/depthlab/studies/<kind>/__init__.py``  the plug-in module (contract below)
+``src/depthlab/studies/<kind>/*.py``         its own code: cube builder, figures, tables, claims
+``rules/studies/<kind>.smk``                 its rules (included for every kind a config uses)
+``workflow/schemas/studies/<kind>.schema.yaml``  its schema: the one home of its defaults
+``report/<kind>/<figure>.rst``               figure captions (``report/figure.rst`` otherwise)
+``tests/studies/test_<kind>*.py``            its tests
+==========================================  ==================================================
+
+The plug-in module exports:
+
+``KIND``
+    its kind name (the package name).
+``check(key, study, config)``
+    cross-field checks of one validated study block (defaults already filled in from its
+    schema); raises :class:`depthlab.config.ConfigError` whose message starts with ``key``
+    (``studies.<name>``) or a longer key path.
+``targets(name, study, results)``
+    the files ``snakemake`` with no target builds for this study (cube, figures, tables,
+    claims), as paths under ``results``.
+``PLOTS``
+    ``{plot kind: function(cube, figure settings) -> matplotlib Figure}`` for the generic
+    figure rule (a figure block names its ``plot``).
+``FIGURE_CODE``
+    the modules its figure functions live in: declared inputs of its figure rules, so
+    editing them reruns that study's figures and nothing upstream.
+``claims(cube, study)``
+    the paper's claims evaluated on the study cube (:mod:`depthlab.claims`).
+
+Its rules file defines the study's jobs and its cube rule; figures and claims come from the
+generic rules in ``rules/figures.smk`` and ``rules/claims.smk``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from types import ModuleType
+
+__all__ = ["KINDS", "plugin", "schema_path", "rules_path"]
+
+_HERE = Path(__file__).resolve().parent
+_REPO = _HERE.parents[2]
+
+# Every sub-package is a kind; discovered, never listed, so a new study edits nothing here.
+KINDS: tuple[str, ...] = tuple(sorted(
+    p.name for p in _HERE.iterdir() if p.is_dir() and (p / "__init__.py").exists()
+))
+
+
+def plugin(kind: str, key: str = "kind") -> ModuleType:
+    """The plug-in module of ``kind``; an unknown kind is a ``ConfigError`` naming ``key``."""
+    from depthlab.config import ConfigError
+
+    if kind not in KINDS:
+        raise ConfigError(f"{key}: unknown study kind {kind!r}; known kinds: {list(KINDS)}")
+    return importlib.import_module(f"{__name__}.{kind}")
+
+
+def schema_path(kind: str) -> Path:
+    return _REPO / "workflow" / "schemas" / "studies" / f"{kind}.schema.yaml"
+
+
+def rules_path(kind: str) -> Path:
+    return _REPO / "rules" / "studies" / f"{kind}.smk"
