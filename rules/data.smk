@@ -5,6 +5,8 @@ rule make_dataset:
         f"{R}/logs/datasets/{{dataset}}.log",
     params:
         spec=lambda wc: DATASETS[wc.dataset],
+    group:
+        "datasets"
     resources:
         runtime=10,
         mem_mb=2000,

@@ -13,7 +13,9 @@ rule gram:
     params:
         spec=lambda wc: KERNELS[wc.kernel],
         block_size=KERNEL_REGRESSION["block_size"],
-    threads: config.get("threads", {}).get("gram", 1)
+    threads: THREADS["gram"]
+    group:
+        "kernels"
     resources:
         runtime=60,
         mem_mb=8000,
@@ -34,7 +36,9 @@ rule kernel_regression:
     params:
         jitter=KERNEL_REGRESSION["jitter"],
         block_size=KERNEL_REGRESSION["block_size"],
-    threads: config.get("threads", {}).get("gram", 1)
+    threads: THREADS["gram"]
+    group:
+        "kernels"
     resources:
         runtime=60,
         mem_mb=8000,
@@ -53,7 +57,9 @@ rule kernel_spectrum:
         f"{R}/kernels/{{dataset}}/{{kernel}}/L{{depth}}/spectrum_N{{n_train}}.h5",
     log:
         f"{R}/logs/kernels/{{dataset}}/{{kernel}}/L{{depth}}/spectrum_N{{n_train}}.log",
-    threads: config.get("threads", {}).get("gram", 1)
+    threads: THREADS["gram"]
+    group:
+        "kernels"
     resources:
         runtime=60,
         mem_mb=8000,

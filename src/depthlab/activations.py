@@ -55,10 +55,13 @@ def names_for(engine: str) -> tuple[str, ...]:
 
 
 def check_activation(name: object, engine: str, key: str) -> str:
-    """``name`` if ``engine`` implements it, else a ``ValueError`` naming the config ``key``."""
+    """``name`` if ``engine`` implements it, else a ``ConfigError`` (a ``ValueError``) naming
+    the config ``key``."""
+    from depthlab.config import ConfigError
+
     allowed = names_for(engine)
     if name not in allowed:
-        raise ValueError(f"{key}: activation {name!r} is not one of {list(allowed)}")
+        raise ConfigError(f"{key}: activation {name!r} is not one of {list(allowed)}")
     return str(name)
 
 

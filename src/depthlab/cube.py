@@ -1,27 +1,21 @@
-"""Collect every number of a study into one labelled xarray cube.
+"""Study cubes on disk: one labelled xarray Dataset per study (netCDF via h5netcdf).
 
-Trained networks fill (dataset, n_train, depth, width, lr, seed); kernel baselines
-fill (dataset, n_train, kernel_depth). Grid points that no grid asked for stay NaN
-with status "not_run"; runs that diverged or hit the epoch cap are kept with their
-status, never dropped.
+Each study builds its own cube (``depthlab.studies.<kind>.cube``); this module writes it
+atomically, reads it back with a clear error for a missing or corrupt file, and says where
+a dataset's inputs come from, the way every cube and figure states it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import xarray as xr
 
-from depthlab.config import parse_lr
-from depthlab.provenance import atomic_output, provenance_attrs, to_json
-from depthlab.results import RUN_FIELDS, read_label_stability, read_regression, read_run
+from depthlab.provenance import InputFileError, atomic_output
 
-MEMBER_DIMS = ("dataset", "n_train", "depth", "width", "lr", "seed")
-KERNEL_DIMS = ("dataset", "n_train", "kernel_depth")
-NOT_RUN = "not_run"
+__all__ = ["data_source", "read_cube", "write_cube"]
 
 _SOURCES = {
     "k_local": "synthetic Gaussian inputs",
@@ -31,124 +25,11 @@ _SOURCES = {
     "digits_parity": "scikit-learn digits (8x8, bundled), not MNIST",
     "mnist_parity": "MNIST (local IDX files)",
 }
-_DATASET_COORDS = {
-    "generator": "label rule that made the dataset",
-    "k": "locality order k of the label (0 if not applicable)",
-    "d": "input dimension",
-    "data_source": "where the inputs come from (synthetic generator or a named package/file)",
-}
 
 
 def data_source(spec: Mapping[str, Any]) -> str:
     """Where a dataset's inputs come from, as figures and cubes state it."""
     return spec.get("source", _SOURCES.get(spec["generator"], "synthetic"))
-
-
-def _runs_frame(run_files: Iterable[str | Path]) -> pd.DataFrame:
-    rows = [row for path in run_files for row in read_run(path)]
-    if not rows:
-        raise ValueError("no training runs to aggregate")
-    return pd.DataFrame(rows)
-
-
-def build_cube(run_files: Iterable[str | Path], regression_files: Iterable[str | Path], *,
-               study_name: str, study: Mapping[str, Any], datasets: Mapping[str, Any],
-               kernels: Mapping[str, Any],
-               label_stability_files: Iterable[str | Path] = ()) -> xr.Dataset:
-    runs = _runs_frame(run_files).set_index(list(MEMBER_DIMS)).sort_index()
-    if runs.index.duplicated().any():
-        dup = runs.index[runs.index.duplicated()].tolist()[:3]
-        raise ValueError(f"member(s) trained twice: {dup}")
-    numeric = [name for name in RUN_FIELDS if name not in ("seed", "lr")]
-    cube = xr.Dataset.from_dataframe(runs[numeric].astype("float64"))
-    status = xr.DataArray.from_series(runs["status"].astype(object)).fillna(NOT_RUN)
-    cube["status"] = status.astype(str)
-    cube["device"] = xr.DataArray.from_series(runs["device"].astype(object)).fillna("").astype(str)
-
-    for name, (_, units, description) in RUN_FIELDS.items():
-        if name in cube:
-            cube[name].attrs.update(units=units, description=description)
-    cube["status"].attrs.update(
-        description="converged (training error reached exactly 0), max_epochs (cap hit first), "
-        "diverged (non-finite or exploding loss), not_run (outside every grid)",
-    )
-    cube["device"].attrs["description"] = "device the member was trained on"
-
-    if "local_stability" in runs and runs["local_stability"].notnull().any():
-        per_v = runs["local_stability"].dropna().apply(pd.Series).stack()
-        per_v.index = per_v.index.set_names([*MEMBER_DIMS, "v"])
-        cube["local_stability"] = xr.DataArray.from_series(per_v.astype("float64"))
-        cube["local_stability"].attrs.update(
-            units="1", description="fraction of test points whose predicted class survives "
-            "every single-coordinate perturbation of size v, Mori-Ueda eq. (15)")
-    labels = [read_label_stability(p) for p in label_stability_files]
-    if labels:
-        series = pd.Series(
-            {(lab["dataset"], float(v)): float(s) for lab in labels
-             for v, s in zip(lab["v"], lab["stability"], strict=True)}
-        )
-        series.index = series.index.set_names(["label_dataset", "v"])
-        cube["label_stability"] = xr.DataArray.from_series(series)
-        info = {lab["dataset"]: lab for lab in labels}
-        names = [str(n) for n in cube["label_dataset"].values]
-        cube = cube.assign_coords(
-            label_generator=("label_dataset", [info[n]["generator"] for n in names]),
-            label_k=("label_dataset", [int(info[n]["k"]) for n in names]),
-            label_d=("label_dataset", [int(info[n]["d"]) for n in names]),
-        )
-        cube["label_stability"].attrs.update(
-            units="1", description="local stability s(v) of the label rule itself")
-
-    regressions = [read_regression(p) for p in regression_files]
-    if regressions:
-        reg = pd.DataFrame(regressions).set_index(list(KERNEL_DIMS)).sort_index()
-        kernel_name = sorted(set(reg["kernel"]))
-        for var, desc in (
-            ("test_error", "test misclassification of infinite-width kernel regression, eq. (14)"),
-            ("train_error", "training misclassification of kernel regression (0 = interpolates)"),
-            ("jitter_used", "relative diagonal jitter added before the Cholesky factorization"),
-        ):
-            name = f"ntk_{var}"
-            cube[name] = xr.DataArray.from_series(reg[var].astype("float64"))
-            cube[name].attrs.update(units="1", description=desc, kernel=", ".join(kernel_name))
-        cube["kernel_depth"].attrs["description"] = "depth L of the analytic kernel"
-
-    names = [str(v) for v in cube["dataset"].values]
-    for coord, desc in _DATASET_COORDS.items():
-        values = []
-        for ds in names:
-            spec = datasets[ds]
-            if coord == "data_source":
-                values.append(data_source(spec))
-            elif coord == "k":
-                values.append(int(spec.get("k", 0)))
-            else:
-                values.append(spec[coord])
-        cube = cube.assign_coords({coord: ("dataset", values)})
-        cube[coord].attrs["description"] = desc
-
-    coord_docs = {
-        "dataset": "dataset name from the config",
-        "n_train": "training-set size N (nested prefixes of one generated set)",
-        "depth": "hidden layers L (0 = linear perceptron)",
-        "width": "hidden width H",
-        "lr": "SGD learning rate",
-        "seed": "initialization / mini-batch-order seed",
-    }
-    for coord, doc in coord_docs.items():
-        cube[coord].attrs["description"] = doc
-
-    versions = sorted(set(runs["software_versions"]))
-    cube.attrs.update(
-        provenance_attrs(
-            {"study": study, "datasets": datasets, "kernels": kernels},
-            study=study_name,
-            kind=study["kind"],
-        )
-    )
-    cube.attrs["training_software_versions"] = to_json(versions)
-    cube.attrs["data_sources"] = ", ".join(sorted(set(cube["data_source"].values.tolist())))
-    return cube
 
 
 def write_cube(cube: xr.Dataset, path: str | Path) -> None:
@@ -160,43 +41,14 @@ def write_cube(cube: xr.Dataset, path: str | Path) -> None:
 
 
 def read_cube(path: str | Path) -> xr.Dataset:
-    with xr.open_dataset(path, engine="h5netcdf") as ds:
-        return ds.load()
-
-
-def seed_stats(cube: xr.Dataset, var: str = "test_error") -> xr.Dataset:
-    """Mean, std and count over seeds, counting only members that exist."""
-    values = cube[var]
-    return xr.Dataset(
-        {
-            "mean": values.mean("seed", skipna=True),
-            "std": values.std("seed", skipna=True, ddof=0),
-            "count": values.notnull().sum("seed"),
-        }
-    )
-
-
-def pick_lr(cube: xr.Dataset, figure: Mapping[str, Any], dataset: str) -> float:
-    """The learning rate a panel shows: the figure's `lr`, or the only one trained on
-    this dataset (grids may give each label its own learning rate)."""
-    if "lr" in figure:
-        lr = figure["lr"]
-        return parse_lr(lr[dataset] if isinstance(lr, Mapping) else lr)
-    trained = cube["test_error"].sel(dataset=dataset).notnull()
-    lrs = cube["lr"].values[trained.any([d for d in trained.dims if d != "lr"]).values]
-    if len(lrs) != 1:
-        raise ValueError(
-            f"dataset {dataset!r} was trained at learning rates {lrs.tolist()}; "
-            "set `lr` in the figure block to choose one"
-        )
-    return float(lrs[0])
-
-
-def figure_n(figure: Mapping[str, Any], dataset: str) -> int:
-    """The N a figure shows for a dataset (`n_train` is one N or a map dataset -> N)."""
-    n = figure["n_train"]
-    return int(n[dataset]) if isinstance(n, Mapping) else int(n)
-
-
-__all__ = ["NOT_RUN", "build_cube", "data_source", "figure_n", "pick_lr", "read_cube", "seed_stats",
-           "write_cube"]
+    """The whole cube in memory; a missing, truncated or foreign file is an
+    :class:`~depthlab.provenance.InputFileError` naming it (not a raw netCDF traceback)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(f"{path}: cube file not found (run the study's cube rule)")
+    try:
+        with xr.open_dataset(path, engine="h5netcdf") as ds:
+            return ds.load()
+    except Exception as err:  # h5py/h5netcdf/xarray raise many types for a damaged file
+        raise InputFileError(f"{path}: not a readable cube ({type(err).__name__}: {err}); "
+                             "delete it and rerun the cube rule") from None

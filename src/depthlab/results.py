@@ -16,6 +16,7 @@ import h5py
 import numpy as np
 
 from depthlab.provenance import atomic_output, open_h5_checked, provenance_attrs
+from depthlab.training.status import STATUSES
 
 
 def _scalar(value: Any) -> Any:
@@ -35,7 +36,6 @@ RUN_FIELDS: dict[str, tuple[str, str, str]] = {
     "wall_time_s": ("f8", "s", "wall-clock time of the job that trained this member"),
     "n_params": ("i8", "1", "trainable parameters of one member"),
 }
-STATUSES = ("converged", "max_epochs", "diverged")
 
 
 def write_run(path: str | Path, results: Sequence[Mapping[str, Any]], cell: Mapping[str, Any],

@@ -5,12 +5,12 @@ sys.path.insert(0, str(Path(snakemake.scriptdir)))
 from _common import setup_logging  # noqa: E402
 
 from depthlab.cube import read_cube  # noqa: E402
-from depthlab.geiger_plots import PLOTS as GEIGER_PLOTS  # noqa: E402
-from depthlab.plotting import PLOTS, save_figure  # noqa: E402
+from depthlab.plotting import save_figure  # noqa: E402
+from depthlab.studies import plugin  # noqa: E402
 
 log = setup_logging(snakemake.log[0])
 figure = dict(snakemake.params.figure)
 cube = read_cube(snakemake.input.cube)
-fig = {**PLOTS, **GEIGER_PLOTS}[figure["plot"]](cube, figure)
+fig = plugin(snakemake.params.kind).PLOTS[figure["plot"]](cube, figure)
 save_figure(fig, snakemake.output.pdf, snakemake.output.png)
 log.info("wrote %s and %s", snakemake.output.pdf, snakemake.output.png)

@@ -41,7 +41,6 @@ infinite-width limit is ``kernel_matrices(spec, depth, ...)`` for the matching k
 
 from __future__ import annotations
 
-import math
 import warnings
 from typing import Any, NamedTuple
 

@@ -1,0 +1,39 @@
+# One rule per figure a study names (rule `<kind>_<figure>`, e.g. mori_ueda_fig2), each
+# drawing from the study cube only, with the plot function the figure block names from the
+# study plug-in's PLOTS. The plug-in's figure modules and the shared plotting module are
+# inputs, so editing figure code reruns the figures and nothing upstream.
+for _kind in sorted({s["kind"] for s in STUDIES.values()}):
+    _figure_code = [PLOTTING_CODE, *dls.plugin(_kind).FIGURE_CODE]
+    for _fig in sorted({f for s in studies_of_kind(_kind) for f in STUDIES[s]["figures"]}):
+
+        rule:
+            name:
+                f"{_kind}_{_fig}"
+            input:
+                cube=f"{R}/{{study}}/cube.nc",
+                code=_figure_code,
+            output:
+                pdf=f"{R}/{{study}}/figures/{_fig}.pdf",
+                png=report(
+                    f"{R}/{{study}}/figures/{_fig}.png",
+                    caption=figure_caption(_kind, _fig),
+                    category="{study}",
+                ),
+            log:
+                f"{R}/logs/{{study}}/figures/{_fig}.log",
+            wildcard_constraints:
+                study=_alternatives(
+                    s for s in studies_of_kind(_kind) if _fig in STUDIES[s]["figures"]
+                ),
+            params:
+                kind=_kind,
+                figure=lambda wc, fig=_fig: STUDIES[wc.study]["figures"][fig],
+            group:
+                "summaries"
+            resources:
+                runtime=10,
+                mem_mb=2000,
+            conda:
+                "../envs/depthlab.yaml"
+            script:
+                "../workflow/scripts/plot_figure.py"

@@ -1,0 +1,138 @@
+"""Geiger grids: a *run* is one net (activation, depth, width, alpha, seed) trained by the
+momentum hinge dynamics, one job each; the frozen-NTK (lazy) prediction depends on
+everything but alpha and is its own job per (activation, depth, width, seed).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from depthlab.activations import check_activation
+from depthlab.config import ConfigError
+
+PARITY_GENERATORS = ("mnist_parity", "digits_parity")
+
+
+def canonical_alpha(value: float) -> float:
+    """alpha rounded to 10 significant digits: the same alpha reached two ways (a grid's
+    `alpha`, or `alpha_sqrt_h / sqrt(h)`) is one number, one file name, one cube label."""
+    return float(f"{float(value):.10g}")
+
+
+def fmt_alpha(alpha: float) -> str:
+    return repr(canonical_alpha(alpha))
+
+
+@dataclass(frozen=True, order=True)
+class GeigerRun:
+    activation: str
+    depth: int
+    width: int
+    alpha: float
+    seed: int
+
+    @property
+    def arch(self) -> str:
+        return f"{self.activation}_L{self.depth}_h{self.width}"
+
+    @property
+    def name(self) -> str:
+        return f"alpha{fmt_alpha(self.alpha)}_seed{self.seed}"
+
+
+def geiger_dynamics(study: Mapping[str, Any]) -> dict[str, Any]:
+    """The dynamics block (defaults filled in by the schema) with both momentum keys present:
+    ``mu`` for ``tau = t / mu``, or a constant ``tau`` (then ``mu`` is None)."""
+    return {"mu": None, "tau": None, **study["dynamics"]}
+
+
+def geiger_image_shape(study: Mapping[str, Any], dataset: Mapping[str, Any]):
+    """(H, W) of the square single-channel images a CNN study reads; None for FC."""
+    if study["architecture"] != "cnn":
+        return None
+    side = math.isqrt(int(dataset["d"]))
+    return [side, side]
+
+
+def grid_alphas(grid: Mapping[str, Any], width: int) -> list[float]:
+    if "alpha" in grid:
+        return [canonical_alpha(a) for a in grid["alpha"]]
+    return [canonical_alpha(v / width**0.5) for v in grid["alpha_sqrt_h"]]
+
+
+def geiger_runs(study: Mapping[str, Any]) -> list[GeigerRun]:
+    """Every trained net of a Geiger study: the union of its grids, sorted."""
+    out = set()
+    for grid in study["grids"]:
+        for act, depth, width, seed in itertools.product(
+            grid["activation"], grid["depth"], grid["width"], grid["seeds"]
+        ):
+            for alpha in grid_alphas(grid, width):
+                out.add(GeigerRun(act, depth, width, alpha, seed))
+    return sorted(out)
+
+
+def geiger_lazy_cells(study: Mapping[str, Any]) -> list[tuple[str, int, int, int]]:
+    """(activation, depth, width, seed) of every frozen-NTK prediction a study needs."""
+    return sorted({(r.activation, r.depth, r.width, r.seed) for r in geiger_runs(study)})
+
+
+def check(skey: str, study: Mapping[str, Any], config: Mapping[str, Any]) -> None:
+    """Cross-field checks of a validated study block (dataset kind, sizes, figures)."""
+    datasets = config["datasets"]
+    for gi, grid in enumerate(study["grids"]):
+        for act in grid["activation"]:
+            check_activation(act, "module", f"{skey}.grids[{gi}].activation")
+    name = study["dataset"]
+    if name not in datasets:
+        raise ConfigError(f"{skey}.dataset: unknown dataset {name!r}")
+    spec = datasets[name]
+    if spec["generator"] not in PARITY_GENERATORS:
+        raise ConfigError(
+            f"{skey}.dataset: {name!r} has generator {spec['generator']!r}; the hinge "
+            f"dynamics needs +-1 labels from one of {PARITY_GENERATORS}"
+        )
+    if study["n_train"] > spec["n_train"]:
+        raise ConfigError(f"{skey}.n_train = {study['n_train']} exceeds datasets.{name}.n_train"
+                          f" = {spec['n_train']}")
+    if study["architecture"] == "cnn":
+        side = math.isqrt(int(spec["d"]))
+        if spec.get("pca_components", 10) is not None or side * side != spec["d"]:
+            raise ConfigError(
+                f"{skey}.architecture: cnn needs raw square images, but datasets.{name} has "
+                f"pca_components = {spec.get('pca_components')!r}, d = {spec['d']} (set "
+                "pca_components: null)")
+    subset = geiger_dynamics(study)["ntk_subset"]
+    if subset > spec["n_test"]:
+        raise ConfigError(f"{skey}.dynamics.ntk_subset = {subset} exceeds datasets.{name}."
+                          f"n_test = {spec['n_test']}")
+    runs = geiger_runs(study)
+    archs = {(r.activation, r.depth) for r in runs}
+    for fname, fig in study["figures"].items():
+        fkey = f"{skey}.figures.{fname}"
+        if (fig["activation"], fig["depth"]) not in archs:
+            raise ConfigError(f"{fkey}: no grid trains {fig['activation']} nets of depth "
+                              f"{fig['depth']}")
+        widths = {r.width for r in runs if (r.activation, r.depth) ==
+                  (fig["activation"], fig["depth"])}
+        missing = set(fig.get("widths", [])) - widths
+        if missing:
+            raise ConfigError(f"{fkey}.widths: {sorted(missing)} not trained at that "
+                              f"activation and depth (trained: {sorted(widths)})")
+        if "width" in fig and fig["width"] not in widths:
+            raise ConfigError(f"{fkey}.width: {fig['width']} not trained (trained: "
+                              f"{sorted(widths)})")
+    table = study.get("table1")
+    if table:
+        lo, hi = table["fit_range"]
+        if not lo < hi:
+            raise ConfigError(f"{skey}.table1.fit_range must be [low, high] with low < high")
+        act = table["activation"]
+        for depth in table["depths"]:
+            if (act, depth) not in archs:
+                raise ConfigError(f"{skey}.table1.depths: no grid trains {act} nets of depth "
+                                  f"{depth}")

@@ -1,0 +1,23 @@
+import sys
+from pathlib import Path
+
+# the shared script helpers (_common) one level up, this study's beside it
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))
+sys.path.insert(0, str(Path(snakemake.scriptdir)))
+from _common import setup_logging  # noqa: E402
+
+from depthlab.cube import data_source, write_cube  # noqa: E402
+from depthlab.data import read_dataset  # noqa: E402
+from depthlab.studies.geiger.cube import build_geiger_cube  # noqa: E402
+
+log = setup_logging(snakemake.log[0])
+study = dict(snakemake.params.study)
+dataset = dict(snakemake.params.dataset)
+data = read_dataset(snakemake.input.data, n_train=study["n_train"])
+cube = build_geiger_cube(
+    snakemake.input.runs, snakemake.input.lazy, y_test=data["y_test"],
+    study_name=snakemake.wildcards.study, study=study, dataset=dataset,
+    data_source=data_source(dataset),
+)
+log.info("cube:\n%s", cube)
+write_cube(cube, snakemake.output[0])

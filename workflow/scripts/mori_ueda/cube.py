@@ -1,0 +1,23 @@
+import sys
+from pathlib import Path
+
+# the shared script helpers (_common) one level up, this study's beside it
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))
+sys.path.insert(0, str(Path(snakemake.scriptdir)))
+from _common import setup_logging  # noqa: E402
+
+from depthlab.cube import write_cube  # noqa: E402
+from depthlab.studies.mori_ueda.cube import build_cube  # noqa: E402
+
+log = setup_logging(snakemake.log[0])
+cube = build_cube(
+    snakemake.input.runs,
+    snakemake.input.regressions,
+    study_name=snakemake.wildcards.study,
+    study=dict(snakemake.params.study),
+    datasets=dict(snakemake.params.datasets),
+    kernels=dict(snakemake.params.kernels),
+    label_stability_files=snakemake.input.label_stability,
+)
+log.info("cube:\n%s", cube)
+write_cube(cube, snakemake.output[0])

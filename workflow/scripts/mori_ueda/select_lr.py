@@ -1,0 +1,30 @@
+import sys
+from pathlib import Path
+
+# the shared script helpers (_common) one level up, this study's beside it
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))
+sys.path.insert(0, str(Path(snakemake.scriptdir)))
+import torch  # noqa: E402
+from _common import setup_logging  # noqa: E402
+
+from depthlab.data import read_dataset  # noqa: E402
+from depthlab.training.lr_search import select_lr, write_lr_search  # noqa: E402
+
+log = setup_logging(snakemake.log[0])
+torch.set_num_threads(snakemake.threads)
+wc = snakemake.wildcards
+search = dict(snakemake.params.search)
+settings = dict(snakemake.params.training)
+if "max_epochs" in search:
+    settings["max_epochs"] = search["max_epochs"]
+data = read_dataset(snakemake.input.data, n_train=int(wc.n_train))
+result = select_lr(
+    data["x_train"], data["y_train"],
+    depth=int(wc.depth), width=int(wc.width), n_classes=data["n_classes"],
+    train_settings=settings, n_folds=search["n_folds"], bounds=tuple(search["bounds"]),
+    init_points=search["init_points"], n_iter=search["n_iter"], seed=search["seed"],
+    init_design=search["init_design"], device=settings["device"], log=log,
+)
+log.info("chosen lr %g (mean validation error %.4f)", result["lr"], result["mean_error"])
+write_lr_search(snakemake.output[0], result,
+                {"search": search, "training": settings, "dataset": data["config"]})

@@ -1,0 +1,57 @@
+import sys
+from pathlib import Path
+
+# the shared script helpers (_common) one level up, this study's beside it
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))
+sys.path.insert(0, str(Path(snakemake.scriptdir)))
+import torch  # noqa: E402
+from _common import setup_logging  # noqa: E402
+
+from depthlab.data import read_dataset  # noqa: E402
+from depthlab.results import write_run  # noqa: E402
+from depthlab.studies.mori_ueda.grid import LR_CV  # noqa: E402
+from depthlab.studies.mori_ueda.stability import ensemble_predict_fn, local_stability  # noqa: E402
+from depthlab.training.lr_search import read_lr_search  # noqa: E402
+from depthlab.training.packed_sgd import Member, TrainConfig, train_members  # noqa: E402
+
+log = setup_logging(snakemake.log[0])
+torch.set_num_threads(snakemake.threads)
+wc = snakemake.wildcards
+settings = dict(snakemake.params.training)
+stability = dict(snakemake.params.local_stability)
+requested = [dict(m) for m in snakemake.params.members]
+chosen_lr = None
+if "lr_search" in snakemake.input.keys():
+    chosen_lr = read_lr_search(snakemake.input.lr_search)["lr"]
+    log.info("learning rate chosen by cross-validation: %g", chosen_lr)
+members = [Member(seed=m["seed"], lr=chosen_lr if m["lr"] == LR_CV else m["lr"])
+           for m in requested]
+data = read_dataset(snakemake.input.data, n_train=int(wc.n_train))
+cfg = TrainConfig.from_settings(settings, depth=int(wc.depth), width=int(wc.width),
+                                n_classes=data["n_classes"])
+log.info("training %d member(s) %s with %s", len(members), members, cfg)
+results, model = train_members(
+    data["x_train"], data["y_train"], data["x_test"], data["y_test"], members, cfg,
+    checkpoint_path=snakemake.params.checkpoint, log=log, return_model=True,
+)
+for result, member in zip(results, requested, strict=True):
+    result["lr_used"] = result["lr"]
+    result["lr"] = member["lr"]  # the grid coordinate (0 = chosen by cross-validation)
+stability_v = None
+if stability:
+    stability_v = [float(v) for v in stability["v"]]
+    x_eval = data["x_test"][: stability.get("n_points", 1000)]
+    s = local_stability(ensemble_predict_fn(model), x_eval, stability_v)
+    for i, result in enumerate(results):
+        result["local_stability"] = s[i].tolist()
+    log.info("local stability s(v) at v=%s: %s", stability_v, s.tolist())
+write_run(
+    snakemake.output[0],
+    results,
+    cell={"dataset": wc.dataset, "n_train": int(wc.n_train), "depth": int(wc.depth),
+          "width": int(wc.width)},
+    config_slice={"training": settings, "members": requested, "dataset": data["config"],
+                  "chosen_lr": chosen_lr, "local_stability": stability},
+    stability_v=stability_v,
+)
+log.info("done: %s", [(r["seed"], r["lr_used"], r["status"], r["test_error"]) for r in results])
