@@ -3,12 +3,10 @@
 # frozen-initial-NTK prediction (it does not depend on alpha, so a whole alpha sweep of a
 # seed shares it), one cube and Table 1. Figures come from the generic rule in
 # rules/figures.smk.
-from depthlab.studies.geiger import grid as geiger_grid
+from depthlab.studies.geiger.inputs import GeigerInputs
 
 GEIGER_STUDIES = studies_of_kind("geiger")
-# One job per run, one frozen-NTK prediction per (activation, depth, width, seed), looked up
-# in these tables.
-GEIGER_RUNS = {name: geiger_grid.geiger_runs(STUDIES[name]) for name in GEIGER_STUDIES}
+GEIGER = GeigerInputs(STUDIES, DATASETS, GEIGER_STUDIES, R)
 
 
 wildcard_constraints:
@@ -16,35 +14,9 @@ wildcard_constraints:
     alpha=r"[0-9][0-9.e+-]*",
 
 
-def geiger_dataset_file(wildcards):
-    return f"{R}/datasets/{STUDIES[wildcards.study]['dataset']}.h5"
-
-
-def geiger_lazy_files(study_name):
-    return [
-        f"{R}/{study_name}/lazy/{act}_L{depth}_h{width}/seed{seed}.h5"
-        for act, depth, width, seed in geiger_grid.geiger_lazy_cells(STUDIES[study_name])
-    ]
-
-
-def geiger_run_files(study_name):
-    return [f"{R}/{study_name}/runs/{r.arch}/{r.name}.h5" for r in GEIGER_RUNS[study_name]]
-
-
-def geiger_common_params(wildcards):
-    """Everything a Geiger job needs besides its wildcards (one params entry)."""
-    study = STUDIES[wildcards.study]
-    return {
-        "dynamics": geiger_grid.geiger_dynamics(study),
-        "n_train": study["n_train"],
-        "architecture": study["architecture"],
-        "image_shape": geiger_grid.geiger_image_shape(study, DATASETS[study["dataset"]]),
-    }
-
-
 rule geiger_lazy:
     input:
-        data=geiger_dataset_file,
+        data=GEIGER.dataset_file,
     output:
         f"{R}/{{study}}/lazy/{{activation}}_L{{depth}}_h{{width}}/seed{{seed}}.h5",
     log:
@@ -52,7 +24,7 @@ rule geiger_lazy:
     wildcard_constraints:
         study=_alternatives(GEIGER_STUDIES),
     params:
-        run=geiger_common_params,
+        run=GEIGER.common_params,
     threads: THREADS["train"]
     resources:
         runtime=120,
@@ -65,7 +37,7 @@ rule geiger_lazy:
 
 rule geiger_train:
     input:
-        data=geiger_dataset_file,
+        data=GEIGER.dataset_file,
         lazy=f"{R}/{{study}}/lazy/{{activation}}_L{{depth}}_h{{width}}/seed{{seed}}.h5",
     output:
         f"{R}/{{study}}/runs/{{activation}}_L{{depth}}_h{{width}}/alpha{{alpha}}_seed{{seed}}.h5",
@@ -74,7 +46,7 @@ rule geiger_train:
     wildcard_constraints:
         study=_alternatives(GEIGER_STUDIES),
     params:
-        run=geiger_common_params,
+        run=GEIGER.common_params,
     threads: THREADS["train"]
     resources:
         runtime=240,
@@ -87,9 +59,9 @@ rule geiger_train:
 
 rule geiger_cube:
     input:
-        data=geiger_dataset_file,
-        runs=lambda wc: geiger_run_files(wc.study),
-        lazy=lambda wc: geiger_lazy_files(wc.study),
+        data=GEIGER.dataset_file,
+        runs=lambda wc: GEIGER.run_files(wc.study),
+        lazy=lambda wc: GEIGER.lazy_files(wc.study),
     output:
         f"{R}/{{study}}/cube.nc",
     log:

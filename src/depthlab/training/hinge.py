@@ -63,7 +63,8 @@ from depthlab.training.device import Log
 from depthlab.training.device import emit as _emit
 from depthlab.training.status import CONVERGED, DIVERGED, MAX_STEPS
 
-__all__ = ["DF_BAND", "DF_TARGET", "hinge_flow", "hinge_engine", "pm_labels"]
+__all__ = ["DF_BAND", "DF_TARGET", "StepControl", "TrajectoryRecorder", "hinge_engine",
+           "hinge_flow", "pm_labels"]
 
 DF_BAND = (1e-4, 1e-2)
 DF_TARGET = 10**-2.5  # aim half a decade below the band top: ~half the steps of 1e-3
@@ -170,6 +171,115 @@ class _FCEngine:
         return {k: grads[k] for k in self.names}
 
 
+class StepControl:
+    """App. A's adaptive step (eq. 18): a tentative step of length ``dt`` is accepted only if
+    the largest output change ``df = alpha max |f_new - f_old|`` lies inside ``df_band``.
+
+    A rejected step is retried with ``dt`` rescaled by ``df_target / df`` (the change is close
+    to linear in ``dt``); once one retry fell below the band and another above it, ``dt``
+    bisects that bracket instead (``df`` need not be monotone in ``dt`` when the velocity
+    points against the gradient).  After ``max_retries`` tries the step is accepted anyway
+    and counted as a band violation; a non-finite ``df`` shrinks ``dt`` tenfold, and
+    ``max_retries`` of those mean divergence.  After an accepted step the next ``dt`` is
+    rescaled the same way, by a factor in [1/2, 2].
+    """
+
+    ACCEPT, RETRY, DIVERGED = "accept", "retry", "diverged"
+
+    def __init__(self, df_band: tuple[float, float] = DF_BAND, df_target: float = DF_TARGET,
+                 dt0: float | None = None, max_retries: int = 60):
+        self.lo, self.hi = float(df_band[0]), float(df_band[1])
+        if not 0 < self.lo < df_target < self.hi:
+            raise ValueError(
+                f"need 0 < df_band[0] < df_target < df_band[1], got {df_band}, {df_target}"
+            )
+        self.target, self.max_retries = df_target, max_retries
+        self.dt = float(dt0) if dt0 is not None else df_target
+        self.n_rejected = self.n_violations = 0
+        self.begin()
+
+    def begin(self) -> None:
+        """A new step: fresh retry count and bracket (df below / above the band)."""
+        self.tries, self._small, self._big = 0, 0.0, math.inf
+
+    def judge(self, df: float) -> str:
+        """The verdict on a tentative step of length ``self.dt`` that moved outputs by ``df``;
+        on ``RETRY`` ``self.dt`` already holds the next length to try."""
+        self.tries += 1
+        if not math.isfinite(df):
+            if self.tries >= self.max_retries:
+                return self.DIVERGED
+            self.dt /= 10.0
+            self.n_rejected += 1
+            return self.RETRY
+        if self.lo < df < self.hi:
+            return self.ACCEPT
+        if self.tries >= self.max_retries:
+            self.n_violations += 1
+            return self.ACCEPT
+        self.n_rejected += 1
+        if df <= self.lo:
+            self._small = max(self._small, self.dt)
+        else:
+            self._big = min(self._big, self.dt)
+        if 0.0 < self._small < self._big < math.inf:
+            # the bracket holds a band crossing by continuity
+            self.dt = math.sqrt(self._small * self._big)
+        else:
+            self.dt *= min(1e3, max(1e-3, self.target / df)) if df > 0 else 1e3
+        return self.RETRY
+
+    def accepted(self, df: float) -> None:
+        """Rescale ``dt`` for the next step after an accepted one."""
+        self.dt *= min(2.0, max(0.5, self.target / df)) if df > 0 else 2.0
+
+
+class TrajectoryRecorder:
+    """Trajectory rows at log-spaced times (``per_decade`` per decade: the first step whose
+    time enters a new bin, plus ``t = 0`` and the final state) and ``t1``, the first time
+    ``alpha^2 L`` crosses 0.5 (linear interpolation between the two losses around it)."""
+
+    def __init__(self, per_decade: int, log: Log = None):
+        self.per_decade, self.log = per_decade, log
+        self.rows: list[dict[str, Any]] = []
+        self.t1 = math.nan
+        self._prev = (0.0, math.nan)
+        self._last_bucket = -math.inf
+
+    def start(self, aloss: float) -> None:
+        """The loss at t = 0 (the first point of the t1 interpolation)."""
+        self._prev = (0.0, aloss)
+
+    def note_loss(self, t: float, value: float) -> None:
+        if math.isnan(self.t1) and value <= 0.5:
+            t_prev, l_prev = self._prev
+            frac = (l_prev - 0.5) / (l_prev - value) if l_prev > value else 1.0
+            self.t1 = t_prev + frac * (t - t_prev)
+        self._prev = (t, value)
+
+    def due(self, t: float) -> bool:
+        """Whether time ``t`` opens a new log bin (then a row is due)."""
+        bucket = _bucket(t, self.per_decade)
+        if bucket > self._last_bucket:
+            self._last_bucket = bucket
+            return True
+        return False
+
+    def add(self, row: dict[str, Any]) -> None:
+        """Append a row (replacing the last one if it is of the same step) and log it."""
+        if self.rows and self.rows[-1]["step"] == row["step"]:
+            self.rows[-1] = row
+        else:
+            self.rows.append(row)
+        _emit(
+            self.log,
+            f"[step {row['step']} t={row['t']:.3e} dt={row['dt']:.2e}] alpha^2 L="
+            f"{row['aloss']:.4e} train_err={row['train_err']:.4f} |w-w0|/|w0|="
+            f"{row['w_change']:.3e}"
+            + ("" if "test_err" not in row else f" test_err={row['test_err']:.4f}"),
+        )
+
+
 def hinge_flow(
     model: nn.Module,
     x: torch.Tensor,
@@ -193,7 +303,8 @@ def hinge_flow(
     device: str = "cpu",
     log: Log = None,
 ) -> dict[str, Any]:
-    """Train ``F = alpha (f(w, x) - f(w0, x))`` on the hinge loss (module doc).
+    """Train ``F = alpha (f(w, x) - f(w0, x))`` on the hinge loss (module doc): the loop
+    around :class:`StepControl` and :class:`TrajectoryRecorder`.
 
     ``model`` is any torch module with a scalar output; its parameters are read at the start
     and *overwritten with the final ones* at the end.  ``y`` holds ``+-1``.  ``out0`` is
@@ -205,11 +316,8 @@ def hinge_flow(
     per-accepted-step arrays ``step_t`` (time after the step), ``step_dt``, ``step_df``
     (``alpha max |f_new - f_old|`` over the checked points) and ``step_batch``.
     """
-    lo, hi = float(df_band[0]), float(df_band[1])
-    if not 0 < lo < df_target < hi:
-        raise ValueError(
-            f"need 0 < df_band[0] < df_target < df_band[1], got {df_band}, {df_target}"
-        )
+    control = StepControl(df_band, df_target, dt0, max_retries)
+    recorder = TrajectoryRecorder(record_per_decade, log)
     alpha = float(alpha)
     n = x.shape[0]
     y = y.reshape(-1).to(x.dtype)
@@ -241,11 +349,9 @@ def hinge_flow(
         return engine.grad(params, cache, cot)
 
     t = 0.0
-    dt = float(dt0) if dt0 is not None else df_target
-    n_steps = n_rejected = n_violations = 0
+    n_steps = 0
     status = None
-    t1 = t2 = math.nan
-    records: list[dict[str, Any]] = []
+    t2 = math.nan
     steps: dict[str, list[float]] = {"step_t": [], "step_dt": [], "step_df": [], "step_batch": []}
     t_eff = [math.inf, -math.inf]
 
@@ -253,16 +359,7 @@ def hinge_flow(
     out_full, cache = engine.forward(w, x, True)
     g = grad_at(w, out_full, cache, None)
     aloss = float(torch.clamp_min(1.0 - margins(out_full, None), 0).mean())
-    prev = (0.0, aloss)
-
-    def note_loss(value: float) -> None:
-        """t1: first crossing of alpha^2 L = 0.5, interpolated between full evaluations."""
-        nonlocal t1, prev
-        if math.isnan(t1) and value <= 0.5:
-            t_prev, l_prev = prev
-            frac = (l_prev - 0.5) / (l_prev - value) if l_prev > value else 1.0
-            t1 = t_prev + frac * (t - t_prev)
-        prev = (t, value)
+    recorder.start(aloss)
 
     def record() -> None:
         nonlocal out_full
@@ -270,7 +367,7 @@ def hinge_flow(
         if stochastic:
             out_full = f(w, x)
             m = margins(out_full, None)
-            note_loss(float(torch.clamp_min(1.0 - m, 0).mean()))
+            recorder.note_loss(t, float(torch.clamp_min(1.0 - m, 0).mean()))
         row: dict[str, Any] = {
             "t": t,
             "step": n_steps,
@@ -278,23 +375,14 @@ def hinge_flow(
             "train_err": float((m <= 0).to(x.dtype).mean()),
             "w_change": math.sqrt(sum(float((w[k] - w0[k]).pow(2).sum()) for k in names))
             / w0_norm,
-            "dt": dt,
+            "dt": control.dt,
         }
         if on_record is not None:
             row.update(on_record(w, row))
-        if records and records[-1]["step"] == n_steps:
-            records[-1] = row
-        else:
-            records.append(row)
-        _emit(
-            log,
-            f"[step {n_steps} t={t:.3e} dt={dt:.2e}] alpha^2 L={row['aloss']:.4e} "
-            f"train_err={row['train_err']:.4f} |w-w0|/|w0|={row['w_change']:.3e}"
-            + ("" if "test_err" not in row else f" test_err={row['test_err']:.4f}"),
-        )
+        recorder.add(row)
 
     record()
-    last_bucket = _bucket(t, record_per_decade)
+    recorder.due(t)
     while status is None:
         if aloss == 0.0 and not stochastic:
             status, t2 = CONVERGED, t
@@ -302,12 +390,10 @@ def hinge_flow(
         if n_steps >= max_steps or t >= max_time:
             status = MAX_STEPS
             break
-        tries = 0
-        dt_small, dt_big = 0.0, math.inf  # bracket: df below / above the band
+        control.begin()
         while True:
-            tries += 1
             if stochastic:
-                b_real = n / ((temperature / dt) * (n - 1) + 1.0)
+                b_real = n / ((temperature / control.dt) * (n - 1) + 1.0)
                 b = int(min(n, max(1, round(b_real))))
                 idx = torch.randperm(n, generator=gen)[:b].sort().values.to(x.device)
                 xs = x[idx]
@@ -315,6 +401,7 @@ def hinge_flow(
                 g = grad_at(w, out_old, cache, idx)
             else:
                 b, idx, out_old, xs = n, None, out_full, x
+            dt = control.dt
             decay = _momentum_decay(t, dt, mu, tau)
             # foreach kernels: one call per update instead of one per parameter tensor
             v_list = torch._foreach_mul([v[k] for k in names], decay)
@@ -324,29 +411,11 @@ def hinge_flow(
             w_new = dict(zip(names, w_list, strict=True))
             out_new, cache = engine.forward(w_new, xs, not stochastic)
             df = alpha * float((out_new - out_old).abs().max())
-            if not math.isfinite(df):
-                if tries >= max_retries:
-                    status = DIVERGED
-                    break
-                dt /= 10.0
-                n_rejected += 1
-                continue
-            if lo < df < hi:
+            verdict = control.judge(df)
+            if verdict == StepControl.DIVERGED:
+                status = DIVERGED
+            if verdict != StepControl.RETRY:
                 break
-            if tries >= max_retries:
-                n_violations += 1
-                break
-            n_rejected += 1
-            if df <= lo:
-                dt_small = max(dt_small, dt)
-            else:
-                dt_big = min(dt_big, dt)
-            if 0.0 < dt_small < dt_big < math.inf:
-                # df need not be monotone in dt (the momentum can point against the
-                # gradient): bisect the bracket, which holds a band crossing by continuity
-                dt = math.sqrt(dt_small * dt_big)
-            else:
-                dt *= min(1e3, max(1e-3, df_target / df)) if df > 0 else 1e3
         if status is not None:
             break
         # accept
@@ -374,14 +443,12 @@ def hinge_flow(
             steps["step_df"].append(df)
             steps["step_batch"].append(b)
         if not math.isnan(aloss):
-            note_loss(aloss)
+            recorder.note_loss(t, aloss)
         if stochastic and aloss == 0.0:
             status, t2 = CONVERGED, t
-        bucket = _bucket(t, record_per_decade)
-        if bucket > last_bucket:
-            last_bucket = bucket
+        if recorder.due(t):
             record()
-        dt *= min(2.0, max(0.5, df_target / df)) if df > 0 else 2.0
+        control.accepted(df)
     record()
     with torch.no_grad():
         for k, p in model.named_parameters():
@@ -393,13 +460,13 @@ def hinge_flow(
         "status": status,
         "t": t,
         "n_steps": n_steps,
-        "n_rejected": n_rejected,
-        "n_band_violations": n_violations,
-        "t1": t1,
+        "n_rejected": control.n_rejected,
+        "n_band_violations": control.n_violations,
+        "t1": recorder.t1,
         "t2": t2,
-        "aloss": records[-1]["aloss"],
+        "aloss": recorder.rows[-1]["aloss"],
         "train_outputs": alpha * (out_full - out0),
-        "records": records,
+        "records": recorder.rows,
         "temperature_eff": tuple(t_eff) if stochastic else (0.0, 0.0),
     }
     if return_steps:
