@@ -90,6 +90,13 @@ _LAZY: dict[str, str] = {
     "ntk_vector_product": "empirical",
     "ntk_relative_change": "empirical",
     "feature_nngp": "empirical",
+    # conv (torch): CNNGP / CNTK layers live in depthlab.kernels.conv
+    "ConvSpec": "conv",
+    "ConvState": "conv",
+    "conv_sweep": "conv",
+    "conv_sweep_panel": "conv",
+    "check_kernel_spec": "conv",
+    "is_conv_spec": "conv",
 }
 
 

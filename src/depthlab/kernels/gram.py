@@ -14,6 +14,10 @@ The file appears atomically (``provenance.atomic_output``).  Memory is bounded b
 part only (columns from the block's first row on) and mirrored into the transposed slab,
 and test x train one row block at a time.  Training sets of smaller N are the leading
 rows/columns of the stored Gram (nested prefixes), see :func:`read_gram`.
+
+A conv kernel spec (``architecture: conv``, :class:`depthlab.kernels.conv.ConvSpec`) gives
+the same file from the torch conv engine (flat rows read with the spec's ``image_shape``),
+with the root attrs ``architecture``, ``kernel_device`` and ``kernel_dtype`` added.
 """
 
 from __future__ import annotations
@@ -94,6 +98,9 @@ def compute_gram_file(
     """
     import h5py
 
+    if _is_conv(spec):
+        return _compute_conv_gram_file(path, x_train, x_test, spec, depth, block_size, attrs,
+                                       n_threads=n_threads)
     path = Path(path)
     spec = KernelSpec.coerce(spec)
     depth = int(depth)
@@ -153,6 +160,105 @@ def compute_gram_file(
             te["ntk"][r0:r1] = ntk
             del nngp, ntk
         nngp_diag, ntk_diag = kernel_diag(spec, depth, x_test)
+        f.create_dataset("nngp_test_diag", data=nngp_diag, chunks=_chunks((n_test,), 65536))
+        f.create_dataset("ntk_test_diag", data=ntk_diag, chunks=_chunks((n_test,), 65536))
+    return path
+
+
+def _is_conv(spec: Any) -> bool:
+    if isinstance(spec, Mapping):
+        return spec.get("architecture", "fc") == "conv"
+    return type(spec).__name__ == "ConvSpec"
+
+
+def _write_root_attrs(f, root_attrs: Mapping[str, Any]) -> None:
+    for key, value in root_attrs.items():
+        if not isinstance(value, (str, int, float, np.number)):
+            value = to_json(value)
+        f.attrs[key] = value
+
+
+def _compute_conv_gram_file(
+    path: str | os.PathLike,
+    x_train: Any,
+    x_test: Any,
+    spec: Any,
+    depth: int,
+    block_size: int,
+    attrs: Mapping[str, Any] | None,
+    *,
+    n_threads: int | None = None,
+) -> Path:
+    """:func:`compute_gram_file` for a conv spec (:class:`depthlab.kernels.conv.ConvSpec`):
+    the same datasets, chunking, row blocks and atomic write; each row block is computed by
+    :func:`depthlab.kernels.conv.conv_sweep_panel` in memory-bounded tiles of image pairs,
+    the test diagonal by the self recursion.  Extra root attrs: ``architecture``,
+    ``kernel_device``, ``kernel_dtype``."""
+    import h5py
+
+    from depthlab.kernels.conv import ConvSpec, as_images, conv_sweep_panel, self_kernel
+
+    path = Path(path)
+    spec = ConvSpec.coerce(spec)
+    depth = int(depth)
+    block_size = int(block_size)
+    if block_size < 1:
+        raise ValueError("block_size must be positive")
+    x_train = np.ascontiguousarray(x_train, dtype=np.float64)
+    x_test = np.ascontiguousarray(x_test, dtype=np.float64)
+    if x_train.ndim != 2 or x_test.ndim != 2 or x_train.shape[1] != x_test.shape[1]:
+        raise ValueError(f"x_train {x_train.shape} and x_test {x_test.shape} must be (n, d)")
+    if x_train.shape[1] != int(np.prod(spec.image_shape)):
+        raise ValueError(f"image_shape {list(spec.image_shape)} does not hold the "
+                         f"{x_train.shape[1]} inputs of a row")
+    n_train, n_test = x_train.shape[0], x_test.shape[0]
+    edge = _chunk_edge(block_size)
+    import torch
+
+    device = spec.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype = torch.float64 if spec.dtype == "float64" else torch.float32
+    img_train = as_images(x_train, spec.image_shape, dtype=dtype, device=device)
+    img_test = as_images(x_test, spec.image_shape, dtype=dtype, device=device)
+    opts = {"dtype": dtype, "device": device, "n_threads": n_threads}
+
+    with atomic_output(path) as tmp, h5py.File(tmp, "w") as f:
+        root_attrs: dict[str, Any] = {
+            "spec": json.dumps(spec.to_dict(), sort_keys=True),
+            "depth": depth,
+            "n_train": n_train,
+            "n_test": n_test,
+            "input_dim": x_train.shape[1],
+            "block_size": block_size,
+            "content_hash": content_hash({"x_train": x_train, "x_test": x_test}),
+            "architecture": "conv",
+            "kernel_device": str(device),
+            "kernel_dtype": spec.dtype,
+        }
+        root_attrs.update(attrs or {})
+        _write_root_attrs(f, root_attrs)
+
+        def make(name: str, shape: tuple[int, ...]):
+            return f.create_dataset(name, shape=shape, dtype="f8", chunks=_chunks(shape, edge))
+
+        tt = {k: make(f"{k}_train_train", (n_train, n_train)) for k in KINDS}
+        te = {k: make(f"{k}_test_train", (n_test, n_train)) for k in KINDS}
+        for r0 in range(0, n_train, block_size):
+            r1 = min(r0 + block_size, n_train)
+            nngp, ntk = conv_sweep_panel(spec, depth, img_train[r0:r1], img_train[r0:],
+                                         prefix_same=True, **opts)[depth]
+            for kind, block in (("nngp", nngp), ("ntk", ntk)):
+                tt[kind][r0:r1, r0:] = block
+                tt[kind][r0:, r0:r1] = block.T
+            del nngp, ntk
+        for r0 in range(0, n_test, block_size):
+            r1 = min(r0 + block_size, n_test)
+            nngp, ntk = conv_sweep_panel(spec, depth, img_test[r0:r1], img_train, **opts)[depth]
+            te["nngp"][r0:r1] = nngp
+            te["ntk"][r0:r1] = ntk
+            del nngp, ntk
+        nngp_diag, ntk_diag = self_kernel(spec, img_test, depth, **opts)
         f.create_dataset("nngp_test_diag", data=nngp_diag, chunks=_chunks((n_test,), 65536))
         f.create_dataset("ntk_test_diag", data=ntk_diag, chunks=_chunks((n_test,), 65536))
     return path
