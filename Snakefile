@@ -34,6 +34,11 @@ for _kind in sorted({study["kind"] for study in STUDIES.values()}):
 
 
 include: "rules/figures.smk"
+include: "rules/claims.smk"
+
+
+# The report (snakemake --report results/report.html) opens on the claims scorecard.
+report: "report/workflow.rst"
 
 
 rule all:

@@ -1,17 +1,37 @@
 # Config validation, shared names and input functions every study uses.
 # Study-specific tables and input functions live in rules/studies/<kind>.smk.
 import os
+import re
 
 from depthlab import config as dlc
 from depthlab import studies as dls
 
 
 # Schemas (top level and each study's plug-in schema, defaults filled in) and cross-field
-# checks, before any job: a bad value fails here with a message naming its key.
+# checks, before any job: a bad value fails here with a message naming its key. Snakemake
+# loads config files keeping the last of duplicate keys; re-reading them strictly refuses
+# those. Input data a real run needs but cannot find (MNIST files) is an error, in a
+# dry-run a warning. Warnings (valid settings that change what runs) are logged here and
+# the study's are stored in its cube (attribute config_warnings).
 try:
-    dlc.check_config(config)
+    for _path in workflow.configfiles:
+        dlc.load_yaml_strict(_path)
+    # the executor (and so workflow.dryrun) is set only after parsing; the CLI's -n is known
+    _dryrun = workflow.dryrun or getattr(workflow.output_settings, "dryrun", False)
+    CONFIG_WARNINGS = dlc.check_config(config, missing_data="warn" if _dryrun else "error")
 except dlc.ConfigError as err:
     raise WorkflowError(f"invalid config: {err}") from None
+for _message in CONFIG_WARNINGS:
+    logger.warning(f"config warning: {_message}")
+
+
+def study_warnings(study_name, block):
+    """The config warnings about the keys of `block` (a slice of study `study_name`, e.g.
+    what its cube depends on): stored in the cube, so a warning about a figure or a summary
+    reruns no cube."""
+    prefix = f"studies.{study_name}."
+    return [w for w in CONFIG_WARNINGS if w.startswith(prefix)
+            and re.split(r"[.\[: =]", w[len(prefix):], maxsplit=1)[0] in block]
 
 R = config["results"]
 STUDIES = config["studies"]
@@ -65,6 +85,8 @@ def figure_files(study_name):
 
 
 def all_targets():
-    """What each study's plug-in says `snakemake` with no target builds."""
-    return [t for name, study in STUDIES.items()
-            for t in study_plugin(name).targets(name, study, R)]
+    """What each study's plug-in says `snakemake` with no target builds, and the claims
+    scorecard across studies."""
+    per_study = [t for name, study in STUDIES.items()
+                 for t in study_plugin(name).targets(name, study, R)]
+    return [*per_study, f"{R}/claims.csv", f"{R}/claims.html"]

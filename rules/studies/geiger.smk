@@ -3,6 +3,7 @@
 # frozen-initial-NTK prediction (it does not depend on alpha, so a whole alpha sweep of a
 # seed shares it), one cube and Table 1. Figures come from the generic rule in
 # rules/figures.smk.
+from depthlab.studies.geiger import grid as geiger_grid
 from depthlab.studies.geiger.inputs import GeigerInputs
 
 GEIGER_STUDIES = studies_of_kind("geiger")
@@ -69,7 +70,11 @@ rule geiger_cube:
     wildcard_constraints:
         study=_alternatives(GEIGER_STUDIES),
     params:
-        study=lambda wc: STUDIES[wc.study],
+        # only what the cube depends on: editing a figure or Table 1 reruns no cube
+        study=lambda wc: geiger_grid.cube_study(STUDIES[wc.study]),
+        config_warnings=lambda wc: study_warnings(
+            wc.study, geiger_grid.cube_study(STUDIES[wc.study])
+        ),
         dataset=lambda wc: DATASETS[STUDIES[wc.study]["dataset"]],
     group:
         "summaries"

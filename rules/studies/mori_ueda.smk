@@ -93,7 +93,11 @@ rule cube:
     wildcard_constraints:
         study=_alternatives(MORI_UEDA_STUDIES),
     params:
-        study=lambda wc: STUDIES[wc.study],
+        # only what the cube depends on: editing a figure or the summary reruns no cube
+        study=lambda wc: mori_grid.cube_study(STUDIES[wc.study]),
+        config_warnings=lambda wc: study_warnings(
+            wc.study, mori_grid.cube_study(STUDIES[wc.study])
+        ),
         datasets=lambda wc: {
             name: DATASETS[name]
             for name in sorted({ds for g in STUDIES[wc.study]["grids"] for ds in g["datasets"]})
@@ -120,8 +124,9 @@ rule mori_ueda_summary:
     wildcard_constraints:
         study=_alternatives(MORI_UEDA_STUDIES),
     params:
-        figures=lambda wc: STUDIES[wc.study]["figures"],
-        depths=lambda wc: STUDIES[wc.study]["summary"],
+        # the test-error-vs-N figures' datasets and lr only: a title edit reruns no summary
+        figures=lambda wc: mori_grid.summary_figures(STUDIES[wc.study]),
+        depths=lambda wc: mori_grid.summary_depths(STUDIES[wc.study]),
     group:
         "summaries"
     resources:

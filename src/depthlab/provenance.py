@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import platform
 import tempfile
@@ -98,11 +99,13 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    before = _identity(path)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
+        _warn_if_written_meanwhile(path, before)
         # mkstemp creates 0600 files; results on shared cluster storage must be readable
         # by collaborators, so apply the usual umask-derived mode before publishing.
         umask = os.umask(0)
@@ -112,6 +115,27 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _warn_if_written_meanwhile(path: Path, before: tuple[int, int, int] | None) -> None:
+    """Duplicate work detection: if `path` appeared or changed while this block ran, another
+    process made the same output at the same time (e.g. two `snakemake` runs started in the
+    same second both passed Snakemake's lock). The rename below still leaves one complete
+    file (both writers publish whole files atomically); the log says what happened."""
+    now = _identity(path)
+    if now is not None and now != before:
+        logging.getLogger("depthlab").warning(
+            "%s was written by another process while this job made it (two workflow runs "
+            "in the same directory?); replacing it with this job's copy. Run one snakemake "
+            "per working directory.", path)
 
 
 class InputFileError(RuntimeError):

@@ -8,7 +8,11 @@ import torch
 
 from depthlab.data.synthetic import k_local_labels
 from depthlab.models import FCEnsemble
-from depthlab.studies.mori_ueda.stability import ensemble_predict_fn, local_stability, member_predict_fn
+from depthlab.studies.mori_ueda.stability import (
+    ensemble_predict_fn,
+    local_stability,
+    member_predict_fn,
+)
 
 V = np.array([0.0, 0.01, 0.1, 0.5, 1.0, 2.0, 5.0])
 

@@ -48,7 +48,8 @@ def _same(a: nn.Module, b: nn.Module, x: torch.Tensor) -> None:
 def test_fc_net_is_the_mori_ueda_net(depth):
     x = torch.randn(7, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     spec = FCSpec(activation="relu", w_var=2.0, first_w_var=1.0, b_std=0.1)
-    _same(fc_net(5, 16, depth, spec, seed=3, n_out=2), _old_mori_ueda_net(5, 16, depth, 0.1, 3, 2), x)
+    _same(fc_net(5, 16, depth, spec, seed=3, n_out=2),
+          _old_mori_ueda_net(5, 16, depth, 0.1, 3, 2), x)
 
 
 @pytest.mark.parametrize("activation", ["softplus", "relu"])

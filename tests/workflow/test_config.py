@@ -6,7 +6,6 @@ import pytest
 import yaml
 from conftest import REPO, run_snakemake
 
-from depthlab import config as dlc
 from depthlab.studies.mori_ueda import grid
 
 

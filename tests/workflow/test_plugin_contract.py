@@ -29,7 +29,7 @@ TOY_FILES = {
 
 
         def targets(name, study, results):
-            return [f"{results}/{name}/cube.nc",
+            return [f"{results}/{name}/cube.nc", f"{results}/{name}/claims.csv",
                     *(f"{results}/{name}/figures/{f}.png" for f in study["figures"])]
 
 
@@ -38,7 +38,23 @@ TOY_FILES = {
                 from depthlab.studies.toy.figures import PLOTS
 
                 return PLOTS
+            if attr == "claims":
+                from depthlab.studies.toy.paper_claims import claims
+
+                return claims
             raise AttributeError(attr)
+    ''',
+    "src/depthlab/studies/toy/paper_claims.py": '''
+        from depthlab.claims import ClaimResult, threshold_verdict
+
+
+        def claims(cube, study):
+            mean = float(cube["mean_label"])
+            return [ClaimResult(
+                claim_id="labels_balanced", kind="balance", paper="toy", where="-",
+                statement="about half the training labels are 1", measured=mean,
+                uncertainty=float("nan"), criterion="mean label >= 0.25",
+                verdict=threshold_verdict(mean, 0.25, above=True), figure="mean")]
     ''',
     "src/depthlab/studies/toy/figures.py": '''
         import matplotlib
@@ -91,6 +107,7 @@ TOY_FILES = {
         required: [kind, dataset, figures]
         properties:
           kind: {const: toy}
+          claims: {type: object, default: {}}
           dataset: {type: string}
           figures:
             type: object
@@ -131,10 +148,14 @@ def test_a_new_study_kind_needs_only_plugin_files(tmp_path):
     cube = xr.open_dataset(work / "results" / "toy" / "cube.nc", engine="h5netcdf").load()
     assert 0.0 <= float(cube["mean_label"]) <= 1.0
     assert (work / "results" / "toy" / "figures" / "mean.png").stat().st_size > 1000
+    # its claims reach the scorecard of every study through the generic rules
+    scorecard = (work / "results" / "claims.csv").read_text()
+    assert "labels_balanced" in scorecard and "holds" in scorecard
     # Every file the copies share is unchanged: the toy kind added files and edited none.
     for shared in ("Snakefile", "rules/common.smk", "rules/figures.smk",
                    "src/depthlab/config.py", "src/depthlab/studies/__init__.py",
                    "workflow/schemas/config.schema.yaml", "workflow/scripts/plot_figure.py",
+                   "rules/claims.smk", "src/depthlab/claims.py",
                    "profiles/slurm/config.yaml"):
         assert filecmp.cmp(wf / shared, pristine / shared, shallow=False), shared
 

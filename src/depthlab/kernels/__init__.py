@@ -97,6 +97,13 @@ _LAZY: dict[str, str] = {
     "conv_sweep_panel": "conv",
     "check_kernel_spec": "conv",
     "is_conv_spec": "conv",
+    # deep narrow MLPs (Lee et al.): scaled-NTK limit, exact init kernel, empirical (torch)
+    "limit_kernel": "deep_narrow",
+    "finite_init_kernel": "deep_narrow",
+    "sample_init_kernel": "deep_narrow",
+    "empirical_scaled_ntk": "deep_narrow",
+    "kernel_gd": "deep_narrow",
+    "stability_lambda": "deep_narrow",
 }
 
 

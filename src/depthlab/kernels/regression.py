@@ -60,6 +60,7 @@ import scipy.special
 from depthlab.kernels.gram import read_gram
 
 __all__ = [
+    "check_gram_dataset",
     "MAX_JITTER",
     "PREDICT_BLOCK",
     "KernelFit",
@@ -181,6 +182,27 @@ def predict(
     return predict_streamed(
         (k[r0 : r0 + block_size] for r0 in range(0, k.shape[0], block_size)), alpha
     )
+
+
+def check_gram_dataset(gram_path: str | os.PathLike, dataset_hash: str,
+                       dataset_path: str | os.PathLike = "the dataset") -> None:
+    """Refuse a Gram built from other data than the dataset it is used with: the Gram
+    records the content hash of the dataset it was computed from (``dataset_content_hash``),
+    which must equal ``dataset_hash`` (the dataset file's own, checked when it was read).
+    A mismatch (the dataset was regenerated or replaced after the Gram was made) is an
+    :class:`~depthlab.provenance.InputFileError` naming both files."""
+    from depthlab.provenance import InputFileError, open_h5_checked
+
+    with open_h5_checked(gram_path) as f:
+        recorded = f.attrs.get("dataset_content_hash")
+    if recorded is None:
+        raise InputFileError(f"{gram_path}: no dataset_content_hash attribute, so the data it "
+                             "was built from is unknown; delete it and rerun the gram rule")
+    if str(recorded) != str(dataset_hash):
+        raise InputFileError(
+            f"{gram_path}: built from dataset content {str(recorded)[:16]}..., but "
+            f"{dataset_path} holds {str(dataset_hash)[:16]}... (the dataset changed after the "
+            "Gram was computed); delete the Gram and rerun")
 
 
 def ntk_test_error(

@@ -38,7 +38,10 @@ from torch import nn
 from depthlab.activations import names_for
 
 ACTIVATIONS = names_for("packed")  # relu, softplus, tanh, linear
-INITS = ("glorot_uniform", "glorot_normal", "normal_ntk")
+INITS = ("glorot_uniform", "glorot_normal", "normal_ntk", "deep_narrow", "torch_default",
+         "he_uniform")
+# Lee et al.'s deep narrow init (ReLU MLPs, width d + K + 1): its explicit parameters.
+DEEP_NARROW_DEFAULTS = {"C_L": 1.0, "rho": 1.0, "beta": 1.0}
 LOSSES = ("cross_entropy", "mse")
 ALIGN_FLOATS = 4  # 16 bytes: MKL's batched sgemm kernel choice depends on this alignment
 
@@ -114,7 +117,19 @@ class FCEnsemble(nn.Module):
         init: "glorot_uniform" (Keras default, used by the paper): W ~ U(+-sqrt(6/(n_in+n_out)));
             "glorot_normal": W ~ N(0, 2/(n_in+n_out)); "normal_ntk": NTK parameterisation,
             W ~ N(0, 1) with the layer output multiplied by 1/sqrt(n_in). Biases start at zero.
-        device, dtype: where the parameters live (init is always drawn on the CPU in float32).
+            "torch_default": ``nn.Linear``'s default (``kaiming_uniform_(a=sqrt(5))``),
+            W, b ~ U(+-1/sqrt(n_in)) -- what Lee et al.'s "Kaiming" baseline code really used.
+            "he_uniform": W ~ U(+-sqrt(6/n_in)), b = 0 (He et al.; what their text says).
+            "deep_narrow": Lee et al. (2022) sec. 3.1, ReLU only, width = d + n_out + 1
+            (carriers 0..d-1 of C_L x, a random neuron d, output carriers d+1.. of C_L):
+            layer 1 W = [C_L I | u^1 | 0], b = [0, v^1, C_L 1]; layer l = 2..L
+            W = [I | u^l | 0] on the carriers, identity on the output carriers, b = [0, v^l, 0];
+            last W = [0; 0; I], b = -C_L 1, so every output is exactly 0 at init.
+            u^l ~ N(0, rho^2/d) (d entries), v^l ~ N(0, C_L^2 beta^2); drawn in float64.
+        init_params: the deep_narrow parameters ``C_L``, ``rho``, ``beta`` (defaults 1);
+            any other init takes none.
+        device, dtype: where the parameters live (the original three inits are drawn on the
+            CPU in float32, the others in float64, then cast).
     """
 
     def __init__(
@@ -128,6 +143,7 @@ class FCEnsemble(nn.Module):
         init: str = "glorot_uniform",
         device: str | torch.device | None = None,
         dtype: torch.dtype = torch.float32,
+        init_params: dict | None = None,
     ) -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
@@ -136,6 +152,8 @@ class FCEnsemble(nn.Module):
             raise ValueError(f"init must be one of {INITS}, got {init!r}")
         if depth < 0 or d < 1 or n_out < 1 or (depth > 0 and width < 1):
             raise ValueError(f"bad architecture d={d} depth={depth} width={width} K={n_out}")
+        self.init_params = _check_init_params(init, init_params, d, depth, width, n_out,
+                                              activation)
         seeds = [int(s) for s in seeds]
         if not seeds:
             raise ValueError("need at least one member seed")
@@ -160,6 +178,10 @@ class FCEnsemble(nn.Module):
     def _init_member(self, seed: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         gen = torch.Generator(device="cpu")
         gen.manual_seed(seed)
+        if self.init == "deep_narrow":
+            return _deep_narrow_member(gen, self.d, self.depth, self.n_out, **self.init_params)
+        if self.init in ("torch_default", "he_uniform"):
+            return _uniform_member(gen, self.widths, self.init)
         weights, biases = [], []
         for n_in, n_out in zip(self.widths[:-1], self.widths[1:], strict=True):
             if self.init == "glorot_uniform":
@@ -191,7 +213,8 @@ class FCEnsemble(nn.Module):
         """A new ensemble holding copies of members `index` (repeats allowed), same device."""
         new = FCEnsemble.__new__(FCEnsemble)
         nn.Module.__init__(new)
-        for attr in ("d", "depth", "width", "n_out", "activation", "init", "widths"):
+        for attr in ("d", "depth", "width", "n_out", "activation", "init", "widths",
+                     "init_params"):
             setattr(new, attr, getattr(self, attr))
         new.multipliers = list(self.multipliers)
         idx = torch.as_tensor(index, dtype=torch.long, device=self.weights[0].device)
@@ -318,6 +341,87 @@ class FCEnsemble(nn.Module):
             grad = [None] + [x.new_empty(m, rows, n) for n in self.widths[1:-1]]  # none for x
             cache[key] = (z, grad)
         return cache[key]
+
+
+def _check_init_params(init: str, params: dict | None, d: int, depth: int, width: int,
+                       n_out: int, activation: str) -> dict:
+    """The init's explicit parameters with defaults, validated (deep_narrow only has any)."""
+    params = dict(params or {})
+    if init != "deep_narrow":
+        if params:
+            raise ValueError(f"init {init!r} takes no init_params, got {sorted(params)}")
+        return {}
+    unknown = sorted(set(params) - set(DEEP_NARROW_DEFAULTS))
+    if unknown:
+        raise ValueError(f"deep_narrow init_params are {sorted(DEEP_NARROW_DEFAULTS)}, "
+                         f"got unknown {unknown}")
+    params = {**DEEP_NARROW_DEFAULTS, **{k: float(v) for k, v in params.items()}}
+    if min(params.values()) <= 0:
+        raise ValueError(f"deep_narrow needs C_L, rho, beta > 0, got {params}")
+    if depth < 1 or width != d + n_out + 1:
+        raise ValueError(f"deep_narrow needs depth >= 1 and width = d + n_out + 1 = "
+                         f"{d + n_out + 1}; got depth {depth}, width {width}")
+    if activation != "relu":
+        raise ValueError(f"deep_narrow is a ReLU init, got activation {activation!r}")
+    return params
+
+
+def deep_narrow_width(d: int, n_out: int) -> int:
+    """The fixed width of Lee et al.'s deep narrow MLP: d carriers, 1 random neuron, K outputs."""
+    return d + n_out + 1
+
+
+def _deep_narrow_member(gen: torch.Generator, d: int, depth: int, n_out: int, *, C_L: float,
+                        rho: float, beta: float):
+    """One member's weights (depthlab layout W: (n_in, n_out) = paper W^T), float64.
+
+    Draw order per hidden layer l = 1..L: u^l (d normals), then v^l (one normal).
+    """
+    n = d + n_out + 1
+    r = d  # the random neuron
+    out = slice(d + 1, n)  # output carriers
+    f64 = torch.float64
+    weights, biases = [], []
+    for layer in range(depth):
+        u = torch.randn(d, generator=gen, dtype=f64) * (rho / math.sqrt(d))
+        v = torch.randn(1, generator=gen, dtype=f64) * (C_L * beta)
+        if layer == 0:
+            w = torch.zeros(d, n, dtype=f64)
+            w[:, :d] = C_L * torch.eye(d, dtype=f64)
+            w[:, r] = u
+            b = torch.zeros(1, n, dtype=f64)
+            b[0, r] = v[0]
+            b[0, out] = C_L
+        else:
+            w = torch.zeros(n, n, dtype=f64)
+            w[:d, :d] = torch.eye(d, dtype=f64)
+            w[:d, r] = u
+            w[out, out] = torch.eye(n_out, dtype=f64)
+            b = torch.zeros(1, n, dtype=f64)
+            b[0, r] = v[0]
+        weights.append(w)
+        biases.append(b)
+    w = torch.zeros(n, n_out, dtype=f64)
+    w[out, :] = torch.eye(n_out, dtype=f64)
+    weights.append(w)
+    biases.append(torch.full((1, n_out), -C_L, dtype=f64))
+    return weights, biases
+
+
+def _uniform_member(gen: torch.Generator, widths: Sequence[int], init: str):
+    """torch_default (nn.Linear: W, b ~ U(+-1/sqrt(n_in))) or he_uniform (W ~ U(+-sqrt(6/n_in)),
+    b = 0), float64; draw order per layer: W then b."""
+    weights, biases = [], []
+    for n_in, n_out in zip(widths[:-1], widths[1:], strict=True):
+        limit = 1.0 / math.sqrt(n_in) if init == "torch_default" else math.sqrt(6.0 / n_in)
+        w = torch.rand(n_in, n_out, generator=gen, dtype=torch.float64).mul_(2 * limit)
+        weights.append(w.sub_(limit))
+        if init == "torch_default":
+            b = torch.rand(1, n_out, generator=gen, dtype=torch.float64).mul_(2 * limit)
+            biases.append(b.sub_(limit))
+        else:
+            biases.append(torch.zeros(1, n_out, dtype=torch.float64))
+    return weights, biases
 
 
 def _activate(z: torch.Tensor, activation: str) -> torch.Tensor:

@@ -5,7 +5,9 @@ nothing else; adding one edits no shared module:
 
 ==========================================  ==================================================
 ``src/depthlab/studies/<kind>/__init__.py``  the plug-in module (contract below)
-``src/depthlab/studies/<kind>/*.py``         its own code: cube builder, figures, tables, claims
+``src/depthlab/studies/<kind>/*.py``         its own code: cube builder, figures, tables, and
+                                             ``paper_claims.py`` (its claims; an input of
+                                             its claims rule)
 ``rules/studies/<kind>.smk``                 its rules (included for every kind a config uses)
 ``workflow/schemas/studies/<kind>.schema.yaml``  its schema: the one home of its defaults
 ``report/<kind>/<figure>.rst``               figure captions (``report/figure.rst`` otherwise)
@@ -30,10 +32,13 @@ The plug-in module exports:
     the modules its figure functions live in: declared inputs of its figure rules, so
     editing them reruns that study's figures and nothing upstream.
 ``claims(cube, study)``
-    the paper's claims evaluated on the study cube (:mod:`depthlab.claims`).
+    the paper's claims evaluated on the study cube: a list of
+    :class:`depthlab.claims.ClaimResult` (defined in ``paper_claims.py``; a submodule named
+    ``claims`` would shadow the function).
 
 Its rules file defines the study's jobs and its cube rule; figures and claims come from the
-generic rules in ``rules/figures.smk`` and ``rules/claims.smk``.
+generic rules in ``rules/figures.smk`` and ``rules/claims.smk``, and the scorecard of every
+study from ``rules/claims.smk`` too.
 """
 
 from __future__ import annotations

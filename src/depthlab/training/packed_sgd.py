@@ -68,6 +68,7 @@ from depthlab.training.device import Log, describe_device, emit, resolve_device
 ENGINE_VERSION = 1  # bump when a change alters trajectories, to invalidate old checkpoints
 EVAL_CHUNK = 8192  # rows per evaluation chunk (bounds memory: M * chunk * H floats)
 _SHUFFLE_STREAM = 0x5EED_5F1E
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 @dataclass
@@ -90,6 +91,8 @@ class TrainConfig:
     divergence_loss: float = 1e6  # loss above this or non-finite -> diverged
     activation: str = "relu"
     init: str = "glorot_uniform"
+    init_params: dict | None = None  # explicit init parameters (deep_narrow: C_L, rho, beta)
+    dtype: str = "float32"  # or "float64" (parameters, data and steps)
 
 
     @classmethod
@@ -122,6 +125,8 @@ def _validate(x_train, y_train, x_test, y_test, members, cfg: TrainConfig) -> No
         raise ValueError(f"loss must be one of {LOSSES}, got {cfg.loss!r}")
     if cfg.activation not in ACTIVATIONS or cfg.init not in INITS:
         raise ValueError(f"bad activation {cfg.activation!r} or init {cfg.init!r}")
+    if cfg.dtype not in _DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {cfg.dtype!r}")
     if not members:
         raise ValueError("no members to train")
     if cfg.batch_size < 1 or cfg.check_every < 1 or cfg.max_epochs < 0:
@@ -136,8 +141,13 @@ def _validate(x_train, y_train, x_test, y_test, members, cfg: TrainConfig) -> No
 
 
 def fingerprint(x_train, y_train, x_test, y_test, members, cfg: TrainConfig) -> str:
-    """Identity of a training run, for matching checkpoints (runtime-only knobs left out)."""
+    """Identity of a training run, for matching checkpoints (runtime-only knobs left out;
+    the init_params and dtype fields only when set, so older checkpoints still match)."""
     run_cfg = {k: v for k, v in asdict(cfg).items() if k not in ("device", "checkpoint_every")}
+    if run_cfg["init_params"] is None:
+        del run_cfg["init_params"]
+    if run_cfg["dtype"] == "float32":
+        del run_cfg["dtype"]
     data = content_hash(
         {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
     )
@@ -155,10 +165,12 @@ def fingerprint(x_train, y_train, x_test, y_test, members, cfg: TrainConfig) -> 
 class _Data:
     """A data set moved once to the device: inputs, labels and one-hot targets."""
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, n_classes: int, device: torch.device):
-        self.x = torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32)).to(device)
+    def __init__(self, x: np.ndarray, y: np.ndarray, n_classes: int, device: torch.device,
+                 dtype: torch.dtype = torch.float32):
+        np_dtype = np.float64 if dtype == torch.float64 else np.float32
+        self.x = torch.as_tensor(np.ascontiguousarray(x, dtype=np_dtype)).to(device)
         self.y = torch.as_tensor(np.ascontiguousarray(y, dtype=np.int64)).to(device)
-        self.onehot = torch.nn.functional.one_hot(self.y, n_classes).to(torch.float32)
+        self.onehot = torch.nn.functional.one_hot(self.y, n_classes).to(dtype)
         self.n = len(self.y)
 
 
@@ -216,6 +228,7 @@ def train_members(
     log: Log = None,
     *,
     return_model: bool = False,
+    on_epoch=None,
     _stop_after_epoch: int | None = None,
 ):
     """Train `members` (one architecture, own seed and learning rate each) with plain SGD.
@@ -226,6 +239,12 @@ def train_members(
     time of the whole pack, summed over resumed sessions), device, n_params. With
     ``return_model=True`` returns ``(results, model)``, the model holding every member's final
     parameters on the CPU.
+
+    ``on_epoch(epoch, members, pack, train_eval, evaluate_test)``, if given, is called after
+    every trained epoch (before members that stop leave the pack): ``members`` are the
+    indices (into ``members``) of the pack's rows, ``pack`` the packed model, ``train_eval``
+    the full training-set evaluation when the epoch was a check (else None), and
+    ``evaluate_test()`` evaluates the pack on the test set. It must not change the model.
 
     ``_stop_after_epoch`` is a testing hook: raise `TrainingInterrupted` once that epoch (and
     its checkpoint, if due) is done, to simulate a killed job.
@@ -242,6 +261,7 @@ def train_members(
         ckpt_every = math.ceil(cfg.checkpoint_every / check_every) * check_every
     ckpt_path = Path(checkpoint_path) if checkpoint_path is not None else None
 
+    dtype = _DTYPES[cfg.dtype]
     full = FCEnsemble(
         x_train.shape[1],
         cfg.depth,
@@ -251,6 +271,8 @@ def train_members(
         activation=cfg.activation,
         init=cfg.init,
         device="cpu",
+        dtype=dtype,
+        init_params=cfg.init_params,
     )
     for p in full.parameters():
         p.requires_grad_(False)
@@ -283,8 +305,8 @@ def train_members(
             elapsed_before = float(state["elapsed_s"])
             emit(log, f"resumed from {ckpt_path} at epoch {epoch}")
 
-    train = _Data(x_train, y_train, cfg.n_classes, device)
-    test = _Data(x_test, y_test, cfg.n_classes, device)
+    train = _Data(x_train, y_train, cfg.n_classes, device, dtype)
+    test = _Data(x_test, y_test, cfg.n_classes, device, dtype)
     lrs = torch.tensor([m.lr for m in members], dtype=torch.float64)
     steps = [(s, min(b_size, n_train - s)) for s in range(0, n_train, b_size)]
 
@@ -299,7 +321,7 @@ def train_members(
             pack = full.select(rows).to(device)
         else:
             pack = pack.select(keep if len(keep) > 1 else keep * 2)
-        scales = _step_scales(lrs[rows], {size for _, size in steps}, full.widths, device)
+        scales = _step_scales(lrs[rows], {size for _, size in steps}, full.widths, device, dtype)
 
     def finish(ids: list[int], status: dict[int, str], train_eval: dict | None) -> None:
         """Record final metrics of pack rows `ids`; copy their parameters back to `full`."""
@@ -349,6 +371,9 @@ def train_members(
                 elif epoch >= cfg.max_epochs:
                     stopping[row] = "max_epochs"
             emit(log, _progress_line(epoch, active, train_eval, records, stopping))
+        if on_epoch is not None and epoch > 0:
+            on_epoch(epoch, list(active), pack, train_eval,
+                     lambda: evaluate(pack, test, cfg.loss))
         if stopping:
             ids = sorted(stopping)
             if not at_check:
@@ -388,13 +413,14 @@ def train_members(
 
 
 def _step_scales(
-    lr: torch.Tensor, sizes: set[int], widths: list[int], device: torch.device
+    lr: torch.Tensor, sizes: set[int], widths: list[int], device: torch.device,
+    dtype: torch.dtype = torch.float32,
 ) -> dict[int, tuple[int, torch.Tensor]]:
     """Per batch size: (padded row count, step tensor lr/size: (M,), or (M, padded) with zeros
     in the padding rows when the size must be padded for alignment, see `padded_rows`)."""
     out = {}
     for size in sizes:
-        step = (lr / size).to(torch.float32)
+        step = (lr / size).to(dtype)
         padded = padded_rows(size, widths)
         if padded > size:
             step = torch.cat(

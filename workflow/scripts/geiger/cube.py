@@ -8,6 +8,7 @@ from _common import setup_logging  # noqa: E402
 
 from depthlab.cube import data_source, write_cube  # noqa: E402
 from depthlab.data import read_dataset  # noqa: E402
+from depthlab.provenance import to_json  # noqa: E402
 from depthlab.studies.geiger.cube import build_geiger_cube  # noqa: E402
 
 log = setup_logging(snakemake.log[0])
@@ -19,5 +20,10 @@ cube = build_geiger_cube(
     study_name=snakemake.wildcards.study, study=study, dataset=dataset,
     data_source=data_source(dataset),
 )
+warned = list(snakemake.params.config_warnings)
+for message in warned:
+    log.warning("config warning: %s", message)
+if warned:  # valid settings that changed what ran (e.g. full-batch GD), stated in the cube
+    cube.attrs["config_warnings"] = to_json(warned)
 log.info("cube:\n%s", cube)
 write_cube(cube, snakemake.output[0])

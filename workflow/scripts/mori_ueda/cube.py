@@ -7,6 +7,7 @@ sys.path.insert(0, str(Path(snakemake.scriptdir)))
 from _common import setup_logging  # noqa: E402
 
 from depthlab.cube import write_cube  # noqa: E402
+from depthlab.provenance import to_json  # noqa: E402
 from depthlab.studies.mori_ueda.cube import build_cube  # noqa: E402
 
 log = setup_logging(snakemake.log[0])
@@ -19,5 +20,10 @@ cube = build_cube(
     kernels=dict(snakemake.params.kernels),
     label_stability_files=snakemake.input.label_stability,
 )
+warned = list(snakemake.params.config_warnings)
+for message in warned:
+    log.warning("config warning: %s", message)
+if warned:  # valid settings that changed what ran (e.g. full-batch GD), stated in the cube
+    cube.attrs["config_warnings"] = to_json(warned)
 log.info("cube:\n%s", cube)
 write_cube(cube, snakemake.output[0])

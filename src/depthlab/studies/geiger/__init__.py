@@ -26,17 +26,17 @@ def targets(name: str, study: dict[str, Any], results: str) -> list[str]:
     figures = [f"{results}/{name}/figures/{fig}.{ext}" for fig in study["figures"]
                for ext in ("pdf", "png")]
     table = [f"{results}/{name}/table1.csv"] if "table1" in study else []
-    return [f"{results}/{name}/cube.nc", *figures, *table]
+    return [f"{results}/{name}/cube.nc", *figures, *table, f"{results}/{name}/claims.csv"]
 
 
 def __getattr__(attr: str) -> Any:
     # Figures and claims import matplotlib/xarray: only the jobs that draw or judge pay it.
     if attr == "PLOTS":
-        from depthlab.studies.geiger.figures import PLOTS
-
-        return PLOTS
-    if attr == "claims":
-        from depthlab.studies.geiger.claims import claims
-
-        return claims
-    raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
+        from depthlab.studies.geiger.figures import PLOTS as value
+    elif attr == "claims":
+        # (the module is paper_claims: a submodule named claims would shadow the function)
+        from depthlab.studies.geiger.paper_claims import claims as value
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
+    globals()[attr] = value
+    return value

@@ -81,6 +81,67 @@ def geiger_lazy_cells(study: Mapping[str, Any]) -> list[tuple[str, int, int, int
     return sorted({(r.activation, r.depth, r.width, r.seed) for r in geiger_runs(study)})
 
 
+# What the cube is built from: everything in a study block but its figures and Table 1, so
+# editing a figure (even its title) or the table's fit reruns that figure or table only.
+CUBE_INDEPENDENT = ("figures", "table1")
+
+
+def cube_study(study: Mapping[str, Any]) -> dict[str, Any]:
+    """The slice of a study block its cube depends on (the cube rule's params)."""
+    return {k: v for k, v in study.items() if k not in CUBE_INDEPENDENT}
+
+
+# Keys each plot reads besides plot, activation, depth, widths, x and title (x has a schema
+# default, so every figure has it); a key the plot would ignore is refused.
+PLOT_KEYS = {
+    "geiger_error_vs_width": {"alpha"},
+    "geiger_variance_vs_width": {"alpha_sqrt_h"},
+    "geiger_ensemble_vs_width": {"alpha", "alpha_sqrt_h"},
+    "geiger_output_norms": {"alpha_sqrt_h", "width"},
+}
+# At least one of these keys (plots drawing curves at fixed scales).
+PLOT_REQUIRES = {
+    "geiger_error_vs_width": ("alpha",),
+    "geiger_variance_vs_width": ("alpha_sqrt_h",),
+    "geiger_ensemble_vs_width": ("alpha", "alpha_sqrt_h"),
+    "geiger_output_norms": ("alpha_sqrt_h",),
+}
+
+
+def _check_figure_scales(fkey: str, fig: Mapping[str, Any], runs: list[GeigerRun],
+                         trained_widths: list[int]) -> None:
+    """A figure's fixed alpha / sqrt(h) alpha values must be trained at some width it shows
+    (else the curve is silently missing)."""
+    plot = fig["plot"]
+    allowed = PLOT_KEYS.get(plot, set()) | {"plot", "activation", "depth", "widths", "x",
+                                             "title"}
+    for key in fig:
+        if key not in allowed:
+            raise ConfigError(f"{fkey}.{key}: not used by plot {plot!r} (it reads "
+                              f"{sorted(allowed)})")
+    needs = PLOT_REQUIRES.get(plot, ())
+    if needs and not any(k in fig for k in needs):
+        raise ConfigError(f"{fkey}.{' or '.join(needs)} is required for plot {plot!r}")
+    widths = fig.get("widths", trained_widths)
+    if "width" in fig:
+        widths = [fig["width"], *widths]
+    cell = {(r.width, r.alpha) for r in runs
+            if (r.activation, r.depth) == (fig["activation"], fig["depth"])}
+    for value in fig.get("alpha", []):
+        alpha = canonical_alpha(value)
+        if not any((w, alpha) in cell for w in widths):
+            have = sorted({a for _, a in cell})
+            raise ConfigError(f"{fkey}.alpha: {value:g} is not trained at {fig['activation']} "
+                              f"L = {fig['depth']}, widths {widths} (trained alphas: "
+                              f"{[f'{a:g}' for a in have]})")
+    for value in fig.get("alpha_sqrt_h", []):
+        if not any((w, canonical_alpha(value / w**0.5)) in cell for w in widths):
+            have = sorted({canonical_alpha(a * w**0.5) for w, a in cell})
+            raise ConfigError(f"{fkey}.alpha_sqrt_h: {value:g} is not trained at "
+                              f"{fig['activation']} L = {fig['depth']}, widths {widths} "
+                              f"(trained sqrt(h) alphas: {[f'{a:g}' for a in have]})")
+
+
 def check(skey: str, study: Mapping[str, Any], config: Mapping[str, Any]) -> None:
     """Cross-field checks of a validated study block (dataset kind, sizes, figures)."""
     datasets = config["datasets"]
@@ -126,6 +187,7 @@ def check(skey: str, study: Mapping[str, Any], config: Mapping[str, Any]) -> Non
         if "width" in fig and fig["width"] not in widths:
             raise ConfigError(f"{fkey}.width: {fig['width']} not trained (trained: "
                               f"{sorted(widths)})")
+        _check_figure_scales(fkey, fig, runs, sorted(widths))
     table = study.get("table1")
     if table:
         lo, hi = table["fit_range"]

@@ -12,10 +12,21 @@ import xarray as xr
 
 from depthlab.studies.mori_ueda.cube import pick_lr, seed_stats
 from depthlab.studies.mori_ueda.grid import fmt_lr
+from depthlab.training.status import CONVERGED, DIVERGED, NOT_RUN
 
 COLUMNS = ["figure", "dataset", "label", "k", "d", "n_train", "width", "lr",
            "test_error_shallow", "test_error_deep", "depth_effect", "depth_effect_std",
-           "separated", "n_seeds", "expected_sign", "sign_as_paper"]
+           "separated", "n_seeds", "expected_sign", "sign_as_paper", "status"]
+
+# The row's `status`: "converged" when every member of both cells converged; otherwise the
+# problems, ";"-joined, each with its depth and count (e.g. "diverged L=7: 2/2;
+# no_error L=1: 1/4"): diverged, max_epochs (or any other non-converged status) and
+# no_error (a member that ran but has no finite test error, which would otherwise drop out
+# of the mean and of n_seeds unannounced). The means keep every finite error, as the figures
+# do; but a row with a diverged or error-less member is no evidence for or against the
+# paper: its separated and sign_as_paper are left empty (None), whatever the numbers say.
+# max_epochs members (trained to the cap, training error not 0: their test error is still
+# a measurement) are marked in status and keep the verdicts.
 
 
 def expected_sign(generator: str, k: int) -> int | None:
@@ -51,7 +62,17 @@ def depth_effect_table(cube: xr.Dataset, figures: Mapping[str, Mapping[str, Any]
                 for w in sub["width"].values:
                     s = stats.sel(n_train=n, depth=shallow, width=w)
                     d = stats.sel(n_train=n, depth=deep, width=w)
+                    problems, untrusted = [], False
+                    for depth in (shallow, deep):
+                        cell = sub.sel(n_train=n, depth=depth, width=w)
+                        status, errors = _cell_status(cell)
+                        ran = status != NOT_RUN
+                        untrusted |= ((status == DIVERGED).any()
+                                      or bool((ran & ~np.isfinite(errors)).any()))
+                        problems += _problems(depth, status, errors)
                     if int(s["count"]) == 0 or int(d["count"]) == 0:
+                        if problems:  # members ran but gave no number: say so, not drop it
+                            rows.append(_empty_row(fig_name, ds, sub, n, w, lr, problems))
                         continue
                     effect = float(d["mean"] - s["mean"])
                     row = {
@@ -69,6 +90,11 @@ def depth_effect_table(cube: xr.Dataset, figures: Mapping[str, Mapping[str, Any]
                     row["expected_sign"] = expected
                     row["sign_as_paper"] = (None if expected is None
                                             else bool(np.sign(effect) == expected))
+                    if untrusted:
+                        # nets that did not train are no evidence for or against the paper
+                        row["separated"] = None
+                        row["sign_as_paper"] = None
+                    row["status"] = "; ".join(problems) or CONVERGED
                     if "ntk_test_error" in cube and shallow in cube["kernel_depth"].values:
                         ntk = float(cube["ntk_test_error"].sel(dataset=ds, n_train=n,
                                                                kernel_depth=shallow))
@@ -77,7 +103,46 @@ def depth_effect_table(cube: xr.Dataset, figures: Mapping[str, Mapping[str, Any]
                         row["ntk_gap"] = ntk - best
                         row["ntk_fails"] = bool(ntk - best >= 0.1)
                     rows.append(row)
-    return pd.DataFrame(rows, columns=list(rows[0]) if rows else COLUMNS)
+    if not rows:
+        return pd.DataFrame(rows, columns=COLUMNS)
+    # NTK columns (present when the cube has a baseline) after the net columns, as before;
+    # rows without a number (every member failed) take their columns from the full rows.
+    columns = max((list(r) for r in rows), key=len)
+    columns = [c for c in columns if c != "status"] + ["status"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _cell_status(cell: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Status and test error per seed of one (dataset, N, depth, width, lr) cell."""
+    status = np.asarray(cell["status"].values).astype(str) if "status" in cell else None
+    errors = np.asarray(cell["test_error"].values, dtype=float)
+    if status is None:  # a cube without statuses: finite errors count as converged
+        status = np.where(np.isfinite(errors), CONVERGED, NOT_RUN)
+    return status, errors
+
+
+def _problems(depth: int, status: np.ndarray, errors: np.ndarray) -> list[str]:
+    ran = status != NOT_RUN
+    n_ran = int(ran.sum())
+    out = []
+    for kind in sorted(set(status[ran]) - {CONVERGED}, key=lambda k: (k != DIVERGED, k)):
+        out.append(f"{kind} L={depth}: {int((status == kind).sum())}/{n_ran}")
+    no_error = int((ran & ~np.isfinite(errors)).sum())
+    if no_error:
+        out.append(f"no_error L={depth}: {no_error}/{n_ran}")
+    return out
+
+
+def _empty_row(fig_name, ds, sub, n, w, lr, problems) -> dict[str, Any]:
+    """A row for a cell whose members ran but left no test error at one depth."""
+    generator = str(sub["generator"].values)
+    k = int(sub["k"].values)
+    return {"figure": fig_name, "dataset": ds, "label": generator, "k": k,
+            "d": int(sub["d"].values), "n_train": int(n), "width": int(w), "lr": fmt_lr(lr),
+            "test_error_shallow": np.nan, "test_error_deep": np.nan, "depth_effect": np.nan,
+            "depth_effect_std": np.nan, "separated": None, "n_seeds": 0,
+            "expected_sign": expected_sign(generator, k), "sign_as_paper": None,
+            "status": "; ".join(problems)}
 
 
 def format_table(table: pd.DataFrame) -> str:
@@ -87,4 +152,6 @@ def format_table(table: pd.DataFrame) -> str:
             "test_error_deep", "depth_effect", "depth_effect_std", "separated",
             "sign_as_paper"]
     cols += [c for c in ("ntk_test_error", "ntk_fails") if c in table]
+    if "status" in table and (table["status"] != CONVERGED).any():
+        cols.append("status")  # shown only when some row is built from non-converged nets
     return table[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}")

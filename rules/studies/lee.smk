@@ -1,0 +1,161 @@
+# Lee, Choi, Ryu & No, "NTK analysis of deep narrow neural networks": the study's data set,
+# the scaled-NTK limit kernel regression, packed SGD training jobs (deep-narrow and baseline
+# inits), the toy regression per depth (Fig. 4.1, 5.1), the init-kernel spread, the cube and
+# Table 4.1. Figures and claims come from the generic rules.
+from depthlab.studies.lee.inputs import LeeInputs
+
+LEE_STUDIES = studies_of_kind("lee")
+LEE = LeeInputs(STUDIES, LEE_STUDIES, R)
+
+
+rule lee_data:
+    output:
+        f"{R}/{{study}}/data.h5",
+    log:
+        f"{R}/logs/{{study}}/data.log",
+    wildcard_constraints:
+        study=_alternatives(LEE_STUDIES),
+    params:
+        spec=lambda wc: STUDIES[wc.study]["data"],
+    group:
+        "datasets"
+    resources:
+        runtime=10,
+        mem_mb=4000,
+    conda:
+        "../../envs/depthlab.yaml"
+    script:
+        "../../workflow/scripts/lee/data.py"
+
+
+rule lee_kernel:
+    input:
+        data=f"{R}/{{study}}/data.h5",
+    output:
+        f"{R}/{{study}}/kernel.h5",
+    log:
+        f"{R}/logs/{{study}}/kernel.log",
+    wildcard_constraints:
+        study=_alternatives(LEE_STUDIES),
+    params:
+        study=lambda wc: STUDIES[wc.study],
+        jitter=KERNEL_REGRESSION["jitter"],
+    threads: THREADS["gram"]
+    resources:
+        runtime=60,
+        mem_mb=8000,
+    conda:
+        "../../envs/depthlab.yaml"
+    script:
+        "../../workflow/scripts/lee/kernel.py"
+
+
+rule lee_train:
+    input:
+        unpack(LEE.train_inputs),
+    output:
+        f"{R}/{{study}}/runs/{{job}}.h5",
+    log:
+        f"{R}/logs/{{study}}/runs/{{job}}.log",
+    wildcard_constraints:
+        study=_alternatives(LEE_STUDIES),
+        job=r"g\d+_[a-z_]+_D\d+(_lr[0-9.e+-sf]+_s\d+)?",
+    params:
+        study=lambda wc: STUDIES[wc.study],
+        members=LEE.members,
+        checkpoint=LEE.checkpoint,
+    threads: THREADS["train"]
+    resources:
+        runtime=120,
+        mem_mb=4000,
+    conda:
+        "../../envs/depthlab.yaml"
+    script:
+        "../../workflow/scripts/lee/train.py"
+
+
+rule lee_toy:
+    output:
+        f"{R}/{{study}}/toy/D{{depth}}.h5",
+    log:
+        f"{R}/logs/{{study}}/toy/D{{depth}}.log",
+    wildcard_constraints:
+        study=_alternatives(LEE_STUDIES),
+    params:
+        study=lambda wc: STUDIES[wc.study],
+    threads: THREADS["train"]
+    resources:
+        runtime=120,
+        mem_mb=4000,
+    conda:
+        "../../envs/depthlab.yaml"
+    script:
+        "../../workflow/scripts/lee/toy.py"
+
+
+rule lee_ntk_spread_job:
+    output:
+        f"{R}/{{study}}/spread.h5",
+    log:
+        f"{R}/logs/{{study}}/spread.log",
+    wildcard_constraints:
+        study=_alternatives(LEE_STUDIES),
+    params:
+        study=lambda wc: STUDIES[wc.study],
+    threads: 1
+    resources:
+        runtime=30,
+        mem_mb=2000,
+    conda:
+        "../../envs/depthlab.yaml"
+    script:
+        "../../workflow/scripts/lee/spread.py"
+
+
+rule lee_cube:
+    input:
+        data=f"{R}/{{study}}/data.h5",
+        kernel=f"{R}/{{study}}/kernel.h5",
+        runs=lambda wc: LEE.run_files(wc.study),
+        toys=lambda wc: LEE.toy_files(wc.study),
+        spread=lambda wc: LEE.spread_file(wc.study),
+    output:
+        f"{R}/{{study}}/cube.nc",
+    log:
+        f"{R}/logs/{{study}}/cube.log",
+    wildcard_constraints:
+        study=_alternatives(LEE_STUDIES),
+    params:
+        study=lambda wc: STUDIES[wc.study],
+    group:
+        "summaries"
+    resources:
+        runtime=30,
+        mem_mb=8000,
+    conda:
+        "../../envs/depthlab.yaml"
+    script:
+        "../../workflow/scripts/lee/cube.py"
+
+
+# Table 4.1: this run's train loss and test accuracy next to the paper's (also printed).
+rule lee_table41:
+    input:
+        cube=f"{R}/{{study}}/cube.nc",
+    output:
+        f"{R}/{{study}}/table41.csv",
+    log:
+        f"{R}/logs/{{study}}/table41.log",
+    wildcard_constraints:
+        study=_alternatives(LEE_STUDIES),
+    params:
+        study=lambda wc: STUDIES[wc.study],
+    group:
+        "summaries"
+    resources:
+        runtime=10,
+        mem_mb=2000,
+    conda:
+        "../../envs/depthlab.yaml"
+    script:
+        "../../workflow/scripts/lee/table41.py"

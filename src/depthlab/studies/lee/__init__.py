@@ -1,0 +1,42 @@
+"""Lee, Choi, Ryu & No, "Neural tangent kernel analysis of deep narrow neural networks"
+(ICML 2022; the SNU thesis text in shared/papers) as a plug-in.
+
+Deep narrow MLPs (width d + K + 1, the ``deep_narrow`` init of
+:mod:`depthlab.models.packed_fc`) trained by the packed SGD trainer against the authors'
+PyTorch-default and He-uniform baselines at the same depth and width; the scaled NTK limit
+Theta~^inf (:mod:`depthlab.kernels.deep_narrow`) as a kernel regression; the toy regression
+of Fig. 4.1 / 5.1 (NTK convergence and invariance) and the spread of the init kernel vs
+depth.  Modules: ``grid`` (runs, jobs, checks), ``data``, ``runs`` (one job each), ``cube``,
+``figures``, ``table41``, ``claims``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from depthlab.studies.lee.grid import check
+
+__all__ = ["FIGURE_CODE", "KIND", "PLOTS", "check", "claims", "targets"]
+
+KIND = "lee"
+FIGURE_CODE = (str(Path(__file__).with_name("figures.py")),)
+
+
+def targets(name: str, study: dict[str, Any], results: str) -> list[str]:
+    figures = [f"{results}/{name}/figures/{fig}.{ext}" for fig in study["figures"]
+               for ext in ("pdf", "png")]
+    table = [f"{results}/{name}/table41.csv"] if study.get("table41") else []
+    return [f"{results}/{name}/cube.nc", *figures, *table]
+
+
+def __getattr__(attr: str) -> Any:
+    if attr == "PLOTS":
+        from depthlab.studies.lee.figures import PLOTS
+
+        return PLOTS
+    if attr == "claims":
+        from depthlab.studies.lee.claims import claims
+
+        return claims
+    raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")

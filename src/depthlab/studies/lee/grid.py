@@ -1,0 +1,112 @@
+"""The Lee study's runs and jobs, and its config checks (free of torch).
+
+A grid is init x depth x lr x seed at one C_L, trained for ``epochs`` epochs; a learning
+rate is a number or ``{stable_fraction: f}`` (f times the linear-stability bound
+eta* = K / (D C_L^2 lambda_max(Theta~^inf(X, X) / N)), deep_narrow only).  With
+``training.pack`` every grid cell (grid, init, depth) is one job training all its lr x seed
+members packed; otherwise each member is its own job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from depthlab.config import ConfigError
+
+INITS = ("deep_narrow", "torch_default", "he_uniform")
+N_CLASSES_ALL = 10
+DIGITS_PIXELS, MNIST_PIXELS = 64, 784
+
+
+@dataclass(frozen=True)
+class Member:
+    grid: int
+    init: str
+    depth: int
+    lr_label: str  # "1e-05" or "sf0.5"
+    lr_spec: Any  # float or {"stable_fraction": f}
+    seed: int
+
+
+def lr_label(spec: Any) -> str:
+    if isinstance(spec, dict):
+        return f"sf{float(spec['stable_fraction']):g}"
+    return f"{float(spec):g}"
+
+
+def members(study: dict[str, Any]) -> list[Member]:
+    out = []
+    for g, grid in enumerate(study["grids"]):
+        for init in grid["init"]:
+            for depth in grid["depth"]:
+                for lr in grid["lr"]:
+                    for seed in grid["seeds"]:
+                        out.append(Member(g, init, int(depth), lr_label(lr), lr, int(seed)))
+    return out
+
+
+def job_name(m: Member, pack: bool) -> str:
+    base = f"g{m.grid}_{m.init}_D{m.depth}"
+    return base if pack else f"{base}_lr{m.lr_label}_s{m.seed}"
+
+
+def jobs(study: dict[str, Any]) -> dict[str, list[Member]]:
+    pack = bool(study["training"]["pack"])
+    out: dict[str, list[Member]] = {}
+    for m in members(study):
+        out.setdefault(job_name(m, pack), []).append(m)
+    return out
+
+
+def n_classes(study: dict[str, Any]) -> int:
+    classes = study["data"].get("classes")
+    return len(classes) if classes is not None else N_CLASSES_ALL
+
+
+def input_dim(study: dict[str, Any]) -> int:
+    return DIGITS_PIXELS if study["data"]["source"] == "digits" else MNIST_PIXELS
+
+
+def width(study: dict[str, Any], grid: dict[str, Any]) -> int:
+    """Every net of the study has the deep-narrow width d + K + 1 unless the grid says."""
+    return int(grid.get("width") or input_dim(study) + n_classes(study) + 1)
+
+
+def uses_stable_fraction(study: dict[str, Any]) -> bool:
+    return any(isinstance(lr, dict) for g in study["grids"] for lr in g["lr"])
+
+
+def check(key: str, study: dict[str, Any], config: dict[str, Any]) -> None:
+    data = study["data"]
+    if data["source"] == "mnist" and not data.get("mnist_dir"):
+        raise ConfigError(f"{key}.data.mnist_dir: source mnist needs the IDX directory")
+    classes = data.get("classes")
+    if classes is not None and (len(set(classes)) != len(classes) or len(classes) < 2):
+        raise ConfigError(f"{key}.data.classes: need at least two distinct digits")
+    if data["source"] == "digits" and data["n_train"] + data["n_test"] > 1797:
+        raise ConfigError(f"{key}.data: n_train + n_test exceeds the 1797 digits images")
+    d, k = input_dim(study), n_classes(study)
+    for g, grid in enumerate(study["grids"]):
+        gk = f"{key}.grids[{g}]"
+        if "deep_narrow" in grid["init"] and grid.get("width") not in (None, d + k + 1):
+            raise ConfigError(f"{gk}.width: deep_narrow fixes the width to d + K + 1 = "
+                              f"{d + k + 1} (d = {d} inputs, K = {k} classes)")
+        for lr in grid["lr"]:
+            if isinstance(lr, dict) and grid["init"] != ["deep_narrow"]:
+                raise ConfigError(f"{gk}.lr: stable_fraction is defined by the deep-narrow "
+                                  "scaled NTK; give the baselines literal learning rates")
+        if study["training"]["eval_every"] > grid["epochs"]:
+            raise ConfigError(f"{gk}.epochs: shorter than training.eval_every")
+    toy = study.get("toy")
+    if toy:
+        for a in toy["accumulation_gammas"]:
+            if not 0.0 < a < 1.5707963267948966:
+                raise ConfigError(f"{key}.toy.accumulation_gammas: {a} is not in (0, pi/2)")
+    table = study.get("table41")
+    if table:
+        names = {job_name(m, bool(study["training"]["pack"])) for m in members(study)}
+        for r, row in enumerate(table):
+            if not any(m.grid == row["grid"] for m in members(study)):
+                raise ConfigError(f"{key}.table41[{r}].grid: no grid {row['grid']} "
+                                  f"(jobs: {sorted(names)})")

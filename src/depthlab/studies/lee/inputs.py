@@ -1,0 +1,46 @@
+"""Input functions and job tables of the Lee rules (rules/studies/lee.smk); free of torch."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from depthlab.studies.lee import grid
+
+
+class LeeInputs:
+    """Jobs of every Lee study of a config, expanded once."""
+
+    def __init__(self, studies: dict[str, Any], names: list[str], results: str):
+        self.studies, self.results = studies, results
+        self.jobs = {name: grid.jobs(studies[name]) for name in names}
+
+    def job_names(self, study: str) -> list[str]:
+        return sorted(self.jobs[study])
+
+    def run_files(self, study: str) -> list[str]:
+        return [f"{self.results}/{study}/runs/{job}.h5" for job in self.job_names(study)]
+
+    def toy_files(self, study: str) -> list[str]:
+        toy = self.studies[study].get("toy")
+        return [f"{self.results}/{study}/toy/D{d}.h5" for d in (toy or {}).get("depths", [])]
+
+    def spread_file(self, study: str) -> list[str]:
+        return [f"{self.results}/{study}/spread.h5"] if self.studies[study].get("spread") else []
+
+    def members(self, wildcards) -> list[dict[str, Any]]:
+        try:
+            return [asdict(m) for m in self.jobs[wildcards.study][wildcards.job]]
+        except KeyError:
+            raise ValueError(f"no training job {wildcards.job} in study "
+                             f"{wildcards.study}") from None
+
+    def train_inputs(self, wildcards) -> dict[str, str]:
+        base = f"{self.results}/{wildcards.study}"
+        inputs = {"data": f"{base}/data.h5"}
+        if any(isinstance(m["lr_spec"], dict) for m in self.members(wildcards)):
+            inputs["kernel"] = f"{base}/kernel.h5"
+        return inputs
+
+    def checkpoint(self, wildcards) -> str:
+        return f"{self.results}/{wildcards.study}/checkpoints/{wildcards.job}.pt"

@@ -1,0 +1,30 @@
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))
+import torch  # noqa: E402
+from _common import setup_logging  # noqa: E402
+
+from depthlab.studies.lee.runs import read_h5, train_job, write_h5  # noqa: E402
+
+log = setup_logging(snakemake.log[0])
+torch.set_num_threads(snakemake.threads)
+torch.backends.cuda.matmul.allow_tf32 = False  # the C_L cancellation needs full precision
+torch.backends.cudnn.allow_tf32 = False
+study = dict(snakemake.params.study)
+members = list(snakemake.params.members)
+arrays, attrs = read_h5(snakemake.input.data)
+data = {**arrays, "n_classes": int(attrs["n_classes"])}
+lam = None
+if "kernel" in snakemake.input.keys():
+    lam = float(read_h5(snakemake.input.kernel)[1]["lambda_max_inf"])
+res = train_job(data, study, members, lam, checkpoint=snakemake.params.checkpoint, log=log)
+cell = res.pop("_attrs")
+write_h5(snakemake.output[0], res, {**cell, "job": snakemake.wildcards.job},
+         {"members": members, "training": study["training"], "data": study["data"],
+          "grid": study["grids"][cell["grid"]], "deep_narrow": study["deep_narrow"]})
+for i in range(len(members)):
+    log.info("%s lr=%s seed=%d: %s after %d epochs, train loss %.4g, test acc %.4f, "
+             "tau*lambda_max %.3g", cell["init"], res["lr_label"][i], res["seed"][i],
+             res["status"][i], res["epochs"][i], res["final_loss"][i],
+             1 - res["test_error"][i], res["tau_lambda_max"][i])
