@@ -2,7 +2,7 @@
 # every study that the report shows first (report/workflow.rst embeds it). Generic: the
 # study plug-in's `claims(cube, study)` says what a study claims.
 #
-# Needs from common.smk: R, STUDIES, study_plugin(name).
+# Needs from common.smk: RESULTS, STUDIES, study_plugin(name), claims_inputs(study).
 
 import os
 
@@ -33,18 +33,20 @@ CLAIMS_CODE = {
 
 rule claims:
     input:
-        cube=f"{R}/{{study}}/cube.nc",
+        cube=f"{RESULTS}/{{study}}/cube.nc",
         code=lambda wc: CLAIMS_CODE[wc.study],
     output:
         report(
-            f"{R}/{{study}}/claims.csv",
+            f"{RESULTS}/{{study}}/claims.csv",
             caption="../report/claims.rst",
             category="{study}",
         ),
     log:
-        f"{R}/logs/{{study}}/claims.log",
+        f"{RESULTS}/logs/{{study}}/claims.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/claims/{{study}}/claims.tsv",
     params:
-        study=lambda wc: STUDIES[wc.study],
+        study=lambda wc: claims_inputs(STUDIES[wc.study]),
         scale=CLAIMS_SCALE,
     group:
         "summaries"
@@ -59,23 +61,25 @@ rule claims:
 
 rule claims_scorecard:
     input:
-        claims=[f"{R}/{name}/claims.csv" for name in STUDIES],
+        claims=[f"{RESULTS}/{name}/claims.csv" for name in STUDIES],
         code=os.path.join(workflow.basedir, "src", "depthlab", "report.py"),
     output:
-        csv=f"{R}/claims.csv",
+        csv=f"{RESULTS}/claims.csv",
         html=report(
-            f"{R}/claims.html",
+            f"{RESULTS}/claims.html",
             caption="../report/claims.rst",
             category="Claims scorecard",
         ),
-        fragment=f"{R}/claims_fragment.html",
+        fragment=f"{RESULTS}/claims_fragment.html",
     log:
-        f"{R}/logs/claims_scorecard.log",
+        f"{RESULTS}/logs/claims_scorecard.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/claims_scorecard/claims_scorecard.tsv",
     params:
         studies=list(STUDIES),
         kinds={name: study["kind"] for name, study in STUDIES.items()},
         figures={
-            f"{name}/{fig}": f"{R}/{name}/figures/{fig}.png"
+            f"{name}/{fig}": f"{RESULTS}/{name}/figures/{fig}.png"
             for name, study in STUDIES.items()
             for fig in study.get("figures", {})
         },

@@ -33,7 +33,7 @@ def study_warnings(study_name, block):
     return [w for w in CONFIG_WARNINGS if w.startswith(prefix)
             and re.split(r"[.\[: =]", w[len(prefix):], maxsplit=1)[0] in block]
 
-R = config["results"]
+RESULTS = config["results"]
 STUDIES = config["studies"]
 DATASETS = config["datasets"]
 KERNELS = config["kernels"]
@@ -67,7 +67,7 @@ wildcard_constraints:
 
 
 def dataset_file(wildcards):
-    return f"{R}/datasets/{wildcards.dataset}.h5"
+    return f"{RESULTS}/datasets/{wildcards.dataset}.h5"
 
 
 def figure_caption(kind, fig):
@@ -78,15 +78,25 @@ def figure_caption(kind, fig):
 
 def figure_files(study_name):
     return [
-        f"{R}/{study_name}/figures/{fig}.{ext}"
+        f"{RESULTS}/{study_name}/figures/{fig}.{ext}"
         for fig in STUDIES[study_name]["figures"]
         for ext in ("pdf", "png")
     ]
+
+
+def claims_inputs(study):
+    """What a study's claims depend on: the study block without figure titles, so editing a
+    title reruns that figure and not the claims (claims name figures, not titles)."""
+    out = dict(study)
+    if "figures" in out:
+        out["figures"] = {name: {k: v for k, v in fig.items() if k != "title"}
+                          for name, fig in out["figures"].items()}
+    return out
 
 
 def all_targets():
     """What each study's plug-in says `snakemake` with no target builds, and the claims
     scorecard across studies."""
     per_study = [t for name, study in STUDIES.items()
-                 for t in study_plugin(name).targets(name, study, R)]
-    return [*per_study, f"{R}/claims.csv", f"{R}/claims.html"]
+                 for t in study_plugin(name).targets(name, study, RESULTS)]
+    return [*per_study, f"{RESULTS}/claims.csv", f"{RESULTS}/claims.html"]

@@ -1,8 +1,10 @@
 rule make_dataset:
     output:
-        f"{R}/datasets/{{dataset}}.h5",
+        f"{RESULTS}/datasets/{{dataset}}.h5",
     log:
-        f"{R}/logs/datasets/{{dataset}}.log",
+        f"{RESULTS}/logs/datasets/{{dataset}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/make_dataset/datasets/{{dataset}}.tsv",
     params:
         spec=lambda wc: DATASETS[wc.dataset],
     group:

@@ -10,17 +10,19 @@ for _kind in sorted({s["kind"] for s in STUDIES.values()}):
             name:
                 f"{_kind}_{_fig}"
             input:
-                cube=f"{R}/{{study}}/cube.nc",
+                cube=f"{RESULTS}/{{study}}/cube.nc",
                 code=_figure_code,
             output:
-                pdf=f"{R}/{{study}}/figures/{_fig}.pdf",
+                pdf=f"{RESULTS}/{{study}}/figures/{_fig}.pdf",
                 png=report(
-                    f"{R}/{{study}}/figures/{_fig}.png",
+                    f"{RESULTS}/{{study}}/figures/{_fig}.png",
                     caption=figure_caption(_kind, _fig),
                     category="{study}",
                 ),
             log:
-                f"{R}/logs/{{study}}/figures/{_fig}.log",
+                f"{RESULTS}/logs/{{study}}/figures/{_fig}.log",
+            benchmark:
+                f"{RESULTS}/benchmarks/{_kind}_{_fig}/{{study}}.tsv",
             wildcard_constraints:
                 study=_alternatives(
                     s for s in studies_of_kind(_kind) if _fig in STUDIES[s]["figures"]

@@ -7,9 +7,11 @@ rule gram:
     input:
         data=dataset_file,
     output:
-        f"{R}/kernels/{{dataset}}/{{kernel}}/L{{depth}}/gram.h5",
+        f"{RESULTS}/kernels/{{dataset}}/{{kernel}}/L{{depth}}/gram.h5",
     log:
-        f"{R}/logs/kernels/{{dataset}}/{{kernel}}/L{{depth}}/gram.log",
+        f"{RESULTS}/logs/kernels/{{dataset}}/{{kernel}}/L{{depth}}/gram.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/gram/kernels/{{dataset}}/{{kernel}}/L{{depth}}/gram.tsv",
     params:
         spec=lambda wc: KERNELS[wc.kernel],
         block_size=KERNEL_REGRESSION["block_size"],
@@ -28,11 +30,13 @@ rule gram:
 rule kernel_regression:
     input:
         data=dataset_file,
-        gram=f"{R}/kernels/{{dataset}}/{{kernel}}/L{{depth}}/gram.h5",
+        gram=f"{RESULTS}/kernels/{{dataset}}/{{kernel}}/L{{depth}}/gram.h5",
     output:
-        f"{R}/kernels/{{dataset}}/{{kernel}}/L{{depth}}/regression_N{{n_train}}.h5",
+        f"{RESULTS}/kernels/{{dataset}}/{{kernel}}/L{{depth}}/regression_N{{n_train}}.h5",
     log:
-        f"{R}/logs/kernels/{{dataset}}/{{kernel}}/L{{depth}}/regression_N{{n_train}}.log",
+        f"{RESULTS}/logs/kernels/{{dataset}}/{{kernel}}/L{{depth}}/regression_N{{n_train}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/kernel_regression/kernels/{{dataset}}/{{kernel}}/L{{depth}}/regression_N{{n_train}}.tsv",
     params:
         jitter=KERNEL_REGRESSION["jitter"],
         block_size=KERNEL_REGRESSION["block_size"],
@@ -52,11 +56,13 @@ rule kernel_regression:
 # bulk, condition number and eta_theory = 2/lambda_max, for the first n_train rows.
 rule kernel_spectrum:
     input:
-        gram=f"{R}/kernels/{{dataset}}/{{kernel}}/L{{depth}}/gram.h5",
+        gram=f"{RESULTS}/kernels/{{dataset}}/{{kernel}}/L{{depth}}/gram.h5",
     output:
-        f"{R}/kernels/{{dataset}}/{{kernel}}/L{{depth}}/spectrum_N{{n_train}}.h5",
+        f"{RESULTS}/kernels/{{dataset}}/{{kernel}}/L{{depth}}/spectrum_N{{n_train}}.h5",
     log:
-        f"{R}/logs/kernels/{{dataset}}/{{kernel}}/L{{depth}}/spectrum_N{{n_train}}.log",
+        f"{RESULTS}/logs/kernels/{{dataset}}/{{kernel}}/L{{depth}}/spectrum_N{{n_train}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/kernel_spectrum/kernels/{{dataset}}/{{kernel}}/L{{depth}}/spectrum_N{{n_train}}.tsv",
     threads: THREADS["gram"]
     group:
         "kernels"

@@ -7,7 +7,7 @@ from depthlab.studies.geiger import grid as geiger_grid
 from depthlab.studies.geiger.inputs import GeigerInputs
 
 GEIGER_STUDIES = studies_of_kind("geiger")
-GEIGER = GeigerInputs(STUDIES, DATASETS, GEIGER_STUDIES, R)
+GEIGER = GeigerInputs(STUDIES, DATASETS, GEIGER_STUDIES, RESULTS)
 
 
 wildcard_constraints:
@@ -19,9 +19,11 @@ rule geiger_lazy:
     input:
         data=GEIGER.dataset_file,
     output:
-        f"{R}/{{study}}/lazy/{{activation}}_L{{depth}}_h{{width}}/seed{{seed}}.h5",
+        f"{RESULTS}/{{study}}/lazy/{{activation}}_L{{depth}}_h{{width}}/seed{{seed}}.h5",
     log:
-        f"{R}/logs/{{study}}/lazy/{{activation}}_L{{depth}}_h{{width}}/seed{{seed}}.log",
+        f"{RESULTS}/logs/{{study}}/lazy/{{activation}}_L{{depth}}_h{{width}}/seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/geiger_lazy/{{study}}/lazy/{{activation}}_L{{depth}}_h{{width}}/seed{{seed}}.tsv",
     wildcard_constraints:
         study=_alternatives(GEIGER_STUDIES),
     params:
@@ -39,11 +41,13 @@ rule geiger_lazy:
 rule geiger_train:
     input:
         data=GEIGER.dataset_file,
-        lazy=f"{R}/{{study}}/lazy/{{activation}}_L{{depth}}_h{{width}}/seed{{seed}}.h5",
+        lazy=f"{RESULTS}/{{study}}/lazy/{{activation}}_L{{depth}}_h{{width}}/seed{{seed}}.h5",
     output:
-        f"{R}/{{study}}/runs/{{activation}}_L{{depth}}_h{{width}}/alpha{{alpha}}_seed{{seed}}.h5",
+        f"{RESULTS}/{{study}}/runs/{{activation}}_L{{depth}}_h{{width}}/alpha{{alpha}}_seed{{seed}}.h5",
     log:
-        f"{R}/logs/{{study}}/runs/{{activation}}_L{{depth}}_h{{width}}/alpha{{alpha}}_seed{{seed}}.log",
+        f"{RESULTS}/logs/{{study}}/runs/{{activation}}_L{{depth}}_h{{width}}/alpha{{alpha}}_seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/geiger_train/{{study}}/runs/{{activation}}_L{{depth}}_h{{width}}/alpha{{alpha}}_seed{{seed}}.tsv",
     wildcard_constraints:
         study=_alternatives(GEIGER_STUDIES),
     params:
@@ -64,9 +68,11 @@ rule geiger_cube:
         runs=lambda wc: GEIGER.run_files(wc.study),
         lazy=lambda wc: GEIGER.lazy_files(wc.study),
     output:
-        f"{R}/{{study}}/cube.nc",
+        f"{RESULTS}/{{study}}/cube.nc",
     log:
-        f"{R}/logs/{{study}}/cube.log",
+        f"{RESULTS}/logs/{{study}}/cube.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/geiger_cube/{{study}}/cube.tsv",
     wildcard_constraints:
         study=_alternatives(GEIGER_STUDIES),
     params:
@@ -91,11 +97,13 @@ rule geiger_cube:
 # next to the paper's values and the predictions 2 / (1 + 1/L) and 1 / (1 + L).
 rule geiger_table1:
     input:
-        cube=f"{R}/{{study}}/cube.nc",
+        cube=f"{RESULTS}/{{study}}/cube.nc",
     output:
-        f"{R}/{{study}}/table1.csv",
+        f"{RESULTS}/{{study}}/table1.csv",
     log:
-        f"{R}/logs/{{study}}/table1.log",
+        f"{RESULTS}/logs/{{study}}/table1.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/geiger_table1/{{study}}/table1.tsv",
     wildcard_constraints:
         study=_alternatives(GEIGER_STUDIES),
     params:

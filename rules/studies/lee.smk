@@ -5,14 +5,14 @@
 from depthlab.studies.lee.inputs import LeeInputs
 
 LEE_STUDIES = studies_of_kind("lee")
-LEE = LeeInputs(STUDIES, LEE_STUDIES, R)
+LEE = LeeInputs(STUDIES, LEE_STUDIES, RESULTS)
 
 
 rule lee_data:
     output:
-        f"{R}/{{study}}/data.h5",
+        f"{RESULTS}/{{study}}/data.h5",
     log:
-        f"{R}/logs/{{study}}/data.log",
+        f"{RESULTS}/logs/{{study}}/data.log",
     wildcard_constraints:
         study=_alternatives(LEE_STUDIES),
     params:
@@ -30,11 +30,11 @@ rule lee_data:
 
 rule lee_kernel:
     input:
-        data=f"{R}/{{study}}/data.h5",
+        data=f"{RESULTS}/{{study}}/data.h5",
     output:
-        f"{R}/{{study}}/kernel.h5",
+        f"{RESULTS}/{{study}}/kernel.h5",
     log:
-        f"{R}/logs/{{study}}/kernel.log",
+        f"{RESULTS}/logs/{{study}}/kernel.log",
     wildcard_constraints:
         study=_alternatives(LEE_STUDIES),
     params:
@@ -54,9 +54,9 @@ rule lee_train:
     input:
         unpack(LEE.train_inputs),
     output:
-        f"{R}/{{study}}/runs/{{job}}.h5",
+        f"{RESULTS}/{{study}}/runs/{{job}}.h5",
     log:
-        f"{R}/logs/{{study}}/runs/{{job}}.log",
+        f"{RESULTS}/logs/{{study}}/runs/{{job}}.log",
     wildcard_constraints:
         study=_alternatives(LEE_STUDIES),
         job=r"g\d+_[a-z_]+_D\d+(_lr[0-9.e+-sf]+_s\d+)?",
@@ -76,9 +76,9 @@ rule lee_train:
 
 rule lee_toy:
     output:
-        f"{R}/{{study}}/toy/D{{depth}}.h5",
+        f"{RESULTS}/{{study}}/toy/D{{depth}}.h5",
     log:
-        f"{R}/logs/{{study}}/toy/D{{depth}}.log",
+        f"{RESULTS}/logs/{{study}}/toy/D{{depth}}.log",
     wildcard_constraints:
         study=_alternatives(LEE_STUDIES),
     params:
@@ -95,9 +95,9 @@ rule lee_toy:
 
 rule lee_ntk_spread_job:
     output:
-        f"{R}/{{study}}/spread.h5",
+        f"{RESULTS}/{{study}}/spread.h5",
     log:
-        f"{R}/logs/{{study}}/spread.log",
+        f"{RESULTS}/logs/{{study}}/spread.log",
     wildcard_constraints:
         study=_alternatives(LEE_STUDIES),
     params:
@@ -114,15 +114,15 @@ rule lee_ntk_spread_job:
 
 rule lee_cube:
     input:
-        data=f"{R}/{{study}}/data.h5",
-        kernel=f"{R}/{{study}}/kernel.h5",
+        data=f"{RESULTS}/{{study}}/data.h5",
+        kernel=f"{RESULTS}/{{study}}/kernel.h5",
         runs=lambda wc: LEE.run_files(wc.study),
         toys=lambda wc: LEE.toy_files(wc.study),
         spread=lambda wc: LEE.spread_file(wc.study),
     output:
-        f"{R}/{{study}}/cube.nc",
+        f"{RESULTS}/{{study}}/cube.nc",
     log:
-        f"{R}/logs/{{study}}/cube.log",
+        f"{RESULTS}/logs/{{study}}/cube.log",
     wildcard_constraints:
         study=_alternatives(LEE_STUDIES),
     params:
@@ -141,11 +141,11 @@ rule lee_cube:
 # Table 4.1: this run's train loss and test accuracy next to the paper's (also printed).
 rule lee_table41:
     input:
-        cube=f"{R}/{{study}}/cube.nc",
+        cube=f"{RESULTS}/{{study}}/cube.nc",
     output:
-        f"{R}/{{study}}/table41.csv",
+        f"{RESULTS}/{{study}}/table41.csv",
     log:
-        f"{R}/logs/{{study}}/table41.log",
+        f"{RESULTS}/logs/{{study}}/table41.log",
     wildcard_constraints:
         study=_alternatives(LEE_STUDIES),
     params:

@@ -5,7 +5,7 @@ from depthlab.studies.mori_ueda import grid as mori_grid
 from depthlab.studies.mori_ueda.inputs import MoriUedaInputs
 
 MORI_UEDA_STUDIES = studies_of_kind("mori_ueda")
-MORI_UEDA = MoriUedaInputs(STUDIES, MORI_UEDA_STUDIES, R)
+MORI_UEDA = MoriUedaInputs(STUDIES, MORI_UEDA_STUDIES, RESULTS)
 
 
 # One job trains every member of one architecture cell that the study packs together
@@ -16,9 +16,11 @@ rule select_lr:
     input:
         data=dataset_file,
     output:
-        f"{R}/{{study}}/lr_search/{{dataset}}/N{{n_train}}/L{{depth}}_H{{width}}.h5",
+        f"{RESULTS}/{{study}}/lr_search/{{dataset}}/N{{n_train}}/L{{depth}}_H{{width}}.h5",
     log:
-        f"{R}/logs/{{study}}/lr_search/{{dataset}}/N{{n_train}}/L{{depth}}_H{{width}}.log",
+        f"{RESULTS}/logs/{{study}}/lr_search/{{dataset}}/N{{n_train}}/L{{depth}}_H{{width}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/select_lr/{{study}}/lr_search/{{dataset}}/N{{n_train}}/L{{depth}}_H{{width}}.tsv",
     wildcard_constraints:
         study=_alternatives(MORI_UEDA_STUDIES),
     params:
@@ -38,9 +40,11 @@ rule train:
     input:
         unpack(MORI_UEDA.train_inputs),
     output:
-        f"{R}/{{study}}/runs/{{dataset}}/N{{n_train}}/L{{depth}}_H{{width}}/{{member_set}}.h5",
+        f"{RESULTS}/{{study}}/runs/{{dataset}}/N{{n_train}}/L{{depth}}_H{{width}}/{{member_set}}.h5",
     log:
-        f"{R}/logs/{{study}}/train/{{dataset}}/N{{n_train}}/L{{depth}}_H{{width}}/{{member_set}}.log",
+        f"{RESULTS}/logs/{{study}}/train/{{dataset}}/N{{n_train}}/L{{depth}}_H{{width}}/{{member_set}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/train/{{study}}/train/{{dataset}}/N{{n_train}}/L{{depth}}_H{{width}}/{{member_set}}.tsv",
     wildcard_constraints:
         study=_alternatives(MORI_UEDA_STUDIES),
         # the members of one job: the unpacked axes ("lr0.1_seed3", "lrcv", "seed0") or "all"
@@ -65,9 +69,11 @@ rule label_stability:
     input:
         data=dataset_file,
     output:
-        f"{R}/{{study}}/label_stability/{{dataset}}.h5",
+        f"{RESULTS}/{{study}}/label_stability/{{dataset}}.h5",
     log:
-        f"{R}/logs/{{study}}/label_stability/{{dataset}}.log",
+        f"{RESULTS}/logs/{{study}}/label_stability/{{dataset}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/label_stability/{{study}}/label_stability/{{dataset}}.tsv",
     wildcard_constraints:
         study=_alternatives(MORI_UEDA_STUDIES),
     params:
@@ -87,9 +93,11 @@ rule cube:
         regressions=lambda wc: MORI_UEDA.regression_files(wc.study),
         label_stability=lambda wc: MORI_UEDA.label_stability_files(wc.study),
     output:
-        f"{R}/{{study}}/cube.nc",
+        f"{RESULTS}/{{study}}/cube.nc",
     log:
-        f"{R}/logs/{{study}}/cube.log",
+        f"{RESULTS}/logs/{{study}}/cube.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/cube/{{study}}/cube.tsv",
     wildcard_constraints:
         study=_alternatives(MORI_UEDA_STUDIES),
     params:
@@ -116,11 +124,13 @@ rule cube:
 # printed), so a reader sees at a glance whether the paper's claims hold in this run.
 rule mori_ueda_summary:
     input:
-        cube=f"{R}/{{study}}/cube.nc",
+        cube=f"{RESULTS}/{{study}}/cube.nc",
     output:
-        f"{R}/{{study}}/summary.csv",
+        f"{RESULTS}/{{study}}/summary.csv",
     log:
-        f"{R}/logs/{{study}}/summary.log",
+        f"{RESULTS}/logs/{{study}}/summary.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/mori_ueda_summary/{{study}}/summary.tsv",
     wildcard_constraints:
         study=_alternatives(MORI_UEDA_STUDIES),
     params:

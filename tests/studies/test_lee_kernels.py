@@ -54,7 +54,8 @@ def test_deep_narrow_weights_and_exact_zero_output(one_thread):
         w, b = w.detach(), b.detach()
         assert torch.equal(w[:, :d, :d], torch.eye(d, dtype=torch.float64).expand(200, d, d))
         assert torch.all(w[:, d, :] == 0)  # the random neuron feeds nothing at init
-        assert torch.equal(w[:, d + 1:, d + 1:], torch.eye(k, dtype=torch.float64).expand(200, k, k))
+        eye_k = torch.eye(k, dtype=torch.float64).expand(200, k, k)
+        assert torch.equal(w[:, d + 1:, d + 1:], eye_k)
         assert torch.all(w[:, d + 1:, :d + 1] == 0) and torch.all(w[:, :d, d + 1:] == 0)
         assert torch.all(b[:, 0, :d] == 0) and torch.all(b[:, 0, d + 1:] == 0)
     wl, bl = model.weights[-1].detach(), model.biases[-1].detach()

@@ -218,11 +218,12 @@ def test_figure_title_edit_reruns_that_figure_only(tmp_path):
     (tmp_path / "small.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     dry = run_snakemake("-n", "--configfile", "small.yaml", cwd=tmp_path)
     assert _planned(dry) == {"mori_ueda_figa", "all"}, dry.stdout + dry.stderr
-    # the summary's depths are its own params: the summary reruns, the cube does not
+    # the summary's depths are its own params (and the claims'): they rerun, the cube not
     cfg["studies"]["small"]["summary"] = {"shallow": 1, "deep": 0}
     (tmp_path / "small.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     dry = run_snakemake("-n", "--configfile", "small.yaml", cwd=tmp_path)
-    assert _planned(dry) == {"mori_ueda_figa", "mori_ueda_summary", "all"}, dry.stdout
+    assert _planned(dry) == {"mori_ueda_figa", "mori_ueda_summary", "claims",
+                             "claims_scorecard", "all"}, dry.stdout
     # and a training setting still reruns the training and everything after it
     cfg["studies"]["small"]["training"]["max_epochs"] = 6
     (tmp_path / "small.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))

@@ -75,11 +75,11 @@ TOY_FILES = {
     "rules/studies/toy.smk": '''
         rule toy_cube:
             input:
-                data=lambda wc: f"{R}/datasets/{STUDIES[wc.study]['dataset']}.h5",
+                data=lambda wc: f"{RESULTS}/datasets/{STUDIES[wc.study]['dataset']}.h5",
             output:
-                f"{R}/{{study}}/cube.nc",
+                f"{RESULTS}/{{study}}/cube.nc",
             log:
-                f"{R}/logs/{{study}}/cube.log",
+                f"{RESULTS}/logs/{{study}}/cube.log",
             wildcard_constraints:
                 study=_alternatives(studies_of_kind("toy")),
             script:

@@ -25,3 +25,16 @@ def setup_logging(log_path: str) -> logging.Logger:
 
     sys.excepthook = excepthook
     return logger
+
+
+def limit_threads(n: int) -> None:
+    """Give the job exactly its rule's `threads` for BLAS/OpenMP (numpy, scipy) and torch.
+
+    Library defaults take every core; with two jobs on a 2-core machine that oversubscribes
+    and stalls every op (a multithreaded OpenBLAS eigh(256) was seen ~100x slower than one
+    thread there; `python benchmarks/threads.py` measures it on the machine at hand)."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=int(n))
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(int(n))

@@ -3,13 +3,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir)))
 import numpy as np  # noqa: E402
-from _common import setup_logging  # noqa: E402
+from _common import limit_threads, setup_logging  # noqa: E402
 
 from depthlab.data import read_dataset  # noqa: E402
 from depthlab.kernels.gram import compute_gram_file  # noqa: E402
 from depthlab.provenance import provenance_attrs  # noqa: E402
 
 log = setup_logging(snakemake.log[0])
+limit_threads(snakemake.threads)
 wc = snakemake.wildcards
 data = read_dataset(snakemake.input.data)
 spec = dict(snakemake.params.spec)

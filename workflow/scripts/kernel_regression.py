@@ -2,13 +2,14 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir)))
-from _common import setup_logging  # noqa: E402
+from _common import limit_threads, setup_logging  # noqa: E402
 
 from depthlab.data import read_dataset  # noqa: E402
 from depthlab.kernels.regression import check_gram_dataset, ntk_test_error  # noqa: E402
 from depthlab.results import write_regression  # noqa: E402
 
 log = setup_logging(snakemake.log[0])
+limit_threads(snakemake.threads)
 wc = snakemake.wildcards
 n_train = int(wc.n_train)
 data = read_dataset(snakemake.input.data, n_train=n_train)  # verifies its content hash

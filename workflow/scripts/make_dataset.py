@@ -2,11 +2,12 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir)))
-from _common import setup_logging  # noqa: E402
+from _common import limit_threads, setup_logging  # noqa: E402
 
 from depthlab.data import generate, write_dataset  # noqa: E402
 
 log = setup_logging(snakemake.log[0])
+limit_threads(snakemake.threads)
 spec = dict(snakemake.params.spec)
 log.info("generating %s: %s", snakemake.wildcards.dataset, spec)
 data = generate(spec)

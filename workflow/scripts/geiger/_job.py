@@ -1,6 +1,6 @@
 """What both Geiger job scripts read from the ``snakemake`` object."""
 
-from _common import setup_logging
+from _common import limit_threads, setup_logging
 
 
 class GeigerJob:
@@ -9,12 +9,11 @@ class GeigerJob:
     settings, the dataset and the model keywords, with logging and threads set up."""
 
     def __init__(self, smk):
-        import torch
 
         from depthlab.data import read_dataset
 
         self.log = setup_logging(smk.log[0])
-        torch.set_num_threads(smk.threads)
+        limit_threads(smk.threads)  # torch and BLAS
         wc = smk.wildcards
         run = dict(smk.params.run)
         self.dyn = dict(run["dynamics"])

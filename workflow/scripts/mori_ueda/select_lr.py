@@ -4,14 +4,13 @@ from pathlib import Path
 # the shared script helpers (_common) one level up, this study's beside it
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))
 sys.path.insert(0, str(Path(snakemake.scriptdir)))
-import torch  # noqa: E402
-from _common import setup_logging  # noqa: E402
+from _common import limit_threads, setup_logging  # noqa: E402
 
 from depthlab.data import read_dataset  # noqa: E402
 from depthlab.training.lr_search import select_lr, write_lr_search  # noqa: E402
 
 log = setup_logging(snakemake.log[0])
-torch.set_num_threads(snakemake.threads)
+limit_threads(snakemake.threads)  # torch and BLAS
 wc = snakemake.wildcards
 search = dict(snakemake.params.search)
 settings = dict(snakemake.params.training)

@@ -7,7 +7,7 @@ PyTorch-default and He-uniform baselines at the same depth and width; the scaled
 Theta~^inf (:mod:`depthlab.kernels.deep_narrow`) as a kernel regression; the toy regression
 of Fig. 4.1 / 5.1 (NTK convergence and invariance) and the spread of the init kernel vs
 depth.  Modules: ``grid`` (runs, jobs, checks), ``data``, ``runs`` (one job each), ``cube``,
-``figures``, ``table41``, ``claims``.
+``figures``, ``table41``, ``paper_claims``.
 """
 
 from __future__ import annotations
@@ -27,16 +27,17 @@ def targets(name: str, study: dict[str, Any], results: str) -> list[str]:
     figures = [f"{results}/{name}/figures/{fig}.{ext}" for fig in study["figures"]
                for ext in ("pdf", "png")]
     table = [f"{results}/{name}/table41.csv"] if study.get("table41") else []
-    return [f"{results}/{name}/cube.nc", *figures, *table]
+    return [f"{results}/{name}/cube.nc", *figures, *table, f"{results}/{name}/claims.csv"]
 
 
 def __getattr__(attr: str) -> Any:
+    # Figures and claims import matplotlib/xarray: only the jobs that draw or judge pay it.
     if attr == "PLOTS":
-        from depthlab.studies.lee.figures import PLOTS
-
-        return PLOTS
-    if attr == "claims":
-        from depthlab.studies.lee.claims import claims
-
-        return claims
-    raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
+        from depthlab.studies.lee.figures import PLOTS as value
+    elif attr == "claims":
+        # (the module is paper_claims: a submodule named claims would shadow the function)
+        from depthlab.studies.lee.paper_claims import claims as value
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
+    globals()[attr] = value
+    return value
