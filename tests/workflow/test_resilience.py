@@ -21,7 +21,7 @@ import pytest
 import yaml
 from conftest import REPO, SNAKEMAKE, run_snakemake
 
-from depthlab.results import read_run
+from depthlab.studies.mori_ueda.records import read_run
 
 pytestmark = pytest.mark.slow
 

@@ -7,8 +7,8 @@ sys.path.insert(0, str(Path(snakemake.scriptdir)))
 from _common import limit_threads, setup_logging  # noqa: E402
 
 from depthlab.data import read_dataset  # noqa: E402
-from depthlab.results import write_run  # noqa: E402
 from depthlab.studies.mori_ueda.grid import LR_CV  # noqa: E402
+from depthlab.studies.mori_ueda.records import write_run  # noqa: E402
 from depthlab.studies.mori_ueda.stability import ensemble_predict_fn, local_stability  # noqa: E402
 from depthlab.training.lr_search import read_lr_search  # noqa: E402
 from depthlab.training.packed_sgd import Member, TrainConfig, train_members  # noqa: E402

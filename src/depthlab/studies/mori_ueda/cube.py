@@ -17,8 +17,9 @@ import xarray as xr
 
 from depthlab.cube import data_source
 from depthlab.provenance import provenance_attrs, to_json
-from depthlab.results import RUN_FIELDS, read_label_stability, read_regression, read_run
+from depthlab.results import read_regression
 from depthlab.studies.mori_ueda.grid import parse_lr
+from depthlab.studies.mori_ueda.records import RUN_FIELDS, read_label_stability, read_run
 from depthlab.training.status import NOT_RUN
 
 MEMBER_DIMS = ("dataset", "n_train", "depth", "width", "lr", "seed")
