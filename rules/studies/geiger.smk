@@ -1,8 +1,10 @@
 # Geiger, Spigler, Jacot & Wyart, "Disentangling feature and lazy training in deep neural
-# networks": one job per trained net (activation, depth, width, alpha, seed), one per
-# frozen-initial-NTK prediction (it does not depend on alpha, so a whole alpha sweep of a
-# seed shares it), one cube and Table 1. Figures come from the generic rule in
-# rules/figures.smk.
+# networks": one job per trained net (activation, depth, width, alpha, seed) -- or, with
+# dynamics.pack, one per packed member set of an (activation, depth, width) cell, trained
+# as one vectorized pack (each member bitwise its lone run) into a directory of the same
+# per-run files -- one per frozen-initial-NTK prediction (it does not depend on alpha, so a
+# whole alpha sweep of a seed shares it), one cube and Table 1. Figures come from the
+# generic rule in rules/figures.smk.
 from depthlab.studies.geiger import grid as geiger_grid
 from depthlab.studies.geiger.inputs import GeigerInputs
 
@@ -62,10 +64,41 @@ rule geiger_train:
         "../../workflow/scripts/geiger/train.py"
 
 
+# Packed training (dynamics.pack): no checkpoint -- a pack that fails or is killed is rerun
+# whole (Snakemake removes the incomplete directory), as a one-net job was.
+rule geiger_train_pack:
+    input:
+        data=GEIGER.dataset_file,
+        lazy=GEIGER.pack_lazy_files,
+    output:
+        directory(
+            f"{RESULTS}/{{study}}/runs/{{activation}}_L{{depth}}_h{{width}}/{{member_set}}"
+        ),
+    log:
+        f"{RESULTS}/logs/{{study}}/runs/{{activation}}_L{{depth}}_h{{width}}/{{member_set}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/geiger_train_pack/{{study}}/runs/{{activation}}_L{{depth}}_h{{width}}/{{member_set}}.tsv",
+    wildcard_constraints:
+        study=_alternatives(GEIGER_STUDIES),
+        # the unpacked axes: "all" (pack [alpha, seed]), "seed3" ([alpha]), "alpha0.1" ([seed])
+        member_set=r"all|seed\d+|alpha[0-9][0-9.e+-]*",
+    params:
+        run=GEIGER.common_params,
+        members=GEIGER.pack_members,
+    threads: THREADS["train"]
+    resources:
+        runtime=480,
+        mem_mb=4000,
+    conda:
+        "../../envs/depthlab.yaml"
+    script:
+        "../../workflow/scripts/geiger/train_pack.py"
+
+
 rule geiger_cube:
     input:
         data=GEIGER.dataset_file,
-        runs=lambda wc: GEIGER.run_files(wc.study),
+        runs=lambda wc: GEIGER.train_outputs(wc.study),
         lazy=lambda wc: GEIGER.lazy_files(wc.study),
     output:
         f"{RESULTS}/{{study}}/cube.nc",
@@ -82,6 +115,8 @@ rule geiger_cube:
             wc.study, geiger_grid.cube_study(STUDIES[wc.study])
         ),
         dataset=lambda wc: DATASETS[STUDIES[wc.study]["dataset"]],
+        # the run files (inside the packs' directories for a packed study)
+        run_files=lambda wc: GEIGER.run_files(wc.study),
     group:
         "summaries"
     resources:

@@ -30,6 +30,7 @@ from depthlab.studies.geiger.runs import (
     frozen_ntk_prediction,
     geiger_fc,
     train_lazy_feature,
+    train_lazy_feature_packed,
 )
 from depthlab.training.hinge import DF_BAND, _momentum_decay, hinge_flow, pm_labels
 
@@ -155,6 +156,31 @@ def test_lazy_limit_and_kernel_change(sweep):
     assert np.all(np.diff(w_change) < 0)
     # ||f - f0|| grows as 1/alpha once lazy (F = alpha (f - f0) is O(1) at the end)
     assert runs[1e2]["df_test"] / runs[1e4]["df_test"] == pytest.approx(100, rel=0.05)
+
+
+def test_packed_runs_are_the_lone_runs_bitwise(sweep):
+    """train_lazy_feature_packed: the sweep's four alphas (whose step sequences and stopping
+    times differ) trained as one pack give every scalar and array of their lone
+    train_lazy_feature results exactly, wall_time aside (tests/unit/test_packed_hinge.py
+    checks the dynamics itself)."""
+    data, lazy, runs = sweep
+    packed = train_lazy_feature_packed(*data, members=[(a, 0) for a in ALPHAS], width=64,
+                                       depth=2, lazy={0: lazy}, return_steps=True,
+                                       ntk_subset=40)
+    assert len({runs[a]["n_steps"] for a in ALPHAS}) == len(ALPHAS)
+    for alpha, res in zip(ALPHAS, packed, strict=True):
+        alone = runs[alpha]
+        assert res.keys() == alone.keys()
+        for key, value in alone.items():
+            if key == "wall_time":
+                continue
+            if isinstance(value, np.ndarray | float):
+                assert np.array_equal(value, res[key], equal_nan=True), (alpha, key)
+            else:
+                assert value == res[key], (alpha, key)
+    with pytest.raises(ValueError, match="FC nets and full-batch"):
+        train_lazy_feature_packed(*data, members=[(1.0, 0)], width=8, depth=2,
+                                  temperature=1e-3, lazy=False)
 
 
 def test_max_steps_cap_and_generic_engine_agree():

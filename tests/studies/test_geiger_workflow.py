@@ -116,6 +116,61 @@ def test_table1_and_every_figure(geiger_run, tiny):
     assert "Nothing to be done" in again.stdout + again.stderr
 
 
+def test_packed_jobs_write_the_one_net_results(geiger_run, tiny, tmp_path):
+    """dynamics.pack: [alpha, seed] trains each (activation, depth, width) cell in one job;
+    its per-run files hold exactly the one-net jobs' numbers, so every cube variable but the
+    timings is identical to the unpacked run's."""
+    work, _ = geiger_run
+    cfg = copy.deepcopy(tiny)
+    cfg["studies"] = {"geiger": cfg["studies"]["geiger"]}
+    cfg["studies"]["geiger"]["dynamics"]["pack"] = ["alpha", "seed"]
+    (tmp_path / "packed.yaml").write_text(yaml.safe_dump(cfg))
+    proc = run_snakemake("results/geiger/cube.nc", "--cores", "2", "--configfile", "packed.yaml",
+                         cwd=tmp_path)
+    log = proc.stdout + proc.stderr
+    assert "geiger_train_pack" in log and "rule geiger_train:" not in log
+    jobs = geiger_grid.pack_jobs(cfg["studies"]["geiger"])
+    assert sorted(jobs) == [("relu_L3_h8", "all"), ("softplus_L2_h32", "all"),
+                            ("softplus_L2_h8", "all")]
+    ref = read_cube(work / "results" / "geiger" / "cube.nc")
+    got = read_cube(tmp_path / "results" / "geiger" / "cube.nc")
+    assert set(ref.data_vars) == set(got.data_vars)
+    for name in ref.data_vars:
+        if name == "wall_time":
+            continue
+        a, b = ref[name].values, got[name].values
+        if a.dtype.kind == "f":
+            assert np.array_equal(a, b, equal_nan=True), name
+        else:
+            assert (a == b).all(), name
+    alpha = geiger_grid.fmt_alpha(geiger_grid.canonical_alpha(0.1 / np.sqrt(32)))
+    with (h5py.File(work / "results/geiger/runs/softplus_L2_h32" / f"alpha{alpha}_seed1.h5") as f,
+          h5py.File(tmp_path / "results/geiger/runs/softplus_L2_h32/all" /
+                    f"alpha{alpha}_seed1.h5") as g):
+        assert set(f) == set(g) and f.attrs["config"] == g.attrs["config"]
+        for key in f:
+            assert np.array_equal(f[key][()], g[key][()], equal_nan=True), key
+
+
+def test_pack_member_sets(tiny):
+    """pack [alpha]: one job per seed; [seed]: one per alpha; [] none; CNN refused."""
+    study = copy.deepcopy(tiny["studies"]["geiger"])
+    runs = geiger_grid.geiger_runs(study)
+    for pack, prefix in ((["alpha"], "seed"), (["seed"], "alpha")):
+        study["dynamics"]["pack"] = pack
+        jobs = geiger_grid.pack_jobs(study)
+        assert sorted(r for members in jobs.values() for r in members) == runs
+        assert all(mset.startswith(prefix) for _, mset in jobs)
+        for (arch, _), members in jobs.items():
+            assert {r.arch for r in members} == {arch}
+            assert len({getattr(r, prefix) for r in members}) == 1
+    assert len(geiger_grid.pack_jobs(tiny["studies"]["geiger"])) == 0
+    cfg = copy.deepcopy(tiny)
+    cfg["studies"]["geiger_cnn"]["dynamics"]["pack"] = ["seed"]
+    with pytest.raises(dlc.ConfigError, match="geiger_cnn.dynamics.pack"):
+        dlc.check_config(cfg)
+
+
 def _write(tmp_path, cfg):
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(cfg))

@@ -64,7 +64,7 @@ from depthlab.training.device import emit as _emit
 from depthlab.training.status import CONVERGED, DIVERGED, MAX_STEPS
 
 __all__ = ["DF_BAND", "DF_TARGET", "StepControl", "TrajectoryRecorder", "hinge_engine",
-           "hinge_flow", "pm_labels"]
+           "hinge_flow", "packed_hinge_flow", "pm_labels"]
 
 DF_BAND = (1e-4, 1e-2)
 DF_TARGET = 10**-2.5  # aim half a decade below the band top: ~half the steps of 1e-3
@@ -477,3 +477,347 @@ def hinge_flow(
 def hinge_engine(model: nn.Module) -> _FCEngine | _AutogradEngine:
     """The hand-written FC engine where it applies (same numbers, ~2x faster), else autograd."""
     return _FCEngine(model) if _FCEngine.applies(model) else _AutogradEngine(model)
+
+
+# ------------------------------------------------------------------------------- packed
+#
+# Packed dynamics: M nets of one FC architecture (the members; they differ in initial weights
+# and alpha) trained together, each with its own step control, momentum, clock, stopping and
+# records.  A member's trajectory is bitwise the one `hinge_flow` gives it alone on CPU; the
+# rules that keep it so were found by probing torch 2.x / MKL float64 kernels
+# (tests/unit/test_packed_hinge.py checks them end to end):
+#
+# * hidden layers: ``baddbmm`` over the pack gives, per member, the bits of the unpacked
+#   ``addmm`` (and ``bmm`` those of the backward's ``delta.T @ h``, ``delta @ W``) -- but the
+#   scalar-output layer must be computed transposed, ``W (1 x h) @ h^T``: the batched
+#   ``h @ W^T`` with one output column takes another MKL path than ``addmm``'s;
+# * a pack has at least two rows (a lone member is duplicated): a batch of one takes MKL's
+#   plain-gemm path;
+# * per-member scalars enter element-wise ops as broadcast tensors, with the same rounding
+#   as the Python scalar: ``v * decay``; the fused ``add(a, b, alpha=c)`` is an fma, and so is
+#   ``addcmul(a, b, c)`` (while ``a + b * c`` rounds twice);
+# * row-wise reductions (``mean``/``amax``/``sum`` over a member's slab) equal the unpacked
+#   whole-tensor ones; records (rare) are computed from a member's parameters copied out,
+#   with the unpacked code.
+# * parameters of a member live in one flat row, each tensor starting on a 64-byte
+#   boundary (as a fresh allocation does), the row length a multiple of 8 doubles.
+
+_FLAT_ALIGN = 8  # doubles: 64 bytes
+
+
+class _PackedFC:
+    """The :class:`_FCEngine` forward/backward for a pack of nets of one FC architecture,
+    parameters as flat rows ``(members, P)`` (one row per member)."""
+
+    def __init__(self, models: list[nn.Module]):
+        if not models or not all(_FCEngine.applies(m) for m in models):
+            raise TypeError("packing needs geiger_fc nets (NTKLinear and GainActivation)")
+        ref = list(models[0].named_children())
+        self.layers: list[tuple] = []
+        self.slots: dict[str, tuple[int, tuple[int, ...]]] = {}
+        offset = 0
+        for name, m in ref:
+            if isinstance(m, NTKLinear):
+                n_out, n_in = m.weight.shape
+                for key, shape in ((f"{name}.weight", (n_out, n_in)), (f"{name}.bias", (n_out,))):
+                    self.slots[key] = (offset, shape)
+                    offset += -(-math.prod(shape) // _FLAT_ALIGN) * _FLAT_ALIGN
+                self.layers.append(("dense", m.w_scale, m.b_std, f"{name}.weight",
+                                    f"{name}.bias"))
+            else:
+                self.layers.append(("act", m.activation, m.gain, m.beta, ""))
+        self.width = offset
+        self.names = [k for k, _ in models[0].named_parameters()]
+        sig = self._signature(models[0])
+        for m in models[1:]:
+            if self._signature(m) != sig:
+                raise ValueError("packed nets must share one architecture")
+        self._inputs: dict[tuple[int, int], torch.Tensor] = {}
+
+    @staticmethod
+    def _signature(model: nn.Module):
+        out = []
+        for m in model.children():
+            if isinstance(m, NTKLinear):
+                out.append(("dense", tuple(m.weight.shape), m.w_scale, m.b_std))
+            else:
+                out.append(("act", m.activation, m.gain, m.beta))
+        return out
+
+    def flatten(self, params: list[Mapping[str, torch.Tensor]]) -> torch.Tensor:
+        """Stack members' parameter dicts into flat rows (zero padding between tensors)."""
+        ref = params[0][self.names[0]]
+        flat = torch.zeros(len(params), self.width, dtype=ref.dtype, device=ref.device)
+        for k, (off, shape) in self.slots.items():
+            size = math.prod(shape)
+            flat[:, off : off + size] = torch.stack([p[k].reshape(-1) for p in params])
+        return flat
+
+    def view(self, flat: torch.Tensor, key: str) -> torch.Tensor:
+        """(members, *shape) view of one parameter tensor in flat rows."""
+        off, shape = self.slots[key]
+        return flat[:, off : off + math.prod(shape)].view(flat.shape[0], *shape)
+
+    def member(self, row: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One member's parameters (a flat row), copied out as fresh tensors."""
+        return {k: row[off : off + math.prod(shape)].reshape(shape).clone()
+                for k, (off, shape) in self.slots.items()}
+
+    def _batched_inputs(self, xs: torch.Tensor, rows: int) -> torch.Tensor:
+        key = (id(xs), rows)
+        if key not in self._inputs:
+            self._inputs[key] = xs.unsqueeze(0).expand(rows, *xs.shape).contiguous()
+        return self._inputs[key]
+
+    def forward(self, flat: torch.Tensor, xs: torch.Tensor, need_grad: bool):
+        """Outputs ``(members, n)`` and, with ``need_grad``, the backward cache."""
+        rows = flat.shape[0]
+        h, cache = self._batched_inputs(xs, rows), []
+        last = max(i for i, layer in enumerate(self.layers) if layer[0] == "dense")
+        for i, layer in enumerate(self.layers):
+            if layer[0] == "dense":
+                _, w_scale, b_std, wn, bn = layer
+                w, b = self.view(flat, wn), self.view(flat, bn)
+                if need_grad:
+                    cache.append(h)
+                if i == last and w.shape[1] == 1:  # (1 x h) @ h^T: addmm's bits (module note)
+                    h = torch.baddbmm(b.unsqueeze(2), w, h.transpose(1, 2), beta=b_std,
+                                      alpha=w_scale).transpose(1, 2)
+                else:
+                    h = torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2), beta=b_std,
+                                      alpha=w_scale)
+            elif layer[1] == "relu":
+                _, _, gain, _, _ = layer
+                if need_grad:
+                    cache.append((h > 0).to(h.dtype).mul_(gain))
+                h = torch.relu(h).mul_(gain)
+            else:
+                _, _, gain, beta, _ = layer
+                if need_grad:
+                    cache.append(torch.sigmoid(h * beta).mul_(gain))
+                h = F.softplus(h, beta, SOFTPLUS_THRESHOLD).mul_(gain)
+        return h.reshape(rows, -1), (cache if need_grad else None)
+
+    def grad(self, flat: torch.Tensor, cache, cot: torch.Tensor) -> torch.Tensor:
+        """Flat-row gradients from the cotangents ``cot`` (members, n) of the outputs."""
+        rows = flat.shape[0]
+        out = torch.zeros_like(flat)
+        delta = cot.reshape(rows, -1, 1)
+        for layer in reversed(self.layers):
+            if layer[0] == "act":
+                delta = delta * cache.pop()
+                continue
+            _, w_scale, b_std, wn, bn = layer
+            h_in = cache.pop()
+            self.view(out, wn).copy_(torch.bmm(delta.transpose(1, 2), h_in).mul_(w_scale))
+            self.view(out, bn).copy_(delta.sum(1).mul_(b_std))
+            if cache:  # not the input layer
+                delta = torch.bmm(delta, self.view(flat, wn)).mul_(w_scale)
+        return out
+
+
+def packed_hinge_flow(
+    models: list[nn.Module],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    alphas: list[float],
+    out0: list[torch.Tensor] | None = None,
+    mu: float | None = 1000.0,
+    tau: float | None = None,
+    df_band: tuple[float, float] = DF_BAND,
+    df_target: float = DF_TARGET,
+    dt0: float | None = None,
+    max_steps: int = 1_000_000,
+    max_time: float = math.inf,
+    max_retries: int = 60,
+    record_per_decade: int = 10,
+    on_record: Callable[[int, dict[str, torch.Tensor], dict[str, Any]], dict[str, Any]]
+    | None = None,
+    return_steps: bool = False,
+    labels: list[str] | None = None,
+    log: Log = None,
+) -> list[dict[str, Any]]:
+    """:func:`hinge_flow` (full batch) for several FC nets of one architecture at once:
+    member ``i`` is ``models[i]`` trained at ``alphas[i]`` (``out0[i]`` = its ``f(w0, x)``,
+    computed if None), and its result -- the list entry ``i``, the dict :func:`hinge_flow`
+    returns -- is bitwise the one ``hinge_flow`` gives it alone on CPU (module note above).
+
+    Every member has its own :class:`StepControl` and :class:`TrajectoryRecorder`. A round
+    makes one tentative step for every running member at its own ``dt``; each member judges
+    its own; those accepted move on (their next round starts a new step), the rejected retry
+    at their new ``dt``, so each member sees exactly its own sequence of operations.  A member
+    that stops (converged, max_steps, diverged) leaves the pack.  ``on_record(i, params,
+    row)`` as in :func:`hinge_flow`, with the member index.  ``labels`` name the members in
+    the log.  Parameters of ``models`` are overwritten with the final ones."""
+    m_count = len(models)
+    if len(alphas) != m_count:
+        raise ValueError(f"{m_count} models but {len(alphas)} alphas")
+    engine = _PackedFC(models)
+    names = engine.names
+    y = y.reshape(-1).to(x.dtype)
+    labels = labels or [f"member {i}" for i in range(m_count)]
+    alphas = [float(a) for a in alphas]
+    w0 = [{k: p.detach().clone() for k, p in m.named_parameters()} for m in models]
+    w0_norm = [math.sqrt(sum(float(p.pow(2).sum()) for p in w.values())) for w in w0]
+    single = _FCEngine(models[0])
+    if out0 is None:
+        out0 = [single.forward(w, x, False)[0] for w in w0]
+    out0 = [o.reshape(-1).to(x.dtype) for o in out0]
+
+    def logger(i: int):
+        return None if log is None else (lambda msg: _emit(log, f"[{labels[i]}] {msg}"))
+
+    controls = [StepControl(df_band, df_target, dt0, max_retries) for _ in range(m_count)]
+    recorders = [TrajectoryRecorder(record_per_decade, logger(i)) for i in range(m_count)]
+    t = [0.0] * m_count
+    n_steps = [0] * m_count
+    status: list[str | None] = [None] * m_count
+    t2 = [math.nan] * m_count
+    in_step = [False] * m_count
+    steps = [{"step_t": [], "step_dt": [], "step_df": [], "step_batch": []}
+             for _ in range(m_count)]
+    results: list[dict[str, Any] | None] = [None] * m_count
+
+    # the pack: row r holds member rows[r] (a lone member twice: batches of one differ)
+    def pad(members: list[int]) -> list[int]:
+        return members * 2 if len(members) == 1 else members
+
+    rows = pad(list(range(m_count)))
+    w = engine.flatten([w0[i] for i in rows])
+    v = torch.zeros_like(w)
+    o0 = torch.stack([out0[i] for i in rows])
+    a_t = torch.tensor([alphas[i] for i in rows], dtype=x.dtype, device=x.device)[:, None]
+    n = x.shape[0]
+
+    def margins(out: torch.Tensor) -> torch.Tensor:
+        return a_t * (out - o0) * y
+
+    def cotangent(m: torch.Tensor) -> torch.Tensor:
+        return torch.where(m < 1.0, -y, torch.zeros_like(y)) / (a_t * n)
+
+    def alosses(m: torch.Tensor) -> list[float]:
+        return torch.clamp_min(1.0 - m, 0).mean(1).tolist()
+
+    out_full, cache = engine.forward(w, x, True)
+    m_full = margins(out_full)
+    g = engine.grad(w, cache, cotangent(m_full))
+    aloss = [0.0] * m_count
+    for i, value in zip(rows, alosses(m_full), strict=True):
+        aloss[i] = value
+    for i in range(m_count):
+        recorders[i].start(aloss[i])
+
+    def record(i: int, r: int) -> None:
+        params = engine.member(w[r])
+        mm = alphas[i] * (out_full[r].clone() - out0[i]) * y
+        row: dict[str, Any] = {
+            "t": t[i],
+            "step": n_steps[i],
+            "aloss": float(torch.clamp_min(1.0 - mm, 0).mean()),
+            "train_err": float((mm <= 0).to(x.dtype).mean()),
+            "w_change": math.sqrt(sum(float((params[k] - w0[i][k]).pow(2).sum())
+                                      for k in names)) / w0_norm[i],
+            "dt": controls[i].dt,
+        }
+        if on_record is not None:
+            row.update(on_record(i, params, row))
+        recorders[i].add(row)
+
+    def finish(i: int, r: int) -> None:
+        record(i, r)
+        params = engine.member(w[r])
+        with torch.no_grad():
+            for k, p in models[i].named_parameters():
+                p.copy_(params[k])
+        res = {
+            "status": status[i], "t": t[i], "n_steps": n_steps[i],
+            "n_rejected": controls[i].n_rejected,
+            "n_band_violations": controls[i].n_violations,
+            "t1": recorders[i].t1, "t2": t2[i], "aloss": recorders[i].rows[-1]["aloss"],
+            "train_outputs": alphas[i] * (out_full[r].clone() - out0[i]),
+            "records": recorders[i].rows, "temperature_eff": (0.0, 0.0),
+        }
+        if return_steps:
+            res.update({k: np.asarray(vals) for k, vals in steps[i].items()})
+        results[i] = res
+
+    for r, i in enumerate(rows[:m_count]):
+        record(i, r)
+        recorders[i].due(0.0)
+    while True:
+        # members between steps: stop, or begin a new step
+        first = {}
+        for r, i in enumerate(rows):
+            first.setdefault(i, r)
+        for i, r in first.items():
+            if status[i] is None and not in_step[i]:
+                if aloss[i] == 0.0:
+                    status[i], t2[i] = CONVERGED, t[i]
+                elif n_steps[i] >= max_steps or t[i] >= max_time:
+                    status[i] = MAX_STEPS
+                else:
+                    controls[i].begin()
+                    in_step[i] = True
+            if status[i] is not None and results[i] is None:
+                finish(i, r)
+        running = [i for i in first if status[i] is None]
+        if not running:
+            break
+        if running != list(first):  # members left: compact the pack
+            new_rows = pad(running)
+            idx = torch.tensor([first[i] for i in new_rows], device=w.device)
+            w, v, g = w[idx], v[idx], g[idx]
+            out_full, o0, a_t = out_full[idx], o0[idx], a_t[idx]
+            rows = new_rows
+        # one tentative step for every running member
+        dts = [controls[i].dt for i in rows]
+        decays = [_momentum_decay(t[i], dt, mu, tau) for i, dt in zip(rows, dts, strict=True)]
+        def col(vals: list[float]) -> torch.Tensor:
+            return torch.tensor(vals, dtype=x.dtype, device=x.device)[:, None]
+
+        v_new = torch.addcmul(v * col(decays), g, col([-(1.0 - d) for d in decays]))
+        w_new = torch.addcmul(w, v_new, col(dts))
+        out_new, cache = engine.forward(w_new, x, True)
+        dfs = (out_new - out_full).abs().amax(1).tolist()
+        verdicts: dict[int, str] = {}
+        for r, i in enumerate(rows):
+            if i not in verdicts:
+                df = alphas[i] * dfs[r]
+                verdicts[i] = controls[i].judge(df)
+                if verdicts[i] == StepControl.DIVERGED:
+                    status[i] = DIVERGED
+                dfs[r] = df
+        accepted = [verdicts[i] == StepControl.ACCEPT for i in rows]
+        if not any(accepted):
+            continue
+        acc = torch.tensor(accepted, device=w.device)[:, None]
+        w = torch.where(acc, w_new, w)
+        v = torch.where(acc, v_new, v)
+        out_full = torch.where(acc, out_new, out_full)
+        m_full = margins(out_full)
+        new_loss = alosses(m_full)
+        refresh = [a and new_loss[r] > 0.0 for r, a in enumerate(accepted)]
+        if any(refresh):
+            g = torch.where(torch.tensor(refresh, device=w.device)[:, None],
+                            engine.grad(w, cache, cotangent(m_full)), g)
+        done = set()
+        for r, i in enumerate(rows):
+            if not accepted[r] or i in done:
+                continue
+            done.add(i)
+            dt, df = dts[r], dfs[r]
+            t[i] += dt
+            n_steps[i] += 1
+            aloss[i] = new_loss[r]
+            in_step[i] = False
+            if return_steps:
+                steps[i]["step_t"].append(t[i])
+                steps[i]["step_dt"].append(dt)
+                steps[i]["step_df"].append(df)
+                steps[i]["step_batch"].append(n)
+            recorders[i].note_loss(t[i], aloss[i])
+            if recorders[i].due(t[i]):
+                record(i, r)
+            controls[i].accepted(df)
+    return results

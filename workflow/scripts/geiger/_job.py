@@ -18,18 +18,34 @@ class GeigerJob:
         run = dict(smk.params.run)
         self.dyn = dict(run["dynamics"])
         self.cell = {"activation": wc.activation, "depth": int(wc.depth),
-                     "width": int(wc.width), "seed": int(wc.seed)}
+                     "width": int(wc.width)}
+        if "seed" in wc.keys():  # not for a pack (train_pack.py: cell_of)
+            self.cell["seed"] = int(wc.seed)
         if "alpha" in wc.keys():
             self.cell["alpha"] = float(wc.alpha)
         self.data = read_dataset(smk.input.data, n_train=int(run["n_train"]))
         self.model = {"width": self.cell["width"], "depth": self.cell["depth"],
-                      "seed": self.cell["seed"], "activation": self.cell["activation"],
+                      "activation": self.cell["activation"],
                       "beta": self.dyn["beta"], "architecture": run["architecture"],
                       "image_shape": run["image_shape"], "mu": self.dyn["mu"],
                       "tau": self.dyn["tau"], "device": self.dyn["device"]}
-        self.config_slice = {"dynamics": self.dyn, "dataset": self.data["config"],
-                             "architecture": run["architecture"],
-                             "n_train": run["n_train"], **self.cell}
+        if "seed" in self.cell:
+            self.model["seed"] = self.cell["seed"]
+        self.run = run
+
+    def cell_of(self, alpha: float, seed: int) -> dict:
+        """The cell of one member of a pack, as a one-net job has it."""
+        return {**self.cell, "seed": int(seed), "alpha": float(alpha)}
+
+    def slice_of(self, cell: dict) -> dict:
+        """The provenance config slice of a run (or lazy prediction) of ``cell``."""
+        run = self.run
+        return {"dynamics": self.dyn, "dataset": self.data["config"],
+                "architecture": run["architecture"], "n_train": run["n_train"], **cell}
+
+    @property
+    def config_slice(self) -> dict:
+        return self.slice_of(self.cell)
 
     @property
     def arrays(self):

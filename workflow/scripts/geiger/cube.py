@@ -16,7 +16,7 @@ study = dict(snakemake.params.study)
 dataset = dict(snakemake.params.dataset)
 data = read_dataset(snakemake.input.data, n_train=study["n_train"])
 cube = build_geiger_cube(
-    snakemake.input.runs, snakemake.input.lazy, y_test=data["y_test"],
+    list(snakemake.params.run_files), snakemake.input.lazy, y_test=data["y_test"],
     study_name=snakemake.wildcards.study, study=study, dataset=dataset,
     data_source=data_source(dataset),
 )

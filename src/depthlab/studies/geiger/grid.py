@@ -1,6 +1,14 @@
 """Geiger grids: a *run* is one net (activation, depth, width, alpha, seed) trained by the
-momentum hinge dynamics, one job each; the frozen-NTK (lazy) prediction depends on
-everything but alpha and is its own job per (activation, depth, width, seed).
+momentum hinge dynamics; the frozen-NTK (lazy) prediction depends on everything but alpha
+and is its own job per (activation, depth, width, seed).
+
+Jobs (``dynamics.pack``): with ``pack: []`` (the default) every run is its own job and file
+``runs/<arch>/alpha<a>_seed<s>.h5``; packing axes trains the runs of one (activation, depth,
+width) cell that differ only along them together (:func:`train_lazy_feature_packed`, each
+member bitwise its lone run), one job per *member set* named by the unpacked axes --
+``all`` (``pack: [alpha, seed]``), ``seed<s>`` (``pack: [alpha]``) or ``alpha<a>``
+(``pack: [seed]``) -- whose output is the directory ``runs/<arch>/<member set>/`` holding
+the same per-run files.
 """
 
 from __future__ import annotations
@@ -74,6 +82,44 @@ def geiger_runs(study: Mapping[str, Any]) -> list[GeigerRun]:
             for alpha in grid_alphas(grid, width):
                 out.add(GeigerRun(act, depth, width, alpha, seed))
     return sorted(out)
+
+
+PACK_AXES = ("alpha", "seed")
+
+
+def pack_axes(study: Mapping[str, Any]) -> tuple[str, ...]:
+    """The packed axes of a study's training jobs (``dynamics.pack``), in a fixed order."""
+    pack = set(study.get("dynamics", {}).get("pack", []))
+    return tuple(a for a in PACK_AXES if a in pack)
+
+
+def member_set(run: GeigerRun, pack: tuple[str, ...]) -> str:
+    """The name of the training job (within its cell) that trains ``run``."""
+    if set(pack) == set(PACK_AXES):
+        return "all"
+    if pack == ("alpha",):
+        return f"seed{run.seed}"
+    if pack == ("seed",):
+        return f"alpha{fmt_alpha(run.alpha)}"
+    raise ValueError(f"not a packed study: pack = {list(pack)}")
+
+
+def run_path(run: GeigerRun, pack: tuple[str, ...]) -> str:
+    """Where a run's HDF5 file lives under ``<results>/<study>/``."""
+    if not pack:
+        return f"runs/{run.arch}/{run.name}.h5"
+    return f"runs/{run.arch}/{member_set(run, pack)}/{run.name}.h5"
+
+
+def pack_jobs(study: Mapping[str, Any]) -> dict[tuple[str, str], list[GeigerRun]]:
+    """(arch, member set) -> the runs one packed training job trains ({} unless packed)."""
+    pack = pack_axes(study)
+    jobs: dict[tuple[str, str], list[GeigerRun]] = {}
+    if not pack:
+        return jobs
+    for run in geiger_runs(study):
+        jobs.setdefault((run.arch, member_set(run, pack)), []).append(run)
+    return jobs
 
 
 def geiger_lazy_cells(study: Mapping[str, Any]) -> list[tuple[str, int, int, int]]:
@@ -167,6 +213,10 @@ def check(skey: str, study: Mapping[str, Any], config: Mapping[str, Any]) -> Non
                 f"{skey}.architecture: cnn needs raw square images, but datasets.{name} has "
                 f"pca_components = {spec.get('pca_components')!r}, d = {spec['d']} (set "
                 "pca_components: null)")
+    if pack_axes(study) and (study["architecture"] != "fc"
+                             or geiger_dynamics(study).get("temperature", 0.0) > 0):
+        raise ConfigError(f"{skey}.dynamics.pack: packed training is for FC nets with "
+                          "full-batch dynamics (architecture fc, temperature 0)")
     subset = geiger_dynamics(study)["ntk_subset"]
     if subset > spec["n_test"]:
         raise ConfigError(f"{skey}.dynamics.ntk_subset = {subset} exceeds datasets.{name}."

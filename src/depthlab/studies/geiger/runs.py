@@ -66,6 +66,7 @@ from depthlab.training.hinge import (
     _FCEngine,
     hinge_engine,
     hinge_flow,
+    packed_hinge_flow,
     pm_labels,
 )
 from depthlab.training.status import CONVERGED, MAX_STEPS
@@ -79,6 +80,7 @@ __all__ = [
     "geiger_fc",
     "geiger_model",
     "train_lazy_feature",
+    "train_lazy_feature_packed",
 ]
 
 
@@ -265,101 +267,213 @@ def train_lazy_feature(
     ``return_steps``.  ``traj_f_test`` is ``||f(w_t)||`` (App. E eq. 29, unscaled ``f``).
     """
     start = time.perf_counter()
-    dev = resolve_device(device)
-    xtr, xte = _as_inputs(x_train, dev), _as_inputs(x_test, dev)
-    ytr, yte = pm_labels(y_train), pm_labels(y_test)
-    model = geiger_model(architecture, xtr.shape[1], width, depth, activation=activation,
-                         beta=beta, seed=seed, image_shape=image_shape).to(dev)
-    engine = hinge_engine(model)
-    w_init = {k: p.detach() for k, p in model.named_parameters()}
-    out0_tr = engine.forward(w_init, xtr, False)[0]
-    out0_te = engine.forward(w_init, xte, False)[0]
-    x_ntk = xte if ntk_subset is None else xte[: int(ntk_subset)]
-    theta0 = _empirical_ntk(model, x_ntk)
-
-    if isinstance(lazy, Mapping):
-        res: dict[str, Any] = dict(lazy)
-        if len(res["lazy_test_outputs"]) != len(yte):
-            raise ValueError("the precomputed lazy prediction is for another test set")
-    elif lazy:
-        res = frozen_ntk_prediction(
-            x_train, y_train, x_test, y_test, width=width, depth=depth, seed=seed,
-            activation=activation, beta=beta, architecture=architecture,
-            image_shape=image_shape, mu=mu, tau=tau, max_df=lazy_max_df, ntk_block=ntk_block,
-            device=device,
-        )
-    else:
-        res = {"lazy_status": "not_run", "lazy_t2": math.nan, "lazy_test_err": math.nan,
-               "lazy_train_err": math.nan, "lazy_test_outputs": np.full(len(yte), np.nan),
-               "lazy_times": np.zeros(0), "lazy_aloss": np.zeros(0), "lazy_n_steps": 0}
-
-    yte_t = torch.as_tensor(yte, device=dev)
-
-    def on_record(params, row):
-        fte = engine.forward(params, xte, False)[0]
-        dte = fte - out0_te
-        return {
-            "test_err": float((alpha * dte * yte_t <= 0).double().mean()),
-            "df_test": float(dte.pow(2).mean().sqrt()),
-            "f_test": float(fte.pow(2).mean().sqrt()),
-        }
-
+    run = _Run(x_train, y_train, x_test, y_test, width=width, depth=depth, seed=seed,
+               activation=activation, beta=beta, architecture=architecture,
+               image_shape=image_shape, mu=mu, tau=tau, ntk_subset=ntk_subset, lazy=lazy,
+               lazy_max_df=lazy_max_df, ntk_block=ntk_block, device=device)
     flow = hinge_flow(
-        model, xtr, torch.as_tensor(ytr, device=dev), alpha=alpha, out0=out0_tr, mu=mu, tau=tau,
-        temperature=temperature, batch_seed=seed, df_band=df_band, df_target=df_target,
-        max_steps=max_steps, max_time=max_time, record_per_decade=record_per_decade,
-        on_record=on_record, return_steps=return_steps, log=log,
+        run.model, run.xtr, torch.as_tensor(run.ytr, device=run.dev), alpha=alpha,
+        out0=run.out0_tr, mu=mu, tau=tau, temperature=temperature, batch_seed=seed,
+        df_band=df_band, df_target=df_target, max_steps=max_steps, max_time=max_time,
+        record_per_decade=record_per_decade, on_record=run.on_record(alpha),
+        return_steps=return_steps, log=log,
     )
-    w_end = {k: p.detach() for k, p in model.named_parameters()}
-    test_np = (alpha * (engine.forward(w_end, xte, False)[0] - out0_te)).cpu().numpy()
-    theta = _empirical_ntk(model, x_ntk)
-    recs = flow["records"]
-    lazy_out = np.asarray(res["lazy_test_outputs"], dtype=np.float64)
-    lazy_norm = float(np.linalg.norm(lazy_out))
-    res.update(
-        status=flow["status"],
-        alpha=float(alpha),
-        width=int(width),
-        depth=int(depth),
-        seed=int(seed),
-        activation=activation,
-        act_gain=activation_gain(activation, beta),
-        n_params=int(sum(p.numel() for p in model.parameters())),
-        n_steps=flow["n_steps"],
-        n_rejected=flow["n_rejected"],
-        n_band_violations=flow["n_band_violations"],
-        t_end=flow["t"],
-        t1=flow["t1"],
-        t2=flow["t2"],
-        aloss=flow["aloss"],
-        train_err=recs[-1]["train_err"],
-        test_err=_error(test_np, yte),
-        df_test=recs[-1]["df_test"],
-        w_change=recs[-1]["w_change"],
-        ntk_change=ntk_relative_change(theta, theta0),
-        ntk_norm0=float(np.linalg.norm(theta0)),
-        ntk_norm=float(np.linalg.norm(theta)),
-        lazy_vs_net=float(np.linalg.norm(test_np - lazy_out) / lazy_norm)
-        if lazy_norm > 0 and np.isfinite(lazy_norm)
-        else math.nan,
-        test_outputs=test_np,
-        test_f0=out0_te.cpu().numpy(),
-        train_outputs=flow["train_outputs"].cpu().numpy(),
-        device=str(dev),
+    return run.finish(flow, alpha, time.perf_counter() - start, return_steps, log)
+
+
+def train_lazy_feature_packed(
+    x_train: Any,
+    y_train: Any,
+    x_test: Any,
+    y_test: Any,
+    *,
+    members: list[tuple[float, int]],
+    width: int,
+    depth: int,
+    activation: str = "softplus",
+    beta: float = 5.0,
+    architecture: str = "fc",
+    image_shape: tuple[int, ...] | None = None,
+    mu: float | None = 1000.0,
+    tau: float | None = None,
+    temperature: float = 0.0,
+    df_band: tuple[float, float] = DF_BAND,
+    df_target: float = DF_TARGET,
+    max_steps: int = 1_000_000,
+    max_time: float = math.inf,
+    record_per_decade: int = 10,
+    ntk_subset: int | None = 256,
+    lazy: bool | Mapping[int, Mapping[str, Any]] = True,
+    lazy_max_df: float = DF_TARGET,
+    ntk_block: int = 1024,
+    return_steps: bool = False,
+    device: str = "cpu",
+    log: Log = None,
+) -> list[dict[str, Any]]:
+    """:func:`train_lazy_feature` for several ``(alpha, seed)`` members of one (activation,
+    depth, width) cell, trained together by
+    :func:`~depthlab.training.hinge.packed_hinge_flow` -- each member's result is bitwise
+    the one :func:`train_lazy_feature` gives it alone on CPU (except ``wall_time``: the
+    member's own set-up and measures plus an equal share of the packed training).
+
+    FC nets and full-batch dynamics only (``architecture="fc"``, ``temperature=0``).
+    ``lazy``: True computes :func:`frozen_ntk_prediction` once per seed; a mapping seed ->
+    its already computed prediction is reused; False skips it."""
+    if architecture != "fc" or temperature > 0:
+        raise ValueError("packed training is for FC nets and full-batch dynamics (got "
+                         f"architecture={architecture!r}, temperature={temperature})")
+    if len(set(members)) != len(members):
+        raise ValueError(f"a member appears twice: {members}")
+    start = time.perf_counter()
+    lazies: dict[int, Any] = {}
+    for _, seed in members:
+        if seed in lazies:
+            continue
+        if isinstance(lazy, Mapping):
+            lazies[seed] = lazy[seed]
+        elif lazy:
+            lazies[seed] = frozen_ntk_prediction(
+                x_train, y_train, x_test, y_test, width=width, depth=depth, seed=seed,
+                activation=activation, beta=beta, mu=mu, tau=tau, max_df=lazy_max_df,
+                ntk_block=ntk_block, device=device)
+        else:
+            lazies[seed] = False
+    runs = [_Run(x_train, y_train, x_test, y_test, width=width, depth=depth, seed=seed,
+                 activation=activation, beta=beta, architecture=architecture,
+                 image_shape=image_shape, mu=mu, tau=tau, ntk_subset=ntk_subset,
+                 lazy=lazies[seed], lazy_max_df=lazy_max_df, ntk_block=ntk_block,
+                 device=device)
+            for _, seed in members]
+    alphas = [float(a) for a, _ in members]
+    setup = time.perf_counter() - start
+    hooks = [run.on_record(a) for run, a in zip(runs, alphas, strict=True)]
+    first = runs[0]
+    flows = packed_hinge_flow(
+        [run.model for run in runs], first.xtr, torch.as_tensor(first.ytr, device=first.dev),
+        alphas=alphas, out0=[run.out0_tr for run in runs], mu=mu, tau=tau, df_band=df_band,
+        df_target=df_target, max_steps=max_steps, max_time=max_time,
+        record_per_decade=record_per_decade,
+        on_record=lambda i, params, row: hooks[i](params, row), return_steps=return_steps,
+        labels=[f"alpha={a:g} seed={s}" for a, s in members], log=log,
     )
-    for key in TRAJECTORY_KEYS:
-        res[f"traj_{key}"] = np.array([r[key] for r in recs], dtype=np.float64)
-    if return_steps:
-        for key in ("step_t", "step_dt", "step_df", "step_batch"):
-            res[key] = flow[key]
-    res["wall_time"] = time.perf_counter() - start
-    _emit(
-        log,
-        f"done: status={res['status']} steps={res['n_steps']} t2={res['t2']:.3e} "
-        f"test_err={res['test_err']:.4f} lazy_test_err={res['lazy_test_err']:.4f} "
-        f"ntk_change={res['ntk_change']:.3e} wall={res['wall_time']:.1f}s",
-    )
-    return res
+    share = (time.perf_counter() - start - setup) / len(members)
+    out = []
+    for run, flow, alpha in zip(runs, flows, alphas, strict=True):
+        begun = time.perf_counter()
+        res = run.finish(flow, alpha, 0.0, return_steps, log)
+        res["wall_time"] = setup / len(members) + share + time.perf_counter() - begun
+        out.append(res)
+    return out
+
+
+class _Run:
+    """One net of :func:`train_lazy_feature`: its set-up (model, initial outputs, initial
+    NTK, lazy prediction), the record hook and the final measures, around the dynamics."""
+
+    def __init__(self, x_train, y_train, x_test, y_test, *, width, depth, seed, activation,
+                 beta, architecture, image_shape, mu, tau, ntk_subset, lazy, lazy_max_df,
+                 ntk_block, device):
+        self.dev = dev = resolve_device(device)
+        self.xtr, self.xte = _as_inputs(x_train, dev), _as_inputs(x_test, dev)
+        self.ytr, self.yte = pm_labels(y_train), pm_labels(y_test)
+        self.cell = {"width": int(width), "depth": int(depth), "seed": int(seed),
+                     "activation": activation, "beta": beta}
+        self.model = geiger_model(architecture, self.xtr.shape[1], width, depth,
+                                  activation=activation, beta=beta, seed=seed,
+                                  image_shape=image_shape).to(dev)
+        self.engine = hinge_engine(self.model)
+        w_init = {k: p.detach() for k, p in self.model.named_parameters()}
+        self.out0_tr = self.engine.forward(w_init, self.xtr, False)[0]
+        self.out0_te = self.engine.forward(w_init, self.xte, False)[0]
+        self.x_ntk = self.xte if ntk_subset is None else self.xte[: int(ntk_subset)]
+        self.theta0 = _empirical_ntk(self.model, self.x_ntk)
+
+        yte = self.yte
+        if isinstance(lazy, Mapping):
+            res: dict[str, Any] = dict(lazy)
+            if len(res["lazy_test_outputs"]) != len(yte):
+                raise ValueError("the precomputed lazy prediction is for another test set")
+        elif lazy:
+            res = frozen_ntk_prediction(
+                x_train, y_train, x_test, y_test, width=width, depth=depth, seed=seed,
+                activation=activation, beta=beta, architecture=architecture,
+                image_shape=image_shape, mu=mu, tau=tau, max_df=lazy_max_df,
+                ntk_block=ntk_block, device=device,
+            )
+        else:
+            res = {"lazy_status": "not_run", "lazy_t2": math.nan, "lazy_test_err": math.nan,
+                   "lazy_train_err": math.nan, "lazy_test_outputs": np.full(len(yte), np.nan),
+                   "lazy_times": np.zeros(0), "lazy_aloss": np.zeros(0), "lazy_n_steps": 0}
+        self.res = res
+        self.yte_t = torch.as_tensor(yte, device=dev)
+
+    def on_record(self, alpha: float):
+        def hook(params, row):
+            fte = self.engine.forward(params, self.xte, False)[0]
+            dte = fte - self.out0_te
+            return {
+                "test_err": float((alpha * dte * self.yte_t <= 0).double().mean()),
+                "df_test": float(dte.pow(2).mean().sqrt()),
+                "f_test": float(fte.pow(2).mean().sqrt()),
+            }
+
+        return hook
+
+    def finish(self, flow: Mapping[str, Any], alpha: float, wall_time: float,
+               return_steps: bool, log: Log) -> dict[str, Any]:
+        model, engine, yte = self.model, self.engine, self.yte
+        w_end = {k: p.detach() for k, p in model.named_parameters()}
+        test_np = (alpha * (engine.forward(w_end, self.xte, False)[0] - self.out0_te)).cpu().numpy()
+        theta = _empirical_ntk(model, self.x_ntk)
+        recs = flow["records"]
+        res = dict(self.res)
+        lazy_out = np.asarray(res["lazy_test_outputs"], dtype=np.float64)
+        lazy_norm = float(np.linalg.norm(lazy_out))
+        res.update(
+            status=flow["status"],
+            alpha=float(alpha),
+            width=self.cell["width"],
+            depth=self.cell["depth"],
+            seed=self.cell["seed"],
+            activation=self.cell["activation"],
+            act_gain=activation_gain(self.cell["activation"], self.cell["beta"]),
+            n_params=int(sum(p.numel() for p in model.parameters())),
+            n_steps=flow["n_steps"],
+            n_rejected=flow["n_rejected"],
+            n_band_violations=flow["n_band_violations"],
+            t_end=flow["t"],
+            t1=flow["t1"],
+            t2=flow["t2"],
+            aloss=flow["aloss"],
+            train_err=recs[-1]["train_err"],
+            test_err=_error(test_np, yte),
+            df_test=recs[-1]["df_test"],
+            w_change=recs[-1]["w_change"],
+            ntk_change=ntk_relative_change(theta, self.theta0),
+            ntk_norm0=float(np.linalg.norm(self.theta0)),
+            ntk_norm=float(np.linalg.norm(theta)),
+            lazy_vs_net=float(np.linalg.norm(test_np - lazy_out) / lazy_norm)
+            if lazy_norm > 0 and np.isfinite(lazy_norm)
+            else math.nan,
+            test_outputs=test_np,
+            test_f0=self.out0_te.cpu().numpy(),
+            train_outputs=flow["train_outputs"].cpu().numpy(),
+            device=str(self.dev),
+        )
+        for key in TRAJECTORY_KEYS:
+            res[f"traj_{key}"] = np.array([r[key] for r in recs], dtype=np.float64)
+        if return_steps:
+            for key in ("step_t", "step_dt", "step_df", "step_batch"):
+                res[key] = flow[key]
+        res["wall_time"] = wall_time
+        _emit(
+            log,
+            f"done: alpha={alpha:g} seed={self.cell['seed']} status={res['status']} "
+            f"steps={res['n_steps']} t2={res['t2']:.3e} test_err={res['test_err']:.4f} "
+            f"lazy_test_err={res['lazy_test_err']:.4f} ntk_change={res['ntk_change']:.3e} "
+            f"wall={res['wall_time']:.1f}s",
+        )
+        return res
 
 
 def ensemble_stats(outputs: Any, y: Any) -> dict[str, Any]:

@@ -1,0 +1,118 @@
+# Xiao, Pennington & Schoenholz, "Disentangling trainability and generalization": the study's
+# data file, one kernel depth sweep per (set, architecture, sigma_w^2), the finite-width nets
+# of Fig. 2, the cube and Table 1. Figures and claims come from the generic rules.
+from depthlab.studies.xiao.inputs import XiaoInputs
+
+XIAO_STUDIES = studies_of_kind("xiao")
+XIAO = XiaoInputs(STUDIES, XIAO_STUDIES, RESULTS)
+
+
+rule xiao_data:
+    output:
+        f"{RESULTS}/{{study}}/data.h5",
+    log:
+        f"{RESULTS}/logs/{{study}}/data.log",
+    wildcard_constraints:
+        study=_alternatives(XIAO_STUDIES),
+    params:
+        study=lambda wc: XIAO.slice(wc.study, "phase", "plane", "pool", "cliff"),
+    group:
+        "datasets"
+    resources:
+        runtime=10,
+        mem_mb=4000,
+    conda:
+        "../../envs/depthlab.yaml"
+    script:
+        "../../workflow/scripts/xiao/data.py"
+
+
+rule xiao_sweep:
+    input:
+        data=f"{RESULTS}/{{study}}/data.h5",
+    output:
+        f"{RESULTS}/{{study}}/sweeps/{{sweep}}.h5",
+    log:
+        f"{RESULTS}/logs/{{study}}/sweeps/{{sweep}}.log",
+    wildcard_constraints:
+        study=_alternatives(XIAO_STUDIES),
+        sweep=r"(phase|plane|pool)_[a-z0-9]+_?[a-z_]*_w[a-z0-9.e+-]+",
+    params:
+        sweep=XIAO.sweep,
+        study=lambda wc: XIAO.slice(wc.study, XIAO.sweep(wc)["group"]),
+    threads: THREADS["gram"]
+    resources:
+        runtime=60,
+        mem_mb=8000,
+    conda:
+        "../../envs/depthlab.yaml"
+    script:
+        "../../workflow/scripts/xiao/sweep.py"
+
+
+rule xiao_train:
+    input:
+        data=f"{RESULTS}/{{study}}/data.h5",
+    output:
+        f"{RESULTS}/{{study}}/runs/{{run}}.h5",
+    log:
+        f"{RESULTS}/logs/{{study}}/runs/{{run}}.log",
+    wildcard_constraints:
+        study=_alternatives(XIAO_STUDIES),
+        run=r"L\d+_w[a-z0-9.e+-]+",
+    params:
+        run=XIAO.run,
+        study=lambda wc: XIAO.slice(wc.study, "cliff"),
+    threads: THREADS["train"]
+    resources:
+        runtime=120,
+        mem_mb=4000,
+    conda:
+        "../../envs/depthlab.yaml"
+    script:
+        "../../workflow/scripts/xiao/train.py"
+
+
+rule xiao_cube:
+    input:
+        sweeps=lambda wc: XIAO.sweep_files(wc.study),
+        runs=lambda wc: XIAO.run_files(wc.study),
+    output:
+        f"{RESULTS}/{{study}}/cube.nc",
+    log:
+        f"{RESULTS}/logs/{{study}}/cube.log",
+    wildcard_constraints:
+        study=_alternatives(XIAO_STUDIES),
+    params:
+        study=lambda wc: {k: v for k, v in STUDIES[wc.study].items()
+                          if k not in ("figures", "claims", "description")},
+    group:
+        "summaries"
+    resources:
+        runtime=30,
+        mem_mb=8000,
+    conda:
+        "../../envs/depthlab.yaml"
+    script:
+        "../../workflow/scripts/xiao/cube.py"
+
+
+# Table 1: the fitted / measured large-depth quantities next to the predictions (printed too).
+rule xiao_table1_csv:
+    input:
+        cube=f"{RESULTS}/{{study}}/cube.nc",
+    output:
+        f"{RESULTS}/{{study}}/table1.csv",
+    log:
+        f"{RESULTS}/logs/{{study}}/table1.log",
+    wildcard_constraints:
+        study=_alternatives(XIAO_STUDIES),
+    group:
+        "summaries"
+    resources:
+        runtime=10,
+        mem_mb=2000,
+    conda:
+        "../../envs/depthlab.yaml"
+    script:
+        "../../workflow/scripts/xiao/table1.py"

@@ -1,0 +1,117 @@
+"""The Xiao study's targets and config checks (free of torch).
+
+Kernel depth sweeps (one recursion to the largest depth each, :mod:`.sweep`):
+
+* ``phase_m{m}k{k}_{arch}_w{w}``: Fig. 1 / Table 1, Gaussian images (m of 3 x k x k);
+* ``plane_fc_w{w}``: Fig. 3 top with kernel predictors (flattened labelled images);
+* ``pool_{arch}_w{w}``: Fig. 3 bottom (pooled labelled images, FC / CNN-F / CNN-P).
+
+Finite-width runs (Fig. 2): ``runs/L{depth}_w{w}.h5``, every rho x seed of one depth and
+sigma_w^2 trained together.  ``w`` is ``crit`` for the order-to-chaos line (computed by
+:func:`depthlab.kernels.phase.critical_w_var`, never typed in) or the number.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+
+from depthlab.config import ConfigError
+
+ARCHS = ("fc", "cnn_f", "cnn_p")
+CRITICAL = "critical"
+
+
+@functools.lru_cache(maxsize=64)
+def critical_w(b_var: float, activation: str) -> float:
+    from depthlab.kernels.phase import critical_w_var
+
+    return critical_w_var(float(b_var), activation)
+
+
+def w_label(w: Any) -> str:
+    return "crit" if w == CRITICAL else f"{float(w):g}"
+
+
+def w_value(study: dict[str, Any], w: Any) -> float:
+    if w == CRITICAL or w == "crit":
+        return critical_w(float(study["b_var"]), study["activation"])
+    return float(w)
+
+
+def phase_depths(phase: dict[str, Any]) -> list[int]:
+    top = int(phase["max_depth"])
+    return sorted({int(round(v)) for v in np.geomspace(1, top, int(phase["n_depths"]))} | {top})
+
+
+def sweeps(study: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """{sweep name: {group, data, arch, w, depths}} of every kernel sweep of the study."""
+    out: dict[str, dict[str, Any]] = {}
+    phase = study.get("phase")
+    if phase:
+        depths = phase_depths(phase)
+        for m, k in phase["sizes"]:
+            for arch in phase["archs"]:
+                for w in phase["w_vars"]:
+                    cap = phase["cnn_p_max_depth"] if arch == "cnn_p" and w != CRITICAL \
+                        else depths[-1]
+                    ds = [d for d in depths if d <= cap]
+                    out[f"phase_m{m}k{k}_{arch}_w{w_label(w)}"] = {
+                        "group": "phase", "data": f"synth_m{m}_k{k}", "arch": arch, "w": w,
+                        "depths": ds, "m": int(m), "k": int(k)}
+    plane = study.get("plane")
+    if plane:
+        for w in plane["w_vars"]:
+            out[f"plane_fc_w{w_label(w)}"] = {"group": "plane", "data": "plane", "arch": "fc",
+                                              "w": w, "depths": sorted(plane["depths"])}
+    pool = study.get("pool")
+    if pool:
+        for arch in pool["archs"]:
+            for w in pool["w_vars"]:
+                out[f"pool_{arch}_w{w_label(w)}"] = {"group": "pool", "data": "pool",
+                                                     "arch": arch, "w": w,
+                                                     "depths": sorted(pool["depths"])}
+    return out
+
+
+def runs(study: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """{run name: {depth, w}} of the finite-width jobs (Fig. 2)."""
+    cliff = study.get("cliff")
+    if not cliff:
+        return {}
+    return {f"L{d}_w{w_label(w)}": {"depth": int(d), "w": w}
+            for d in cliff["depths"] for w in cliff["w_vars"]}
+
+
+def check(key: str, study: dict[str, Any], config: dict[str, Any]) -> None:
+    data = study["data"]
+    if data["source"] == "cifar10" and not data.get("cifar_dir"):
+        raise ConfigError(f"{key}.data.cifar_dir: source cifar10 needs the directory of the "
+                          "python-pickle batches")
+    if data["source"] == "digits":
+        half = 1797 // 2
+        for block in ("plane", "pool", "cliff"):
+            b = study.get(block)
+            if b and (b["n_train"] > half or b["n_test"] > 1797 - half):
+                raise ConfigError(f"{key}.{block}: digits offers {half} training and "
+                                  f"{1797 - half} test candidates")
+    pool = study.get("pool")
+    if pool and data["source"] == "digits" and 8 % pool["image_pool"]:
+        raise ConfigError(f"{key}.pool.image_pool: must divide the 8x8 digits images")
+    if not any(study.get(b) for b in ("phase", "plane", "pool", "cliff")):
+        raise ConfigError(f"{key}: needs at least one of phase, plane, pool, cliff")
+    for name, fig in study["figures"].items():
+        needs = {"xiao_table1": "phase", "xiao_kappa": "phase", "xiao_dropout": "phase",
+                 "xiao_rates": "phase", "xiao_lr_cliff": "cliff", "xiao_plane": "plane",
+                 "xiao_pooling": "pool"}.get(fig["plot"])
+        if needs and not study.get(needs):
+            raise ConfigError(f"{key}.figures.{name}: plot {fig['plot']} needs the "
+                              f"{needs} block")
+    phase = study.get("phase")
+    if phase and "dropout" in phase and phase["dropout"]:
+        ms = [m for m, _ in phase["sizes"]]
+        if phase["dropout"]["m"] not in ms or "fc" not in phase["archs"]:
+            raise ConfigError(f"{key}.phase.dropout.m: needs an FC sweep of that m "
+                              f"(sizes have m = {ms})")

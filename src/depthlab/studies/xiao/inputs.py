@@ -1,0 +1,51 @@
+"""Input functions of the Xiao rules (rules/studies/xiao.smk); free of torch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from depthlab.studies.xiao import grid
+
+
+class XiaoInputs:
+    """Sweeps and runs of every Xiao study of a config, expanded once."""
+
+    def __init__(self, studies: dict[str, Any], names: list[str], results: str):
+        self.studies, self.results = studies, results
+        self.sweeps = {name: grid.sweeps(studies[name]) for name in names}
+        self.runs = {name: grid.runs(studies[name]) for name in names}
+
+    def sweep_files(self, study: str) -> list[str]:
+        return [f"{self.results}/{study}/sweeps/{s}.h5" for s in sorted(self.sweeps[study])]
+
+    def run_files(self, study: str) -> list[str]:
+        return [f"{self.results}/{study}/runs/{r}.h5" for r in sorted(self.runs[study])]
+
+    def slice(self, study: str, *blocks: str) -> dict[str, Any]:
+        """What a job of ``study`` depends on: the shared settings and ``blocks``."""
+        s = self.studies[study]
+        return {"activation": s["activation"], "b_var": s["b_var"],
+                "filter_size": s["filter_size"], "data": s["data"],
+                **{b: s.get(b) for b in blocks}}
+
+    def sweep(self, wildcards) -> dict[str, Any]:
+        try:
+            s = dict(self.sweeps[wildcards.study][wildcards.sweep])
+        except KeyError:
+            raise ValueError(f"no sweep {wildcards.sweep} in study {wildcards.study}") from None
+        s["w_label"] = grid.w_label(s["w"])
+        s["w_var"] = grid.w_value(self.studies[wildcards.study], s["w"])
+        if s["group"] == "phase" and s["arch"] == "fc":
+            drop = (self.studies[wildcards.study]["phase"].get("dropout") or {})
+            if drop and drop["m"] == s["m"]:
+                s["dropout_keep"] = list(drop["keep"])
+        return s
+
+    def run(self, wildcards) -> dict[str, Any]:
+        try:
+            r = dict(self.runs[wildcards.study][wildcards.run])
+        except KeyError:
+            raise ValueError(f"no run {wildcards.run} in study {wildcards.study}") from None
+        r["w_label"] = grid.w_label(r["w"])
+        r["w_var"] = grid.w_value(self.studies[wildcards.study], r["w"])
+        return r

@@ -1,0 +1,85 @@
+"""CIFAR-10 binary batches, numpy-array pickles through the restricted unpickler, class
+subsets and downsampling (depthlab.data.cifar), on files this test writes."""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from depthlab.data.cifar import (
+    class_subset,
+    downsample,
+    read_cifar10,
+    restricted_loads,
+)
+
+NAMES = (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch")
+
+
+def _write_binary(root, n=4):
+    rng = np.random.default_rng(1)
+    root.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for i, name in enumerate(NAMES):
+        data = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
+        labels = np.array([(3 * i + j) % 10 for j in range(n)], np.uint8)
+        np.concatenate([labels[:, None], data], axis=1).tofile(root / f"{name}.bin")
+        out[name] = (data, labels)
+    return out
+
+
+def test_binary_batches_in_either_directory(tmp_path):
+    written = _write_binary(tmp_path / "cifar-10-batches-bin")
+    for where in (tmp_path, tmp_path / "cifar-10-batches-bin"):
+        out = read_cifar10(where, fmt="binary")
+        assert out["x_train"].shape == (20, 3, 32, 32) and out["x_train"].dtype == np.uint8
+        # record = label byte, then R, G, B planes of 32 x 32 row-major pixels
+        np.testing.assert_array_equal(out["x_train"][4, 2],
+                                      written["data_batch_2"][0][0, 2048:].reshape(32, 32))
+        assert out["y_test"].tolist() == written["test_batch"][1].tolist()
+
+
+def test_binary_truncated_record_is_an_error(tmp_path):
+    _write_binary(tmp_path)
+    path = tmp_path / "test_batch.bin"
+    path.write_bytes(path.read_bytes()[:-5])
+    with pytest.raises(ValueError, match="3073"):
+        read_cifar10(tmp_path, fmt="binary")
+
+
+def test_restricted_unpickler_reads_arrays_and_refuses_code():
+    arr = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    for protocol in (2, 4, 5):
+        back = restricted_loads(pickle.dumps({b"data": arr, b"labels": [1, 2, 3]},
+                                             protocol=protocol))
+        np.testing.assert_array_equal(back[b"data"], arr)
+    for evil in (subprocess.call, pickle.loads, getattr):
+        with pytest.raises(pickle.UnpicklingError, match="refused global"):
+            restricted_loads(pickle.dumps(evil, protocol=2))
+
+
+def test_class_subset_is_per_class_seeded_and_relabelled():
+    y = np.repeat(np.arange(10), 7)
+    x = np.arange(70)[:, None]
+    xs, ys = class_subset(x, y, [5, 2], 3, seed=4)
+    assert ys.tolist() == [0, 0, 0, 1, 1, 1]
+    assert set(y[xs[:3, 0]]) == {5} and set(y[xs[3:, 0]]) == {2}
+    again, _ = class_subset(x, y, [5, 2], 3, seed=4)
+    other, _ = class_subset(x, y, [5, 2], 3, seed=5)
+    np.testing.assert_array_equal(xs, again)
+    assert not np.array_equal(xs, other)
+    with pytest.raises(ValueError, match="8 rows asked"):
+        class_subset(x, y, [1], 8, seed=0)
+
+
+def test_downsample_is_area_interpolation():
+    x = np.random.default_rng(0).integers(0, 256, (2, 3, 32, 32)).astype(np.uint8)
+    ref = F.interpolate(torch.as_tensor(x, dtype=torch.float64), size=(16, 16), mode="area")
+    np.testing.assert_allclose(downsample(x, 16), ref.numpy(), rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="whole blocks"):
+        downsample(x, 12)

@@ -1,0 +1,18 @@
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))
+from _common import setup_logging  # noqa: E402
+
+from depthlab.studies.nichani.data import classification_data  # noqa: E402
+from depthlab.studies.nichani.runs import write_h5  # noqa: E402
+
+log = setup_logging(snakemake.log[0])
+spec = dict(snakemake.params.spec)
+data = classification_data(spec)
+write_h5(snakemake.output[0], {k: data[k] for k in ("x_train", "y_train", "x_test", "y_test")},
+         {"n_classes": int(data["n_classes"]), "data_source": data["source"],
+          "image_shape": str(data["image_shape"]), "classes": str(spec["classes"])},
+         {"data": spec})
+log.info("%s: %d train / %d test images of shape %s", data["source"], len(data["y_train"]),
+         len(data["y_test"]), data["image_shape"])

@@ -1,0 +1,13 @@
+"""rule xiao_data: synthetic and labelled sets of one Xiao study -> {R}/{study}/data.h5."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))
+from _common import setup_logging  # noqa: E402
+
+from depthlab.studies.xiao.jobs import write_data  # noqa: E402
+
+log = setup_logging(snakemake.log[0])
+write_data(dict(snakemake.params.study), snakemake.output[0])
+log.info("wrote %s", snakemake.output[0])

@@ -1,0 +1,17 @@
+"""rule xiao_train: finite-width nets of one (depth, sigma_w^2) -> {R}/{study}/runs/{run}.h5."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))
+import torch  # noqa: E402, F401  (so limit_threads sets torch's threads too)
+from _common import limit_threads, setup_logging  # noqa: E402
+
+from depthlab.studies.xiao.jobs import write_run  # noqa: E402
+
+log = setup_logging(snakemake.log[0])
+limit_threads(snakemake.threads)
+run = dict(snakemake.params.run)
+log.info("run %s", run)
+write_run(dict(snakemake.params.study), run, snakemake.input.data, snakemake.output[0])
+log.info("wrote %s", snakemake.output[0])
