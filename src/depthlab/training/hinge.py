@@ -491,6 +491,11 @@ def hinge_engine(model: nn.Module) -> _FCEngine | _AutogradEngine:
 #   ``addmm`` (and ``bmm`` those of the backward's ``delta.T @ h``, ``delta @ W``) -- but the
 #   scalar-output layer must be computed transposed, ``W (1 x h) @ h^T``: the batched
 #   ``h @ W^T`` with one output column takes another MKL path than ``addmm``'s;
+# * except for small products (torch computes a batched product of fewer than ~400
+#   multiply-adds per member with its own loop, not MKL): each matmul of the net is checked
+#   once per training-set size, on random operands of its shapes, against the unpacked op,
+#   and where the bits differ that matmul runs member by member with the unpacked op (kernel
+#   choice depends on shapes and alignment, not on values);
 # * a pack has at least two rows (a lone member is duplicated): a batch of one takes MKL's
 #   plain-gemm path;
 # * per-member scalars enter element-wise ops as broadcast tensors, with the same rounding
@@ -533,6 +538,7 @@ class _PackedFC:
             if self._signature(m) != sig:
                 raise ValueError("packed nets must share one architecture")
         self._inputs: dict[tuple[int, int], torch.Tensor] = {}
+        self._batched: dict[tuple[int, int, str], bool] = {}  # (n, layer, op) -> batched ok
 
     @staticmethod
     def _signature(model: nn.Module):
@@ -580,12 +586,8 @@ class _PackedFC:
                 w, b = self.view(flat, wn), self.view(flat, bn)
                 if need_grad:
                     cache.append(h)
-                if i == last and w.shape[1] == 1:  # (1 x h) @ h^T: addmm's bits (module note)
-                    h = torch.baddbmm(b.unsqueeze(2), w, h.transpose(1, 2), beta=b_std,
-                                      alpha=w_scale).transpose(1, 2)
-                else:
-                    h = torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2), beta=b_std,
-                                      alpha=w_scale)
+                h = self._matmul(i, "fwd", h, w, b, w_scale, b_std, transposed=(
+                    i == last and w.shape[1] == 1))
             elif layer[1] == "relu":
                 _, _, gain, _, _ = layer
                 if need_grad:
@@ -603,17 +605,56 @@ class _PackedFC:
         rows = flat.shape[0]
         out = torch.zeros_like(flat)
         delta = cot.reshape(rows, -1, 1)
-        for layer in reversed(self.layers):
+        for i in reversed(range(len(self.layers))):
+            layer = self.layers[i]
             if layer[0] == "act":
                 delta = delta * cache.pop()
                 continue
             _, w_scale, b_std, wn, bn = layer
             h_in = cache.pop()
-            self.view(out, wn).copy_(torch.bmm(delta.transpose(1, 2), h_in).mul_(w_scale))
+            self.view(out, wn).copy_(self._matmul(i, "grad_w", delta, h_in).mul_(w_scale))
             self.view(out, bn).copy_(delta.sum(1).mul_(b_std))
             if cache:  # not the input layer
-                delta = torch.bmm(delta, self.view(flat, wn)).mul_(w_scale)
+                delta = self._matmul(i, "grad_h", delta, self.view(flat, wn)).mul_(w_scale)
         return out
+
+    @staticmethod
+    def _op(op: str, a, b, bias=None, w_scale=1.0, b_std=1.0, transposed=False, batched=True):
+        """One matmul of the net over the pack: batched, or member by member with the
+        unpacked engine's op (on fresh, aligned copies of each member's operands)."""
+        if batched:
+            if op == "grad_w":
+                return torch.bmm(a.transpose(1, 2), b)
+            if op == "grad_h":
+                return torch.bmm(a, b)
+            if transposed:  # (1 x h) @ h^T: addmm's bits (module note)
+                return torch.baddbmm(bias.unsqueeze(2), b, a.transpose(1, 2), beta=b_std,
+                                     alpha=w_scale).transpose(1, 2)
+            return torch.baddbmm(bias.unsqueeze(1), a, b.transpose(1, 2), beta=b_std,
+                                 alpha=w_scale)
+        if op == "grad_w":
+            return torch.stack([a[m].clone().T @ b[m].clone() for m in range(len(a))])
+        if op == "grad_h":
+            return torch.stack([a[m].clone() @ b[m].clone() for m in range(len(a))])
+        return torch.stack([torch.addmm(bias[m].clone(), a[m].clone(), b[m].clone().T,
+                                        beta=b_std, alpha=w_scale) for m in range(len(a))])
+
+    def _matmul(self, layer: int, op: str, a: torch.Tensor, b: torch.Tensor,
+                bias: torch.Tensor | None = None, w_scale: float = 1.0, b_std: float = 1.0,
+                transposed: bool = False) -> torch.Tensor:
+        key = (a.shape[1], layer, op)
+        if key not in self._batched:  # the bits of the batched op vs the unpacked one
+            gen = torch.Generator().manual_seed(layer)
+
+            def rand(t: torch.Tensor) -> torch.Tensor:  # same shape and strides, new values
+                out = torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device=t.device)
+                return out.copy_(torch.randn(t.shape, generator=gen, dtype=t.dtype))
+
+            args = (rand(a), rand(b), None if bias is None else rand(bias))
+            kw = {"w_scale": w_scale, "b_std": b_std, "transposed": transposed}
+            self._batched[key] = torch.equal(self._op(op, *args, **kw, batched=True),
+                                             self._op(op, *args, **kw, batched=False))
+        return self._op(op, a, b, bias, w_scale, b_std, transposed, self._batched[key])
 
 
 def packed_hinge_flow(
