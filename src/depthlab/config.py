@@ -24,6 +24,7 @@ the filled-in values (no second table of defaults in Python).  Every error is a
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import os
 import warnings
@@ -152,6 +153,21 @@ def validate_against(instance: MutableMapping[str, Any], schema_path: str | Path
         raise ConfigError(f"{key}: {err.message}")
 
 
+# How check_config treats an input file or directory the config names but that is absent:
+# "error" on a real run, "warn" in a dry run (study plug-ins report it by missing_input).
+_MISSING_DATA: contextvars.ContextVar[str] = contextvars.ContextVar("missing_data",
+                                                                     default="error")
+
+
+def missing_input(message: str) -> None:
+    """An input file or directory the config names is absent (``message`` starts with its
+    key): a :class:`ConfigError` on a real run, a :class:`ConfigWarning` in a dry run, as
+    :func:`check_config`'s ``missing_data`` says; for plug-in checks of their own inputs."""
+    if _MISSING_DATA.get() == "error":
+        raise ConfigError(message)
+    warn(message)
+
+
 def check_config(config: MutableMapping[str, Any], *, missing_data: str = "error") -> list[str]:
     """Validate the whole config in place (schemas with defaults, then cross-field checks).
     Raises :class:`ConfigError` naming the offending key; returns the :class:`ConfigWarning`
@@ -162,9 +178,13 @@ def check_config(config: MutableMapping[str, Any], *, missing_data: str = "error
     (a dry-run, or checking a config on a machine without the data)."""
     if missing_data not in ("error", "warn"):
         raise ValueError(f"missing_data must be 'error' or 'warn', not {missing_data!r}")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ConfigWarning)
-        _check_config(config, missing_data)
+    token = _MISSING_DATA.set(missing_data)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConfigWarning)
+            _check_config(config, missing_data)
+    finally:
+        _MISSING_DATA.reset(token)
     messages = []
     for w in caught:
         if issubclass(w.category, ConfigWarning):
@@ -220,10 +240,7 @@ def _check_data_files(datasets: Mapping[str, Any], results: str, missing_data: s
         try:
             find_mnist_files(ds["mnist_dir"])
         except MnistNotFoundError as err:
-            message = f"datasets.{name}.mnist_dir: {err}"
-            if missing_data == "error":
-                raise ConfigError(message) from None
-            warn(message)
+            missing_input(f"datasets.{name}.mnist_dir: {err}")
 
 
 def _check_datasets(datasets: Mapping[str, Any]) -> None:

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["CIFAR10_CLASSES", "CifarNotFoundError", "RestrictedUnpickler", "class_subset",
+           "find_cifar10_files",
            "downsample", "read_cifar10", "restricted_loads"]
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
@@ -111,16 +112,23 @@ def _read_python(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return data.reshape(-1, 3, 32, 32), np.asarray(labels, dtype=np.int64)
 
 
-def read_cifar10(directory: str | os.PathLike, fmt: str = "python") -> dict[str, np.ndarray]:
-    """The five training batches and the test batch (see the module doc)."""
+def find_cifar10_files(directory: str | os.PathLike, fmt: str = "python") -> list[Path]:
+    """The six batch files (five training, one test) in ``directory``; a missing one is a
+    :class:`CifarNotFoundError` naming it (config checks call this before any job)."""
     base = _batch_dir(directory, fmt)
-    suffix, reader = (".bin", _read_binary) if fmt == "binary" else ("", _read_python)
-    parts = []
-    for name in (*_TRAIN, _TEST):
-        path = base / (name + suffix)
+    suffix = ".bin" if fmt == "binary" else ""
+    paths = [base / (name + suffix) for name in (*_TRAIN, _TEST)]
+    for path in paths:
         if not path.is_file():
             raise CifarNotFoundError(f"{path} missing (CIFAR-10 {fmt} batches in {base})")
-        parts.append(reader(path))
+    return paths
+
+
+def read_cifar10(directory: str | os.PathLike, fmt: str = "python") -> dict[str, np.ndarray]:
+    """The five training batches and the test batch (see the module doc)."""
+    reader = _read_binary if fmt == "binary" else _read_python
+    parts = [reader(path) for path in find_cifar10_files(directory, fmt)]
+    base = _batch_dir(directory, fmt)
     for x, y in parts:
         if len(x) != len(y) or (len(y) and (y.min() < 0 or y.max() > 9)):
             raise ValueError(f"CIFAR-10 batch in {base}: labels must be 0..9, one per image")

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from depthlab.config import ConfigError
+from depthlab.config import ConfigError, missing_input
+from depthlab.data.cifar import CifarNotFoundError, find_cifar10_files
 
 DIGITS_PER_CLASS_MIN = 174  # the smallest digits class (scikit-learn's 1 797 images)
 FC_NTK = "fc_ntk"
@@ -48,6 +49,11 @@ def check(key: str, study: dict[str, Any], config: dict[str, Any]) -> None:
     if data["source"] == "cifar10" and not data.get("cifar_dir"):
         raise ConfigError(f"{key}.data.cifar_dir: source cifar10 needs the directory of the "
                           "CIFAR-10 batches")
+    if data["source"] == "cifar10":
+        try:  # before any job: a real run stops here, a dry run warns
+            find_cifar10_files(data["cifar_dir"], data["cifar_format"])
+        except CifarNotFoundError as err:
+            missing_input(f"{key}.data.cifar_dir: {err}")
     if len(set(data["classes"])) != len(data["classes"]):
         raise ConfigError(f"{key}.data.classes: classes repeat")
     if data["source"] == "digits":

@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from depthlab.config import ConfigError
+from depthlab.config import ConfigError, missing_input
+from depthlab.data.cifar import CifarNotFoundError, find_cifar10_files
 
 ARCHS = ("fc", "cnn_f", "cnn_p")
 CRITICAL = "critical"
@@ -90,6 +91,11 @@ def check(key: str, study: dict[str, Any], config: dict[str, Any]) -> None:
     if data["source"] == "cifar10" and not data.get("cifar_dir"):
         raise ConfigError(f"{key}.data.cifar_dir: source cifar10 needs the directory of the "
                           "python-pickle batches")
+    if data["source"] == "cifar10":
+        try:  # before any job: a real run stops here, a dry run warns
+            find_cifar10_files(data["cifar_dir"], "python")
+        except CifarNotFoundError as err:
+            missing_input(f"{key}.data.cifar_dir: {err}")
     if data["source"] == "digits":
         half = 1797 // 2
         for block in ("plane", "pool", "cliff"):
