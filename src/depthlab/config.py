@@ -19,7 +19,7 @@ valid but silently changes what runs (e.g. a batch larger than N) is a
 The schemas are the one home of every default: validation fills them in, and code reads
 the filled-in values (no second table of defaults in Python).  Every error is a
 :class:`ConfigError` whose message starts with the key path of the offending value, e.g.
-``studies.mori_ueda.grids[0].width``.
+``studies.<name>.grids[0].width``.
 """
 
 from __future__ import annotations

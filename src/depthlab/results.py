@@ -68,3 +68,29 @@ def read_record(path: str | Path, required: Sequence[str] = ()) -> dict[str, Any
             if isinstance(item, h5py.Dataset):
                 out[name] = item[()]
     return out
+
+
+def write_arrays(path: str | Path, arrays: Mapping[str, Any], attrs: Mapping[str, Any],
+                 config_slice: Any) -> None:
+    """Arrays (numeric or strings) as datasets and scalar attributes, with provenance,
+    atomically: the result file of a study's job when no fixed schema fits."""
+    prov = provenance_attrs(config_slice)
+    with atomic_output(path) as tmp, h5py.File(tmp, "w") as f:
+        for name, value in arrays.items():
+            arr = np.asarray(value)
+            if arr.dtype.kind in "UO":
+                f.create_dataset(name, data=arr.astype(object), dtype=h5py.string_dtype())
+            else:
+                f.create_dataset(name, data=arr)
+        for key, value in {**prov, **attrs}.items():
+            f.attrs[key] = value if isinstance(value, (str, int, float, np.number)) else str(value)
+
+
+def read_arrays(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """(arrays, attributes) of a :func:`write_arrays` file (checked open: a missing or
+    damaged file is an error naming it)."""
+    with open_h5_checked(path) as f:
+        arrays = {name: (ds.asstr()[()] if h5py.check_string_dtype(ds.dtype) else ds[()])
+                  for name, ds in f.items()}
+        attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
+    return arrays, attrs

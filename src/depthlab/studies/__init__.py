@@ -44,10 +44,14 @@ study from ``rules/claims.smk`` too.
 from __future__ import annotations
 
 import importlib
+import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
-__all__ = ["KINDS", "plugin", "schema_path", "rules_path"]
+__all__ = ["KINDS", "lazy_plugin_attributes", "plugin", "rules_path", "schema_path",
+           "study_targets"]
 
 _HERE = Path(__file__).resolve().parent
 _REPO = _HERE.parents[2]
@@ -73,3 +77,32 @@ def schema_path(kind: str) -> Path:
 
 def rules_path(kind: str) -> Path:
     return _REPO / "rules" / "studies" / f"{kind}.smk"
+
+
+def study_targets(name: str, study: dict[str, Any], results: str,
+                  extra: Iterable[str] = ()) -> list[str]:
+    """The usual ``targets`` of a plug-in: the cube, every figure (PDF and PNG), the study's
+    own tables (``extra``, file names under its folder) and its claims."""
+    figures = [f"{results}/{name}/figures/{fig}.{ext}" for fig in study["figures"]
+               for ext in ("pdf", "png")]
+    tables = [f"{results}/{name}/{table}" for table in extra]
+    return [f"{results}/{name}/cube.nc", *figures, *tables, f"{results}/{name}/claims.csv"]
+
+
+def lazy_plugin_attributes(package: str) -> Callable[[str], Any]:
+    """A module ``__getattr__`` for a plug-in package: ``PLOTS`` from its ``figures`` module
+    and ``claims`` from its ``paper_claims`` module, imported on first use (they import
+    matplotlib and xarray, which only the jobs that draw or judge should pay for: every
+    cluster job's parse of the Snakefile imports every plug-in used). The module holding the
+    claims is not called ``claims``: a submodule of that name would shadow the function."""
+    table = {"PLOTS": ("figures", "PLOTS"), "claims": ("paper_claims", "claims")}
+
+    def __getattr__(attr: str) -> Any:
+        if attr not in table:
+            raise AttributeError(f"module {package!r} has no attribute {attr!r}")
+        module, name = table[attr]
+        value = getattr(importlib.import_module(f"{package}.{module}"), name)
+        setattr(sys.modules[package], attr, value)
+        return value
+
+    return __getattr__

@@ -4,13 +4,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))
 from _common import setup_logging  # noqa: E402
 
+from depthlab.results import write_arrays  # noqa: E402
 from depthlab.studies.lee.data import load_lee_data  # noqa: E402
-from depthlab.studies.lee.runs import write_h5  # noqa: E402
 
 log = setup_logging(snakemake.log[0])
 spec = dict(snakemake.params.spec)
 data = load_lee_data(spec)
-write_h5(snakemake.output[0],
+write_arrays(snakemake.output[0],
          {k: data[k] for k in ("x_train", "y_train", "x_test", "y_test")},
          {"n_classes": int(data["n_classes"]), "data_source": data["meta"]["source"],
           "classes": str(data["meta"]["classes"])}, {"data": spec})

@@ -4,14 +4,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))
 from _common import setup_logging  # noqa: E402
 
-from depthlab.studies.lee.runs import kernel_job, read_h5, write_h5  # noqa: E402
+from depthlab.results import read_arrays, write_arrays  # noqa: E402
+from depthlab.studies.lee.runs import kernel_job  # noqa: E402
 
 log = setup_logging(snakemake.log[0])
 study = dict(snakemake.params.study)
-arrays, attrs = read_h5(snakemake.input.data)
+arrays, attrs = read_arrays(snakemake.input.data)
 data = {**arrays, "n_classes": int(attrs["n_classes"])}
 res = kernel_job(data, study, jitter=float(snakemake.params.jitter))
-write_h5(snakemake.output[0], {"krr_test_pred": res.pop("krr_test_pred")}, res,
+write_arrays(snakemake.output[0], {"krr_test_pred": res.pop("krr_test_pred")}, res,
          {"deep_narrow": study["deep_narrow"], "data": study["data"],
           "stability_subset": study["training"]["stability_subset"]})
 log.info("Theta~inf: lambda_max(K/N) = %.4g on %d rows; kernel regression test acc %.4f "

@@ -5,7 +5,8 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))
 import torch  # noqa: E402
 from _common import setup_logging  # noqa: E402
 
-from depthlab.studies.lee.runs import toy_job, write_h5  # noqa: E402
+from depthlab.results import write_arrays  # noqa: E402
+from depthlab.studies.lee.runs import toy_job  # noqa: E402
 
 log = setup_logging(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
@@ -13,7 +14,7 @@ torch.backends.cuda.matmul.allow_tf32 = False
 study = dict(snakemake.params.study)
 dn = study["deep_narrow"]
 res = toy_job(int(snakemake.wildcards.depth), study["toy"], dn["rho"], dn["beta"], log=log)
-write_h5(snakemake.output[0], {k: v for k, v in res.items() if k != "_attrs"}, res["_attrs"],
+write_arrays(snakemake.output[0], {k: v for k, v in res.items() if k != "_attrs"}, res["_attrs"],
          {"toy": study["toy"], "deep_narrow": dn, "depth": int(snakemake.wildcards.depth)})
 log.info("toy D=%s: final loss %s, kernel change %s", snakemake.wildcards.depth,
          res["loss"][:, -1], res["ntk_rel_change"])

@@ -5,7 +5,8 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))
 import torch  # noqa: E402
 from _common import setup_logging  # noqa: E402
 
-from depthlab.studies.lee.runs import read_h5, train_job, write_h5  # noqa: E402
+from depthlab.results import read_arrays, write_arrays  # noqa: E402
+from depthlab.studies.lee.runs import train_job  # noqa: E402
 
 log = setup_logging(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
@@ -13,14 +14,14 @@ torch.backends.cuda.matmul.allow_tf32 = False  # the C_L cancellation needs full
 torch.backends.cudnn.allow_tf32 = False
 study = dict(snakemake.params.study)
 members = list(snakemake.params.members)
-arrays, attrs = read_h5(snakemake.input.data)
+arrays, attrs = read_arrays(snakemake.input.data)
 data = {**arrays, "n_classes": int(attrs["n_classes"])}
 lam = None
 if "kernel" in snakemake.input.keys():
-    lam = float(read_h5(snakemake.input.kernel)[1]["lambda_max_inf"])
+    lam = float(read_arrays(snakemake.input.kernel)[1]["lambda_max_inf"])
 res = train_job(data, study, members, lam, checkpoint=snakemake.params.checkpoint, log=log)
 cell = res.pop("_attrs")
-write_h5(snakemake.output[0], res, {**cell, "job": snakemake.wildcards.job},
+write_arrays(snakemake.output[0], res, {**cell, "job": snakemake.wildcards.job},
          {"members": members, "training": study["training"], "data": study["data"],
           "grid": study["grids"][cell["grid"]], "deep_narrow": study["deep_narrow"]})
 for i in range(len(members)):

@@ -5,17 +5,18 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))
 import torch  # noqa: E402, F401  (imported before limit_threads so it is limited too)
 from _common import limit_threads, setup_logging  # noqa: E402
 
-from depthlab.studies.nichani.runs import kernel_job, read_h5, write_h5  # noqa: E402
+from depthlab.results import read_arrays, write_arrays  # noqa: E402
+from depthlab.studies.nichani.runs import kernel_job  # noqa: E402
 
 log = setup_logging(snakemake.log[0])
 limit_threads(snakemake.threads)
 variant = dict(snakemake.params.variant)
 kcfg = dict(snakemake.params.kernels)
-arrays, attrs = read_h5(snakemake.input.data)
+arrays, attrs = read_arrays(snakemake.input.data)
 data = {**arrays, "n_classes": int(attrs["n_classes"])}
 res = kernel_job(data, variant, kcfg, jitter=float(snakemake.params.jitter),
                  threads=snakemake.threads)
-write_h5(snakemake.output[0], {k: res[k] for k in
+write_arrays(snakemake.output[0], {k: res[k] for k in
                                ("depth", "test_loss", "test_acc", "train_acc", "jitter_used")},
          {"name": variant["name"], "readout": variant["readout"], "fix": int(variant["fix"]),
           "gram_seconds": float(res["gram_seconds"]), "spec": res["spec"],

@@ -5,16 +5,17 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))
 import torch  # noqa: E402, F401
 from _common import limit_threads, setup_logging  # noqa: E402
 
-from depthlab.studies.nichani.runs import read_h5, train_job, write_h5  # noqa: E402
+from depthlab.results import read_arrays, write_arrays  # noqa: E402
+from depthlab.studies.nichani.runs import train_job  # noqa: E402
 
 log = setup_logging(snakemake.log[0])
 limit_threads(snakemake.threads)
 job = dict(snakemake.params.job)
 fc = dict(snakemake.params.fully_conv)
-arrays, attrs = read_h5(snakemake.input.data)
+arrays, attrs = read_arrays(snakemake.input.data)
 data = {**arrays, "n_classes": int(attrs["n_classes"])}
 res = train_job(data, {"fully_conv": fc}, job, checkpoint=snakemake.params.checkpoint, log=log)
 scalars = {"model": job["model"], "depth": int(job["depth"]), "job": snakemake.wildcards.job}
-write_h5(snakemake.output[0], res, scalars, {"job": job, "fully_conv": fc})
+write_arrays(snakemake.output[0], res, scalars, {"job": job, "fully_conv": fc})
 log.info("%s: statuses %s, test acc %s", snakemake.wildcards.job, list(res["status"]),
          [round(float(a), 4) for a in res["test_acc"]])

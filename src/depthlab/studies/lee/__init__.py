@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from depthlab.studies import lazy_plugin_attributes, study_targets
 from depthlab.studies.lee.grid import check
 
 __all__ = ["FIGURE_CODE", "KIND", "PLOTS", "check", "claims", "targets"]
@@ -24,20 +25,7 @@ FIGURE_CODE = (str(Path(__file__).with_name("figures.py")),)
 
 
 def targets(name: str, study: dict[str, Any], results: str) -> list[str]:
-    figures = [f"{results}/{name}/figures/{fig}.{ext}" for fig in study["figures"]
-               for ext in ("pdf", "png")]
-    table = [f"{results}/{name}/table41.csv"] if study.get("table41") else []
-    return [f"{results}/{name}/cube.nc", *figures, *table, f"{results}/{name}/claims.csv"]
+    return study_targets(name, study, results, ["table41.csv"] if study.get("table41") else [])
 
 
-def __getattr__(attr: str) -> Any:
-    # Figures and claims import matplotlib/xarray: only the jobs that draw or judge pay it.
-    if attr == "PLOTS":
-        from depthlab.studies.lee.figures import PLOTS as value
-    elif attr == "claims":
-        # (the module is paper_claims: a submodule named claims would shadow the function)
-        from depthlab.studies.lee.paper_claims import claims as value
-    else:
-        raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
-    globals()[attr] = value
-    return value
+__getattr__ = lazy_plugin_attributes(__name__)  # PLOTS and claims, imported on first use

@@ -12,7 +12,7 @@ import numpy as np
 import xarray as xr
 
 from depthlab.provenance import provenance_attrs
-from depthlab.studies.lee.runs import read_h5
+from depthlab.results import read_arrays
 
 RUN_SCALARS = ("lr_used", "epochs", "final_loss", "tau", "lambda_max_init", "tau_lambda_max")
 HISTORY = ("train_loss", "train_acc", "test_acc")
@@ -23,7 +23,7 @@ def _runs(files: list[str], n_test: int) -> xr.Dataset:
     hists: list[dict[str, np.ndarray]] = []
     software = ""
     for path in files:
-        arrays, attrs = read_h5(path)
+        arrays, attrs = read_arrays(path)
         software = software or str(attrs.get("software_versions", ""))
         for i in range(len(arrays["seed"])):
             rows.append({
@@ -60,7 +60,7 @@ def _runs(files: list[str], n_test: int) -> xr.Dataset:
 def _toys(files: list[str]) -> xr.Dataset:
     if not files:
         return xr.Dataset()
-    loaded = sorted((read_h5(p) for p in files), key=lambda t: int(t[1]["depth"]))
+    loaded = sorted((read_arrays(p) for p in files), key=lambda t: int(t[1]["depth"]))
     depths = [int(a["depth"]) for _, a in loaded]
     first = loaded[0][0]
     max_d = max(depths)
@@ -96,7 +96,7 @@ def _toys(files: list[str]) -> xr.Dataset:
 def _spread(path: str | None) -> xr.Dataset:
     if not path:
         return xr.Dataset()
-    arr, attrs = read_h5(path)
+    arr, attrs = read_arrays(path)
     return xr.Dataset(
         {"theta0": (("spread_depth", "spread_seed", "pair"), arr["theta0"]),
          "theta_inf": ("pair", arr["theta_inf"]),
@@ -108,8 +108,8 @@ def _spread(path: str | None) -> xr.Dataset:
 
 def build_lee_cube(name: str, study: dict[str, Any], *, data: str, kernel: str,
                    runs: list[str], toys: list[str], spread: str | None) -> xr.Dataset:
-    d_arr, d_attrs = read_h5(data)
-    k_arr, k_attrs = read_h5(kernel)
+    d_arr, d_attrs = read_arrays(data)
+    k_arr, k_attrs = read_arrays(kernel)
     y_test, y_train = d_arr["y_test"], d_arr["y_train"]
     n_classes = int(d_attrs["n_classes"])
     runs_ds = _runs(runs, len(y_test))

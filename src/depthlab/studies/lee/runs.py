@@ -18,7 +18,6 @@ import math
 import time
 from typing import Any
 
-import h5py
 import numpy as np
 
 from depthlab.kernels.deep_narrow import (
@@ -29,36 +28,9 @@ from depthlab.kernels.deep_narrow import (
     stability_lambda,
     tau_of_lr,
 )
-from depthlab.provenance import atomic_output, provenance_attrs
 from depthlab.studies.lee import grid as lee_grid
 
-__all__ = ["kernel_job", "toy_inputs", "toy_job", "spread_job", "train_job", "write_h5",
-           "read_h5"]
-
-
-def write_h5(path, arrays: dict[str, Any], attrs: dict[str, Any], config_slice: Any) -> None:
-    """Arrays (numeric or strings) and scalar attributes, with provenance, atomically."""
-    prov = provenance_attrs(config_slice)
-    with atomic_output(path) as tmp, h5py.File(tmp, "w") as f:
-        for name, value in arrays.items():
-            arr = np.asarray(value)
-            if arr.dtype.kind in "UO":
-                f.create_dataset(name, data=arr.astype(object), dtype=h5py.string_dtype())
-            else:
-                f.create_dataset(name, data=arr)
-        for key, value in {**prov, **attrs}.items():
-            f.attrs[key] = value if isinstance(value, (str, int, float, np.number)) else str(value)
-
-
-def read_h5(path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    from depthlab.provenance import open_h5_checked
-
-    with open_h5_checked(path) as f:
-        arrays = {}
-        for name, ds in f.items():
-            arrays[name] = ds.asstr()[()] if h5py.check_string_dtype(ds.dtype) else ds[()]
-        attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
-    return arrays, attrs
+__all__ = ["kernel_job", "toy_inputs", "toy_job", "spread_job", "train_job"]
 
 
 # --------------------------------------------------------------------------- kernel

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from depthlab.studies import lazy_plugin_attributes, study_targets
 from depthlab.studies.mori_ueda.grid import check
 
 __all__ = ["FIGURE_CODE", "KIND", "PLOTS", "check", "claims", "targets"]
@@ -20,21 +21,7 @@ FIGURE_CODE = (str(Path(__file__).with_name("figures.py")),)
 
 
 def targets(name: str, study: dict[str, Any], results: str) -> list[str]:
-    figures = [f"{results}/{name}/figures/{fig}.{ext}" for fig in study["figures"]
-               for ext in ("pdf", "png")]
-    return [f"{results}/{name}/cube.nc", *figures, f"{results}/{name}/summary.csv",
-            f"{results}/{name}/claims.csv"]
+    return study_targets(name, study, results, ["summary.csv"])
 
 
-def __getattr__(attr: str) -> Any:
-    # Figures and claims import matplotlib/xarray: only the jobs that draw or judge pay it
-    # (the Snakefile imports every plug-in on each cluster job's parse).
-    if attr == "PLOTS":
-        from depthlab.studies.mori_ueda.figures import PLOTS as value
-    elif attr == "claims":
-        # (the module is paper_claims: a submodule named claims would shadow the function)
-        from depthlab.studies.mori_ueda.paper_claims import claims as value
-    else:
-        raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
-    globals()[attr] = value
-    return value
+__getattr__ = lazy_plugin_attributes(__name__)  # PLOTS and claims, imported on first use

@@ -19,7 +19,7 @@ import numpy as np
 import xarray as xr
 
 from depthlab.provenance import provenance_attrs
-from depthlab.studies.nichani.runs import read_h5
+from depthlab.results import read_arrays
 from depthlab.training.status import NOT_RUN
 
 FC_KEYS = ("test_acc", "test_loss", "train_acc", "train_loss", "test_acc_final",
@@ -33,7 +33,7 @@ def _runs(files: list[str]) -> xr.Dataset:
     fc, mlp = {}, {}
     software = ""
     for path in files:
-        arr, attrs = read_h5(path)
+        arr, attrs = read_arrays(path)
         software = software or str(attrs.get("software_versions", ""))
         for i, seed in enumerate(arr["seed"]):
             rec = {k: float(arr[k][i]) for k in FC_KEYS} | {"status": str(arr["status"][i])}
@@ -65,7 +65,7 @@ def _runs(files: list[str]) -> xr.Dataset:
 def _kernels(files: list[str]) -> xr.Dataset:
     if not files:
         return xr.Dataset()
-    loaded = [read_h5(p) for p in files]
+    loaded = [read_arrays(p) for p in files]
     names = [str(a["name"]) for _, a in loaded]
     depths = sorted({int(d) for arr, _ in loaded for d in arr["depth"]})
     data = {}
@@ -86,7 +86,7 @@ def _kernels(files: list[str]) -> xr.Dataset:
 def _linear(files: list[str]) -> xr.Dataset:
     if not files:
         return xr.Dataset()
-    loaded = [read_h5(p) for p in files]
+    loaded = [read_arrays(p) for p in files]
     names = [str(a["name"]) for _, a in loaded]
     depths = sorted({int(d) for arr, _ in loaded for d in arr["depth"]})
     seeds = sorted({int(s) for arr, _ in loaded for s in arr["seed"]})
@@ -109,7 +109,7 @@ def _linear(files: list[str]) -> xr.Dataset:
 
 def build_nichani_cube(name: str, study: dict[str, Any], *, data: str, runs: list[str],
                        kernels: list[str], linear: list[str]) -> xr.Dataset:
-    d_arr, d_attrs = read_h5(data)
+    d_arr, d_attrs = read_arrays(data)
     runs_ds = _runs(runs)
     cube = xr.merge([runs_ds, _kernels(kernels), _linear(linear)], combine_attrs="drop")
     cube.attrs.update(provenance_attrs({"study": study}, study=name))
