@@ -13,6 +13,8 @@ rule lee_data:
         f"{RESULTS}/{{study}}/data.h5",
     log:
         f"{RESULTS}/logs/{{study}}/data.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/lee_data/{{study}}/data.tsv",
     wildcard_constraints:
         study=_alternatives(LEE_STUDIES),
     params:
@@ -35,6 +37,8 @@ rule lee_kernel:
         f"{RESULTS}/{{study}}/kernel.h5",
     log:
         f"{RESULTS}/logs/{{study}}/kernel.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/lee_kernel/{{study}}/kernel.tsv",
     wildcard_constraints:
         study=_alternatives(LEE_STUDIES),
     params:
@@ -57,6 +61,8 @@ rule lee_train:
         f"{RESULTS}/{{study}}/runs/{{job}}.h5",
     log:
         f"{RESULTS}/logs/{{study}}/runs/{{job}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/lee_train/{{study}}/runs/{{job}}.tsv",
     wildcard_constraints:
         study=_alternatives(LEE_STUDIES),
         job=r"g\d+_[a-z_]+_D\d+(_lr[0-9.e+-sf]+_s\d+)?",
@@ -79,6 +85,8 @@ rule lee_toy:
         f"{RESULTS}/{{study}}/toy/D{{depth}}.h5",
     log:
         f"{RESULTS}/logs/{{study}}/toy/D{{depth}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/lee_toy/{{study}}/toy/D{{depth}}.tsv",
     wildcard_constraints:
         study=_alternatives(LEE_STUDIES),
     params:
@@ -98,6 +106,8 @@ rule lee_ntk_spread_job:
         f"{RESULTS}/{{study}}/spread.h5",
     log:
         f"{RESULTS}/logs/{{study}}/spread.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/lee_ntk_spread_job/{{study}}/spread.tsv",
     wildcard_constraints:
         study=_alternatives(LEE_STUDIES),
     params:
@@ -123,6 +133,8 @@ rule lee_cube:
         f"{RESULTS}/{{study}}/cube.nc",
     log:
         f"{RESULTS}/logs/{{study}}/cube.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/lee_cube/{{study}}/cube.tsv",
     wildcard_constraints:
         study=_alternatives(LEE_STUDIES),
     params:
@@ -146,6 +158,8 @@ rule lee_table41:
         f"{RESULTS}/{{study}}/table41.csv",
     log:
         f"{RESULTS}/logs/{{study}}/table41.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/lee_table41/{{study}}/table41.tsv",
     wildcard_constraints:
         study=_alternatives(LEE_STUDIES),
     params:

@@ -12,6 +12,8 @@ rule xiao_data:
         f"{RESULTS}/{{study}}/data.h5",
     log:
         f"{RESULTS}/logs/{{study}}/data.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/xiao_data/{{study}}/data.tsv",
     wildcard_constraints:
         study=_alternatives(XIAO_STUDIES),
     params:
@@ -34,6 +36,8 @@ rule xiao_sweep:
         f"{RESULTS}/{{study}}/sweeps/{{sweep}}.h5",
     log:
         f"{RESULTS}/logs/{{study}}/sweeps/{{sweep}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/xiao_sweep/{{study}}/sweeps/{{sweep}}.tsv",
     wildcard_constraints:
         study=_alternatives(XIAO_STUDIES),
         sweep=r"(phase|plane|pool)_[a-z0-9]+_?[a-z_]*_w[a-z0-9.e+-]+",
@@ -57,6 +61,8 @@ rule xiao_train:
         f"{RESULTS}/{{study}}/runs/{{run}}.h5",
     log:
         f"{RESULTS}/logs/{{study}}/runs/{{run}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/xiao_train/{{study}}/runs/{{run}}.tsv",
     wildcard_constraints:
         study=_alternatives(XIAO_STUDIES),
         run=r"L\d+_w[a-z0-9.e+-]+",
@@ -81,6 +87,8 @@ rule xiao_cube:
         f"{RESULTS}/{{study}}/cube.nc",
     log:
         f"{RESULTS}/logs/{{study}}/cube.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/xiao_cube/{{study}}/cube.tsv",
     wildcard_constraints:
         study=_alternatives(XIAO_STUDIES),
     params:
@@ -105,6 +113,8 @@ rule xiao_table1_csv:
         f"{RESULTS}/{{study}}/table1.csv",
     log:
         f"{RESULTS}/logs/{{study}}/table1.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/xiao_table1_csv/{{study}}/table1.tsv",
     wildcard_constraints:
         study=_alternatives(XIAO_STUDIES),
     group:
