@@ -28,7 +28,7 @@ import contextvars
 import functools
 import os
 import warnings
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -166,6 +166,20 @@ def missing_input(message: str) -> None:
     if _MISSING_DATA.get() == "error":
         raise ConfigError(message)
     warn(message)
+
+
+def check_input_files(key: str, directory: str | None, find: Callable[[str], Any],
+                      required: str) -> None:
+    """A directory of input files the config names at ``key``: it must be given (else a
+    :class:`ConfigError` ending in ``required``), and ``find(directory)`` must find its files
+    (a ``FileNotFoundError`` is :func:`missing_input`: an error on a run, a warning in a dry
+    run)."""
+    if not directory:
+        raise ConfigError(f"{key}: {required}")
+    try:
+        find(directory)
+    except FileNotFoundError as err:
+        missing_input(f"{key}: {err}")
 
 
 def check_config(config: MutableMapping[str, Any], *, missing_data: str = "error") -> list[str]:

@@ -3,7 +3,7 @@ record (arrays as datasets, scalars as attributes) for one run.
 
 Small HDF5 files with the cell coordinates, config slice and software versions as
 attributes, so a cube builder needs nothing but these files (study-specific run files
-live with their study, e.g. ``depthlab.studies.mori_ueda.records``).
+live with their study: ``depthlab.studies.<kind>``).
 """
 
 from __future__ import annotations

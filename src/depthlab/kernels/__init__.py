@@ -9,7 +9,7 @@ Submodules
 ``spectra``     lambda_max/bulk, condition number, eta_theory, residual predictor (Xiao §3).
 ``phase``       q*, c*, chi_1, chi_c*, depth scales, ordered/critical/chaotic (Xiao §2, §4).
 ``empirical``   finite-width NTKs of torch models (Jacobian, NTK-vector-product and
-                structured MLP versions), the Mori-Ueda net, Geiger's kernel change.
+                structured MLP versions), the relative kernel change.
 
 The ``layers`` names are imported eagerly; the others are re-exported lazily (first
 attribute access imports the submodule), so ``import depthlab.kernels`` stays free of
@@ -97,7 +97,7 @@ _LAZY: dict[str, str] = {
     "conv_sweep_panel": "conv",
     "check_kernel_spec": "conv",
     "is_conv_spec": "conv",
-    # deep narrow MLPs (Lee et al.): scaled-NTK limit, exact init kernel, empirical (torch)
+    # deep narrow MLPs (the deep_narrow init): scaled-NTK limit, exact init kernel, empirical
     "limit_kernel": "deep_narrow",
     "finite_init_kernel": "deep_narrow",
     "sample_init_kernel": "deep_narrow",

@@ -1,6 +1,8 @@
-r"""The scaled NTK of Lee et al.'s deep narrow MLPs (ICML 2022; thesis Thm. 3.1-3.3).
+r"""The scaled NTK of deep narrow MLPs with the ``deep_narrow`` init of
+:mod:`depthlab.models.packed_fc` ("Neural Tangent Kernel Analysis of Deep Narrow Neural
+Networks", ICML 2022, Thm. 3.1-3.3).
 
-Conventions (``shared/specs/lee.md`` sec. 0): ``D`` = number of hidden layers (depthlab's
+Conventions (the study's reading notes, sec. 0): ``D`` = number of hidden layers (depthlab's
 ``FCEnsemble(depth=D)``, the authors' ``--depth``), width ``n = d + K + 1``, and the scaled
 NTK is ``Theta~ = Theta / (D C_L^2)``.
 

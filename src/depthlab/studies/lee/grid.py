@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from depthlab.config import ConfigError, missing_input
+from depthlab.config import ConfigError, check_input_files
 
 INITS = ("deep_narrow", "torch_default", "he_uniform")
 N_CLASSES_ALL = 10
@@ -79,15 +79,11 @@ def uses_stable_fraction(study: dict[str, Any]) -> bool:
 
 def check(key: str, study: dict[str, Any], config: dict[str, Any]) -> None:
     data = study["data"]
-    if data["source"] == "mnist" and not data.get("mnist_dir"):
-        raise ConfigError(f"{key}.data.mnist_dir: source mnist needs the IDX directory")
     if data["source"] == "mnist":
-        from depthlab.data.mnist import MnistNotFoundError, find_mnist_files
+        from depthlab.data.mnist import find_mnist_files
 
-        try:  # before any job: a real run stops here, a dry run warns
-            find_mnist_files(data["mnist_dir"])
-        except MnistNotFoundError as err:
-            missing_input(f"{key}.data.mnist_dir: {err}")
+        check_input_files(f"{key}.data.mnist_dir", data.get("mnist_dir"), find_mnist_files,
+                          "source mnist needs the IDX directory")
     classes = data.get("classes")
     if classes is not None and (len(set(classes)) != len(classes) or len(classes) < 2):
         raise ConfigError(f"{key}.data.classes: need at least two distinct digits")

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from depthlab.config import ConfigError, missing_input
-from depthlab.data.cifar import CifarNotFoundError, find_cifar10_files
+from depthlab.config import ConfigError, check_input_files
+from depthlab.data.cifar import find_cifar10_files
 
 DIGITS_PER_CLASS_MIN = 174  # the smallest digits class (scikit-learn's 1 797 images)
 FC_NTK = "fc_ntk"
@@ -46,14 +46,10 @@ def linear_tasks(study: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def check(key: str, study: dict[str, Any], config: dict[str, Any]) -> None:
     data = study["data"]
-    if data["source"] == "cifar10" and not data.get("cifar_dir"):
-        raise ConfigError(f"{key}.data.cifar_dir: source cifar10 needs the directory of the "
-                          "CIFAR-10 batches")
     if data["source"] == "cifar10":
-        try:  # before any job: a real run stops here, a dry run warns
-            find_cifar10_files(data["cifar_dir"], data["cifar_format"])
-        except CifarNotFoundError as err:
-            missing_input(f"{key}.data.cifar_dir: {err}")
+        check_input_files(f"{key}.data.cifar_dir", data.get("cifar_dir"),
+                          lambda d: find_cifar10_files(d, data["cifar_format"]),
+                          "source cifar10 needs the directory of the CIFAR-10 batches")
     if len(set(data["classes"])) != len(data["classes"]):
         raise ConfigError(f"{key}.data.classes: classes repeat")
     if data["source"] == "digits":

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from depthlab.config import ConfigError, missing_input
-from depthlab.data.cifar import CifarNotFoundError, find_cifar10_files
+from depthlab.config import ConfigError, check_input_files
+from depthlab.data.cifar import find_cifar10_files
 
 ARCHS = ("fc", "cnn_f", "cnn_p")
 CRITICAL = "critical"
@@ -88,14 +88,10 @@ def runs(study: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def check(key: str, study: dict[str, Any], config: dict[str, Any]) -> None:
     data = study["data"]
-    if data["source"] == "cifar10" and not data.get("cifar_dir"):
-        raise ConfigError(f"{key}.data.cifar_dir: source cifar10 needs the directory of the "
-                          "python-pickle batches")
     if data["source"] == "cifar10":
-        try:  # before any job: a real run stops here, a dry run warns
-            find_cifar10_files(data["cifar_dir"], "python")
-        except CifarNotFoundError as err:
-            missing_input(f"{key}.data.cifar_dir: {err}")
+        check_input_files(f"{key}.data.cifar_dir", data.get("cifar_dir"),
+                          lambda d: find_cifar10_files(d, "python"),
+                          "source cifar10 needs the directory of the python-pickle batches")
     if data["source"] == "digits":
         half = 1797 // 2
         for block in ("plane", "pool", "cliff"):
