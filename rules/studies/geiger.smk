@@ -30,6 +30,8 @@ rule geiger_lazy:
         study=_alternatives(GEIGER_STUDIES),
     params:
         run=GEIGER.common_params,
+    # long jobs first (see README "Where the time goes"): a long job started last runs alone
+    priority: 50
     threads: THREADS["train"]
     resources:
         runtime=120,
@@ -54,6 +56,8 @@ rule geiger_train:
         study=_alternatives(GEIGER_STUDIES),
     params:
         run=GEIGER.common_params,
+    # long jobs first (see README "Where the time goes"): a long job started last runs alone
+    priority: 50
     threads: THREADS["train"]
     resources:
         runtime=240,
@@ -85,6 +89,8 @@ rule geiger_train_pack:
     params:
         run=GEIGER.common_params,
         members=GEIGER.pack_members,
+    # long jobs first (see README "Where the time goes"): a long job started last runs alone
+    priority: 50
     threads: THREADS["train"]
     resources:
         runtime=480,

@@ -1,7 +1,9 @@
 # Lee, Choi, Ryu & No, "NTK analysis of deep narrow neural networks": the study's data set,
-# the scaled-NTK limit kernel regression, packed SGD training jobs (deep-narrow and baseline
-# inits), the toy regression per depth (Fig. 4.1, 5.1), the init-kernel spread, the cube and
-# Table 4.1. Figures and claims come from the generic rules.
+# the scaled-NTK limit kernel regression, training jobs (deep-narrow and baseline inits;
+# MLPs by the packed SGD engine, CNNs by the module trainer, both checkpointed and resumed
+# across Slurm wall-time limits), the toy regression per depth (Fig. 4.1, 5.1), the
+# init-kernel spread, the cube and Table 4.1. Figures (Fig. 4.2(b): plot
+# lee_cnn_train_curves) and claims come from the generic rules.
 from depthlab.studies.lee.inputs import LeeInputs
 
 LEE_STUDIES = studies_of_kind("lee")
@@ -30,9 +32,37 @@ rule lee_data:
         "../../workflow/scripts/lee/data.py"
 
 
+# Theta~inf of the study's data (train x train, test x train, test diagonal) in row blocks,
+# in the layout of the shared Gram files (depthlab.kernels.gram), so MNIST's 60 000 x 60 000
+# Gram never needs the closed form's ~6 full-size temporaries.
+rule lee_gram:
+    input:
+        data=f"{RESULTS}/{{study}}/data.h5",
+    output:
+        f"{RESULTS}/{{study}}/gram.h5",
+    log:
+        f"{RESULTS}/logs/{{study}}/gram.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/lee_gram/{{study}}/gram.tsv",
+    wildcard_constraints:
+        study=_alternatives(LEE_STUDIES),
+    params:
+        study=lambda wc: STUDIES[wc.study],
+        block_size=KERNEL_REGRESSION["block_size"],
+    threads: THREADS["gram"]
+    resources:
+        runtime=60,
+        mem_mb=8000,
+    conda:
+        "../../envs/depthlab.yaml"
+    script:
+        "../../workflow/scripts/lee/gram.py"
+
+
 rule lee_kernel:
     input:
         data=f"{RESULTS}/{{study}}/data.h5",
+        gram=f"{RESULTS}/{{study}}/gram.h5",
     output:
         f"{RESULTS}/{{study}}/kernel.h5",
     log:
@@ -44,6 +74,7 @@ rule lee_kernel:
     params:
         study=lambda wc: STUDIES[wc.study],
         jitter=KERNEL_REGRESSION["jitter"],
+        block_size=KERNEL_REGRESSION["block_size"],
     threads: THREADS["gram"]
     resources:
         runtime=60,
@@ -72,8 +103,8 @@ rule lee_train:
         checkpoint=LEE.checkpoint,
     threads: THREADS["train"]
     resources:
-        runtime=120,
-        mem_mb=4000,
+        runtime=LEE.train_runtime,
+        mem_mb=LEE.train_mem_mb,
     conda:
         "../../envs/depthlab.yaml"
     script:

@@ -26,6 +26,8 @@ rule select_lr:
     params:
         training=lambda wc: mori_grid.training_settings(STUDIES[wc.study]),
         search=lambda wc: mori_grid.lr_selection(STUDIES[wc.study]),
+    # long jobs first (see README "Where the time goes"): a long job started last runs alone
+    priority: 40
     threads: THREADS["train"]
     resources:
         runtime=240,

@@ -1,7 +1,8 @@
 # Nichani, Radhakrishnan & Uhler, "Do deeper convolutional networks perform better?": the
 # study's data set, the CNTK / FC NTK depth sweeps (one job per kernel, every depth from one
-# recursion), one training job per Fully-Conv net / FC baseline, one job per linear task,
-# the cube and the critical-depth table. Figures and claims come from the generic rules.
+# recursion), one training job per Fully-Conv net / FC baseline, one per ResNet, one job per
+# linear task, the cube and the critical-depth table. Figures and claims come from the generic rules.
+from depthlab.studies.nichani.grid import RESNET_JOB
 from depthlab.studies.nichani.inputs import NichaniInputs
 
 NICHANI_STUDIES = studies_of_kind("nichani")
@@ -82,6 +83,34 @@ rule nichani_train:
         "../../workflow/scripts/nichani/train.py"
 
 
+# One CIFAR ResNet (blocks per stage, width, kernel size, seed) per job: Table 1 grids
+# and the Fig. 15 / 17 variants; checkpointed, resumed on retry.
+rule nichani_resnet:
+    input:
+        data=f"{RESULTS}/{{study}}/data.h5",
+    output:
+        f"{RESULTS}/{{study}}/resnets/{{job}}.h5",
+    log:
+        f"{RESULTS}/logs/{{study}}/resnets/{{job}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/nichani_resnet/{{study}}/{{job}}.tsv",
+    wildcard_constraints:
+        study=_alternatives(NICHANI_STUDIES),
+        job=RESNET_JOB,
+    params:
+        job=NICHANI.resnet_job,
+        resnets=lambda wc: STUDIES[wc.study]["resnets"],
+        checkpoint=NICHANI.checkpoint,
+    threads: THREADS["train"]
+    resources:
+        runtime=720,
+        mem_mb=16000,
+    conda:
+        "../../envs/depthlab.yaml"
+    script:
+        "../../workflow/scripts/nichani/resnet.py"
+
+
 rule nichani_linear:
     output:
         f"{RESULTS}/{{study}}/linear/{{task}}.h5",
@@ -108,6 +137,7 @@ rule nichani_cube:
     input:
         data=f"{RESULTS}/{{study}}/data.h5",
         runs=lambda wc: NICHANI.run_files(wc.study),
+        resnets=lambda wc: NICHANI.resnet_files(wc.study),
         kernels=lambda wc: NICHANI.kernel_files(wc.study),
         linear=lambda wc: NICHANI.linear_files(wc.study),
     output:

@@ -1,6 +1,7 @@
 # Xiao, Pennington & Schoenholz, "Disentangling trainability and generalization": the study's
 # data file, one kernel depth sweep per (set, architecture, sigma_w^2), the finite-width nets
-# of Fig. 2, the cube and Table 1. Figures and claims come from the generic rules.
+# of Fig. 2 and of Fig. 3 top (SGD over the sigma_w^2 x depth plane, `plane_nets`), the cube
+# and Table 1. Figures and claims come from the generic rules.
 from depthlab.studies.xiao.inputs import XiaoInputs
 
 XIAO_STUDIES = studies_of_kind("xiao")
@@ -17,12 +18,12 @@ rule xiao_data:
     wildcard_constraints:
         study=_alternatives(XIAO_STUDIES),
     params:
-        study=lambda wc: XIAO.slice(wc.study, "phase", "plane", "pool", "cliff"),
+        study=lambda wc: XIAO.data_slice(wc.study),
     group:
         "datasets"
     resources:
         runtime=10,
-        mem_mb=4000,
+        mem_mb=8000,
     conda:
         "../../envs/depthlab.yaml"
     script:
@@ -68,7 +69,10 @@ rule xiao_train:
         run=r"L\d+_w[a-z0-9.e+-]+",
     params:
         run=XIAO.run,
-        study=lambda wc: XIAO.slice(wc.study, "cliff"),
+        block="cliff",
+        study=lambda wc: XIAO.train_slice(wc.study, "cliff"),
+        checkpoint=XIAO.checkpoint("cliff"),
+        checkpoint_every=lambda wc: STUDIES[wc.study]["cliff"]["checkpoint_every"],
     threads: THREADS["train"]
     resources:
         runtime=120,
@@ -79,10 +83,41 @@ rule xiao_train:
         "../../workflow/scripts/xiao/train.py"
 
 
+# Fig. 3 top with SGD-trained nets: every seed of one (depth, sigma_w^2) cell of the plane
+# (plane_nets), the trainer of Fig. 2 with mini-batches; checkpointed, resumed on retry.
+rule xiao_plane_train:
+    input:
+        data=f"{RESULTS}/{{study}}/data.h5",
+    output:
+        f"{RESULTS}/{{study}}/plane_runs/{{run}}.h5",
+    log:
+        f"{RESULTS}/logs/{{study}}/plane_runs/{{run}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/xiao_plane_train/{{study}}/plane_runs/{{run}}.tsv",
+    wildcard_constraints:
+        study=_alternatives(XIAO_STUDIES),
+        run=r"L\d+_w[a-z0-9.e+-]+",
+    params:
+        run=XIAO.plane_run,
+        block="plane_nets",
+        study=lambda wc: XIAO.train_slice(wc.study, "plane_nets"),
+        checkpoint=XIAO.checkpoint("plane_nets"),
+        checkpoint_every=lambda wc: STUDIES[wc.study]["plane_nets"]["checkpoint_every"],
+    threads: THREADS["train"]
+    resources:
+        runtime=240,
+        mem_mb=8000,
+    conda:
+        "../../envs/depthlab.yaml"
+    script:
+        "../../workflow/scripts/xiao/train.py"
+
+
 rule xiao_cube:
     input:
         sweeps=lambda wc: XIAO.sweep_files(wc.study),
         runs=lambda wc: XIAO.run_files(wc.study),
+        plane_runs=lambda wc: XIAO.plane_run_files(wc.study),
     output:
         f"{RESULTS}/{{study}}/cube.nc",
     log:

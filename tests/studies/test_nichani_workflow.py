@@ -54,7 +54,17 @@ def test_cube_figures_table_claims(nichani_run, tiny):
         img = mpimg.imread(nichani_run / "figures" / f"{fig}.png")
         assert img.shape[0] > 100 and img.std() > 0.01
     table = pd.read_csv(nichani_run / "critical_depths.csv")
-    assert table["panel"].tolist()[1:] == ["cntk_gap_fix", "cntk_vanilla", "fc_ntk"]
+    assert table["panel"].tolist()[1:] == ["cntk_gap_fix", "cntk_vanilla", "fc_ntk",
+                                           "resnet, width 2, kernel 3"]
+    # the ResNet smoke run: one ResNet-10 of width 2, 2 epochs, through the shared trainer
+    rn = cube.sel(rn_blocks="1-1-1-1", rn_width=2, rn_kernel=3, rn_seed=0)
+    assert int(cube.rn_depth.sel(rn_blocks="1-1-1-1")) == 10
+    assert str(rn.rn_status.values) in {"converged", "max_epochs"} and int(rn.rn_epochs) <= 2
+    assert np.isfinite(float(rn.rn_test_loss_final)) and 0 < float(rn.rn_n_params)
+    # Yang's MSE (mean over the 3 classes) run as the trainer's sum: lr / 3, weight decay x 3
+    assert float(rn.rn_lr_used) == pytest.approx(0.1 / 3)
+    assert float(rn.rn_weight_decay_used) == pytest.approx(5e-4 * 3)
+    assert not (nichani_run / "checkpoints" / "rn_1-1-1-1_w2_k3_s0_s0.pt").exists()
     rows = read_claims(nichani_run / "claims.csv")
     assert {"cntk_u_shape", "fully_conv_past_interpolation", "toy_accuracy",
             "min_norm_solution", "operator_norm", "stable_rank_falls"} <= set(rows["kind"])
@@ -80,6 +90,11 @@ def test_config_checks(tiny):
         r"studies\.nichani\.figures\.fig7\.task")
     bad(lambda s: s["kernels"]["variants"][1].update(readout="pool"),
         r"studies\.nichani\.kernels")
+    bad(lambda s: s["linear"].append({"name": "ae", "task": "conv_ae", "depths": [1, 2],
+                                      "seeds": [0], "images": "cifar10"}),
+        r"studies\.nichani\.data\.cifar_dir")
+    bad(lambda s: s["figures"]["fig1b"].update(metric="loss"),
+        r"studies\.nichani\.figures\.fig1b")
 
 
 def _kernel_cube(losses, accs):

@@ -83,3 +83,39 @@ def test_downsample_is_area_interpolation():
     np.testing.assert_allclose(downsample(x, 16), ref.numpy(), rtol=0, atol=1e-12)
     with pytest.raises(ValueError, match="whole blocks"):
         downsample(x, 12)
+
+
+def test_yang_normalisation_and_cifar_autoencoder_images(tmp_path):
+    """Yang's fixed constants for the ResNet data; Fig. 8's conv AE on CIFAR-10 images
+    (a seeded choice of training images / 255, downsampled), through the study's task
+    table, which hands the study's cifar_dir to the linear job."""
+    from depthlab.studies.nichani.data import (
+        YANG_MEAN,
+        YANG_STD,
+        ae_images,
+        classification_data,
+    )
+    from depthlab.studies.nichani.grid import linear_tasks
+    from depthlab.studies.nichani.runs import linear_inputs
+
+    written = _write_binary(tmp_path, n=10)
+    spec = {"source": "cifar10", "cifar_dir": str(tmp_path), "cifar_format": "binary",
+            "classes": list(range(10)), "n_train_per_class": 5, "n_test_per_class": 1,
+            "seed": 0, "image_size": 32, "normalize": "yang"}
+    d = classification_data(spec)
+    raw = read_cifar10(tmp_path, "binary")
+    first = raw["x_train"][raw["y_train"] == 0]
+    hit = [np.allclose(d["x_train"][0], (f / 255.0 - np.reshape(YANG_MEAN, (3, 1, 1)))
+                       / np.reshape(YANG_STD, (3, 1, 1))) for f in first]
+    assert any(hit)
+    x = ae_images("cifar10", 3, seed=2, cifar_dir=str(tmp_path), cifar_format="binary",
+                  size=16)
+    assert x.shape == (3, 3, 16, 16) and 0 <= x.min() and x.max() <= 1
+    pool = downsample(raw["x_train"], 16) / 255.0
+    assert all(any(np.array_equal(img, p) for p in pool) for img in x)
+    study = {"data": spec, "linear": [{"name": "ae", "task": "conv_ae", "images": "cifar10",
+                                       "n_images": 2, "data_seed": 1, "image_size": 8}]}
+    task = linear_tasks(study)["ae"]
+    assert task["cifar_dir"] == str(tmp_path)
+    assert linear_inputs(task)["x_train"].shape == (2, 3, 8, 8)
+    assert written  # the batches this test wrote are the ones read

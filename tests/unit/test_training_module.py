@@ -37,6 +37,18 @@ def test_separable_problem_converges_with_all_selections(data, one_thread):
     assert h["train_acc"][out["epoch_best_train_lowest_loss"] - 1] == max(h["train_acc"])
 
 
+def test_fixed_schedule_runs_every_epoch_and_reports_interpolation(data, one_thread):
+    """stop_at_interpolation=False trains the whole schedule; the first epochs match the
+    stopping run bitwise and the status still says whether the net interpolates."""
+    kw = dict(lr=0.1, momentum=0.9, batch_size=16, max_epochs=50, seed=3)
+    stopping = train_module(_net(), *data, ModuleTrainConfig(**kw))
+    fixed = train_module(_net(), *data, ModuleTrainConfig(**kw, stop_at_interpolation=False))
+    n = stopping["epochs"]
+    assert fixed["epochs"] == 50 and fixed["status"] == "converged"
+    assert fixed["history"]["train_loss"][:n] == stopping["history"]["train_loss"]
+    assert fixed["train_loss"] < stopping["train_loss"]
+
+
 def test_divergence_is_recorded_not_raised(data, one_thread):
     cfg = ModuleTrainConfig(lr=1e5, loss="mse", batch_size=16, max_epochs=20)
     out = train_module(_net(), *data, cfg)

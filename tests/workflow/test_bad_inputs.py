@@ -128,11 +128,13 @@ def test_valid_configs_still_validate(name, tmp_path, monkeypatch):
     cfg = dlc.load_yaml_strict(REPO / name)
     warnings = dlc.check_config(copy.deepcopy(cfg), missing_data="warn")
     mnist = [d for d, spec in cfg["datasets"].items() if spec["generator"] == "mnist_parity"]
-    # inputs the study plug-ins read themselves (a Lee study's MNIST, CIFAR-10 directories)
+    # inputs the study plug-ins read themselves (a Lee study's MNIST, CIFAR-10, ImageNet32)
+    sources = {"mnist_dir": "mnist", "cifar_dir": "cifar10", "imagenet32_dir": "imagenet32"}
     own = [f"studies.{s}.data.{key}" for s, study in cfg["studies"].items()
-           for key, source in (("mnist_dir", "mnist"), ("cifar_dir", "cifar10"))
+           for key, source in sources.items()
            if study.get("data", {}).get("source") == source]
-    assert sorted(w.split(":")[0] for w in warnings if "mnist_dir" in w or "cifar_dir" in w) == (
+    about_inputs = [w for w in warnings if any(key in w for key in sources)]
+    assert sorted(w.split(":")[0] for w in about_inputs) == (
         sorted([f"datasets.{d}.mnist_dir" for d in mnist] + own))
     if mnist:  # a real run without the MNIST files stops before any job, naming the key
         with pytest.raises(dlc.ConfigError, match=f"datasets.{mnist[0]}.mnist_dir"):
@@ -140,7 +142,7 @@ def test_valid_configs_still_validate(name, tmp_path, monkeypatch):
     if name == "tests/slurm/tiny.yaml":  # depths 0 and 2, default summary depths 1 and 7
         assert any(w.startswith("studies.tiny.summary") for w in warnings)
     else:
-        assert [w for w in warnings if "mnist_dir" not in w and "cifar_dir" not in w] == []
+        assert [w for w in warnings if w not in about_inputs] == []
 
 
 def test_strict_yaml_loader(tmp_path):

@@ -6,9 +6,12 @@ Every epoch is a fresh seeded permutation of the training set in batches of ``ba
 (the last batch may be smaller); after each epoch the full training and test loss and
 accuracy are recorded.  The run stops when training accuracy reaches 100 % (``converged``),
 when the loss becomes non-finite or exceeds ``divergence_loss`` (``diverged``), or at
-``max_epochs``.  Test accuracy is reported under three selection rules, since the rule
-alone can move a depth effect: at the epoch of best training accuracy (first such epoch),
-at the final epoch, and at best training accuracy with the lowest training loss among ties.
+``max_epochs``.  With ``stop_at_interpolation=False`` (a fixed schedule, as in recipes that
+train a set number of epochs) it runs to ``max_epochs`` unless it diverges; its status is then
+``converged`` if the last epoch interpolates and ``max_epochs`` otherwise.  Test accuracy is
+reported under three selection rules, since the rule alone can move a depth effect: at the
+epoch of best training accuracy (first such epoch), at the final epoch, and at best training
+accuracy with the lowest training loss among ties.
 
 Checkpoints (``checkpoint_path``, every ``checkpoint_every`` epochs) hold the model,
 optimizer, scheduler, generator and history, written atomically; a rerun with the same
@@ -50,6 +53,7 @@ class ModuleTrainConfig:
     lr_decay: float = 0.1
     divergence_loss: float = 1e6
     seed: int = 0
+    stop_at_interpolation: bool = True  # False: train the whole schedule (max_epochs)
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
@@ -146,7 +150,7 @@ def train_module(model: nn.Module, x_train, y_train, x_test, y_test, cfg: Module
                   f"test acc {te_acc:.4f}")
         if not math.isfinite(tr_loss) or tr_loss > cfg.divergence_loss:
             status = DIVERGED
-        elif tr_acc == 1.0:
+        elif tr_acc == 1.0 and cfg.stop_at_interpolation:
             status = CONVERGED
         if ckpt is not None and checkpoint_every > 0 and epoch % checkpoint_every == 0:
             with atomic_output(ckpt) as tmp:
@@ -159,7 +163,9 @@ def train_module(model: nn.Module, x_train, y_train, x_test, y_test, cfg: Module
             raise TrainingInterrupted(f"stopped after epoch {epoch} (testing hook)")
     if ckpt is not None and ckpt.exists():
         ckpt.unlink()
-    return {"status": status or MAX_EPOCHS, "epochs": epoch, "history": history,
+    if status is None:
+        status = CONVERGED if history["train_acc"][-1] == 1.0 else MAX_EPOCHS
+    return {"status": status, "epochs": epoch, "history": history,
             "train_loss": history["train_loss"][-1], "train_acc": history["train_acc"][-1],
             "test_loss": history["test_loss"][-1], "test_acc": history["test_acc"][-1],
             **_selections(history)}

@@ -11,7 +11,8 @@ log = setup_logging(snakemake.log[0])
 study = dict(snakemake.params.study)
 arrays, attrs = read_arrays(snakemake.input.data)
 data = {**arrays, "n_classes": int(attrs["n_classes"])}
-res = kernel_job(data, study, jitter=float(snakemake.params.jitter))
+res = kernel_job(data, study, jitter=float(snakemake.params.jitter), gram=snakemake.input.gram,
+                 block_size=int(snakemake.params.block_size))
 write_arrays(snakemake.output[0], {"krr_test_pred": res.pop("krr_test_pred")}, res,
          {"deep_narrow": study["deep_narrow"], "data": study["data"],
           "stability_subset": study["training"]["stability_subset"]})

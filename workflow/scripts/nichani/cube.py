@@ -11,6 +11,7 @@ log = setup_logging(snakemake.log[0])
 cube = build_nichani_cube(snakemake.wildcards.study, dict(snakemake.params.study),
                           data=snakemake.input.data, runs=list(snakemake.input.runs),
                           kernels=list(snakemake.input.kernels),
-                          linear=list(snakemake.input.linear))
+                          linear=list(snakemake.input.linear),
+                          resnets=list(snakemake.input.resnets))
 log.info("cube:\n%s", cube)
 write_cube(cube, snakemake.output[0])

@@ -12,6 +12,7 @@ from depthlab.studies.xiao.cube import build_cube, source_of  # noqa: E402
 log = setup_logging(snakemake.log[0])
 study = dict(snakemake.params.study)
 cube = build_cube(snakemake.wildcards.study, study, list(snakemake.input.sweeps),
-                  list(snakemake.input.runs), source_of(study))
+                  list(snakemake.input.runs), source_of(study),
+                  plane_runs=list(snakemake.input.plane_runs))
 log.info("cube:\n%s", cube)
 write_cube(cube, snakemake.output[0])

@@ -4,14 +4,18 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))
-import torch  # noqa: E402, F401  (so limit_threads sets torch's threads too)
 from _common import limit_threads, setup_logging  # noqa: E402
+
+sweep = dict(snakemake.params.sweep)
+if sweep["arch"] != "fc":
+    # the conv kernels run in torch (imported first so limit_threads sets its threads too);
+    # FC sweeps are numpy only and skip the ~2 s torch import
+    import torch  # noqa: E402, F401
 
 from depthlab.studies.xiao.jobs import write_sweep  # noqa: E402
 
 log = setup_logging(snakemake.log[0])
 limit_threads(snakemake.threads)
-sweep = dict(snakemake.params.sweep)
 log.info("sweep %s", sweep)
 write_sweep(dict(snakemake.params.study), sweep, snakemake.input.data, snakemake.output[0],
             snakemake.threads)

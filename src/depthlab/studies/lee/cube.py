@@ -1,7 +1,8 @@
-"""The Lee study cube: every trained net (dim ``run``, with its grid coordinates as
-coordinates of that dim) and its per-epoch history (``epoch``), the limit-kernel regression
-(``test_point``), the toy regression (``toy_depth, toy_seed, gamma``; accumulation over
-``layer``) and the init-kernel spread (``spread_depth, spread_seed, pair``)."""
+"""The Lee study cube: every trained net (dim ``run``, with its grid coordinates, ``arch``
+(mlp / cnn) and ``pool`` as coordinates of that dim) and its per-epoch history (``epoch``),
+the limit-kernel regression (``test_point``), the toy regression (``toy_depth, toy_seed,
+gamma``; accumulation over ``layer``) and the init-kernel spread (``spread_depth,
+spread_seed, pair``)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ def _runs(files: list[str], n_test: int) -> xr.Dataset:
         for i in range(len(arrays["seed"])):
             rows.append({
                 "job": str(attrs["job"]), "grid": int(attrs["grid"]), "init": str(attrs["init"]),
+                "arch": str(attrs.get("arch", "mlp")), "pool": int(attrs.get("pool", 1)),
                 "depth": int(attrs["depth"]), "width": int(attrs["width"]),
                 "C_L": float(attrs["C_L"]), "lr_label": str(arrays["lr_label"][i]),
                 "seed": int(arrays["seed"][i]), "status": str(arrays["status"][i]),
@@ -45,7 +47,8 @@ def _runs(files: list[str], n_test: int) -> xr.Dataset:
             hist[k][i, : len(h[k])] = h[k]
         pred[i] = h["test_pred"]
     coords = {k: ("run", [r[k] for r in rows]) for k in
-              ("job", "grid", "init", "depth", "width", "C_L", "lr_label", "seed")}
+              ("job", "grid", "init", "arch", "pool", "depth", "width", "C_L", "lr_label",
+               "seed")}
     coords["epoch"] = np.arange(1, n_epoch + 1)
     data = {k: ("run", [r[k] for r in rows]) for k in
             ("status", "test_acc_final", "train_acc_final", "wall_time_s", "device",

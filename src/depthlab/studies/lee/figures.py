@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 from typing import Any
 
 import numpy as np
@@ -64,9 +66,23 @@ def plot_toy_ntk(cube: xr.Dataset, figure: dict[str, Any]):
                   f"max|Theta_T - Theta_0| / max|Theta_0|: {change}.")
 
 
+def _arch_note(runs: xr.Dataset, arch: str, depth: int, figure: dict[str, Any]) -> str:
+    width = int(runs.width.max())
+    if arch == "mlp":
+        return f"MLP, D = {depth} hidden layers, width {width}"
+    pool = int(runs.pool.max())
+    paper = figure.get("paper_depth")
+    extra = (f" (laptop depth; the paper's Fig. 4.2(b): D = {int(paper)})"
+             if paper and int(paper) != depth else "")
+    return (f"CNN: {pool}x{pool} average pool, D = {depth} hidden 3x3 convs{extra}, {width} "
+            "channels, global average pool")
+
+
 def plot_train_curves(cube: xr.Dataset, figure: dict[str, Any]):
-    depth = figure.get("depth", int(cube.depth.max()))
-    runs = cube.where(cube.depth == depth, drop=True)
+    arch = figure.get("arch", "mlp")
+    of_arch = cube.where(cube.arch == arch, drop=True)
+    depth = figure.get("depth", int(of_arch.depth.max()))
+    runs = of_arch.where(of_arch.depth == depth, drop=True)
     fig, (ax_l, ax_a) = panels(2)
     epoch = cube.epoch.values
     styles = {"deep_narrow": "-", "torch_default": "--", "he_uniform": ":"}
@@ -90,17 +106,35 @@ def plot_train_curves(cube: xr.Dataset, figure: dict[str, Any]):
     ax_l.axhline(float(cube.best_constant_mse), color="0.6", lw=0.8,
                  label="best constant predictor")
     ax_a.axhline(float(cube.majority_rate), color="0.6", lw=0.8, label="majority class")
-    ax_a.axhline(float(cube.krr_test_acc), color="tab:red", lw=0.8,
-                 label="Theta~inf kernel regression")
+    if arch == "mlp":
+        ax_a.axhline(float(cube.krr_test_acc), color="tab:red", lw=0.8,
+                     label="Theta~inf kernel regression")
     ax_a.set_xlabel("epoch")
     ax_a.set_ylabel("test accuracy")
     ax_a.set_ylim(0, 1)
     status = ", ".join(f"{i} lr {lr}: {st}" for i, lr, st in
                        zip(runs.init.values, runs.lr_label.values, runs.status.values,
                            strict=True))
+    dn = runs.where(runs.init == "deep_narrow", drop=True)
+    taus = ""
+    if dn.sizes.get("run", 0):
+        taus = (f" Deep-narrow kernel time per step tau = "
+                f"{', '.join(f'{float(t):.3g}' for t in dn.tau.values)}")
+        try:
+            batch = json.loads(cube.attrs["study_json"])["training"]["batch_size"]
+            steps = math.ceil(int(cube.attrs["n_train"]) / int(batch)) * int(dn.epochs.max())
+            taus += f", total kernel time tau x {steps} steps = {float(dn.tau.max()) * steps:.3g}"
+        except (KeyError, TypeError, ValueError):
+            pass
+        taus += "."
     return finish(fig, [ax_l, ax_a], figure,
-                  _note(cube, f"D = {depth} hidden layers, width {int(runs.width.max())}; "
-                        f"lr 'sfF' = F x the linear-stability bound. Status: {status}."))
+                  _note(cube, f"{_arch_note(runs, arch, depth, figure)}; "
+                        f"lr 'sfF' = F x the linear-stability bound. Status: {status}.{taus}"))
+
+
+def plot_cnn_train_curves(cube: xr.Dataset, figure: dict[str, Any]):
+    """Fig. 4.2(b): the deep-narrow CNN vs the baselines at every lr of the grid."""
+    return plot_train_curves(cube, {**figure, "arch": "cnn"})
 
 
 def plt_color(j: int) -> str:
@@ -155,6 +189,7 @@ PLOTS = {
     "lee_toy_fit": plot_toy_fit,
     "lee_toy_ntk": plot_toy_ntk,
     "lee_train_curves": plot_train_curves,
+    "lee_cnn_train_curves": plot_cnn_train_curves,
     "lee_accumulation": plot_accumulation,
     "lee_spread": plot_spread,
 }

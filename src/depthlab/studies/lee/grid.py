@@ -1,8 +1,11 @@
 """The Lee study's runs and jobs, and its config checks (free of torch).
 
-A grid is init x depth x lr x seed at one C_L, trained for ``epochs`` epochs; a learning
-rate is a number or ``{stable_fraction: f}`` (f times the linear-stability bound
-eta* = K / (D C_L^2 lambda_max(Theta~^inf(X, X) / N)), deep_narrow only).  With
+A grid is init x depth x lr x seed at one C_L and one architecture (``arch``: the deep
+narrow MLP, width d + K + 1, or the deep narrow CNN of Fig. 3.2, ``c + K + 1`` channels after
+an optional ``pool x pool`` average pool), trained for ``epochs`` epochs; a learning rate is
+a number or ``{stable_fraction: f}`` (f times the linear-stability bound
+eta* = K / (D C_L^2 lambda_max(Theta~^inf(X, X) / N)), deep_narrow MLPs only: the CNN's
+limit kernel is not implemented).  With
 ``training.pack`` every grid cell (grid, init, depth) is one job training all its lr x seed
 members packed; otherwise each member is its own job.
 """
@@ -68,9 +71,33 @@ def input_dim(study: dict[str, Any]) -> int:
     return DIGITS_PIXELS if study["data"]["source"] == "digits" else MNIST_PIXELS
 
 
+def image_side(study: dict[str, Any]) -> int:
+    """Side of the (one-channel, square) images: 8 (digits) or 28 (MNIST)."""
+    return int(round(input_dim(study) ** 0.5))
+
+
+def arch(grid: dict[str, Any]) -> str:
+    return str(grid.get("arch", "mlp"))
+
+
+def n_outputs(study: dict[str, Any]) -> int:
+    """Network outputs: K one-hot classes, or 1 with ``scalar_target`` (Table 4.1's binary
+    task: targets 0 / 1, accuracy = round(f) == label)."""
+    return 1 if study["data"].get("scalar_target") else n_classes(study)
+
+
 def width(study: dict[str, Any], grid: dict[str, Any]) -> int:
-    """Every net of the study has the deep-narrow width d + K + 1 unless the grid says."""
+    """Every net of the study has the deep-narrow width d + K + 1 (MLP) or c + K + 1
+    channels (CNN, c = 1) unless the grid says."""
+    if arch(grid) == "cnn":
+        return int(grid.get("width") or 1 + n_outputs(study) + 1)
     return int(grid.get("width") or input_dim(study) + n_classes(study) + 1)
+
+
+def rho_beta(study: dict[str, Any], grid: dict[str, Any]) -> tuple[float, float]:
+    """The deep-narrow rho, beta of a grid (a CNN grid may override the study's)."""
+    dn = study["deep_narrow"]
+    return float(grid.get("rho", dn["rho"])), float(grid.get("beta", dn["beta"]))
 
 
 def uses_stable_fraction(study: dict[str, Any]) -> bool:
@@ -90,8 +117,21 @@ def check(key: str, study: dict[str, Any], config: dict[str, Any]) -> None:
     if data["source"] == "digits" and data["n_train"] + data["n_test"] > 1797:
         raise ConfigError(f"{key}.data: n_train + n_test exceeds the 1797 digits images")
     d, k = input_dim(study), n_classes(study)
+    scalar = bool(data.get("scalar_target"))
+    if scalar and (classes is None or len(classes) != 2):
+        raise ConfigError(f"{key}.data.scalar_target: needs exactly two classes (targets 0 / 1)")
     for g, grid in enumerate(study["grids"]):
         gk = f"{key}.grids[{g}]"
+        if arch(grid) == "cnn":
+            _check_cnn(gk, study, grid)
+            continue
+        if scalar:
+            raise ConfigError(f"{gk}.arch: scalar_target (one output) is implemented for "
+                              "the CNN only")
+        for opt in ("pool", "rho", "beta"):
+            if opt in grid:
+                raise ConfigError(f"{gk}.{opt}: a CNN option (the MLP uses the study's "
+                                  "deep_narrow block)")
         if "deep_narrow" in grid["init"] and grid.get("width") not in (None, d + k + 1):
             raise ConfigError(f"{gk}.width: deep_narrow fixes the width to d + K + 1 = "
                               f"{d + k + 1} (d = {d} inputs, K = {k} classes)")
@@ -101,6 +141,7 @@ def check(key: str, study: dict[str, Any], config: dict[str, Any]) -> None:
                                   "scaled NTK; give the baselines literal learning rates")
         if study["training"]["eval_every"] > grid["epochs"]:
             raise ConfigError(f"{gk}.epochs: shorter than training.eval_every")
+    _check_figures(key, study)
     toy = study.get("toy")
     if toy:
         for a in toy["accumulation_gammas"]:
@@ -110,6 +151,36 @@ def check(key: str, study: dict[str, Any], config: dict[str, Any]) -> None:
     if table:
         names = {job_name(m, bool(study["training"]["pack"])) for m in members(study)}
         for r, row in enumerate(table):
+            if row.get("grid") is None:
+                if not row.get("note"):
+                    raise ConfigError(f"{key}.table41[{r}].note: a row without a grid needs "
+                                      "a note saying where it is run")
+                continue
             if not any(m.grid == row["grid"] for m in members(study)):
                 raise ConfigError(f"{key}.table41[{r}].grid: no grid {row['grid']} "
                                   f"(jobs: {sorted(names)})")
+
+
+def _check_cnn(gk: str, study: dict[str, Any], grid: dict[str, Any]) -> None:
+    channels = 1 + n_outputs(study) + 1
+    if "deep_narrow" in grid["init"] and grid.get("width") not in (None, channels):
+        raise ConfigError(f"{gk}.width: the deep_narrow CNN fixes the channels to c + K + 1 = "
+                          f"{channels}")
+    side, pool = image_side(study), int(grid.get("pool", 1))
+    if side % pool:
+        raise ConfigError(f"{gk}.pool: {pool} does not divide the image side {side}")
+    for lr in grid["lr"]:
+        if isinstance(lr, dict):
+            raise ConfigError(f"{gk}.lr: stable_fraction needs the CNN's limit kernel, which "
+                              "is not implemented; give literal learning rates")
+    if study["training"]["eval_every"] > grid["epochs"]:
+        raise ConfigError(f"{gk}.epochs: shorter than training.eval_every")
+
+
+def _check_figures(key: str, study: dict[str, Any]) -> None:
+    archs = {arch(g) for g in study["grids"]}
+    for name, fig in study["figures"].items():
+        want = "cnn" if fig["plot"] == "lee_cnn_train_curves" else (
+            fig.get("arch", "mlp") if fig["plot"] == "lee_train_curves" else None)
+        if want is not None and want not in archs:
+            raise ConfigError(f"{key}.figures.{name}: no {want} grid to draw")

@@ -42,5 +42,28 @@ class LeeInputs:
             inputs["kernel"] = f"{base}/kernel.h5"
         return inputs
 
+    def train_runtime(self, wildcards) -> int:
+        """Minutes per attempt: one Slurm slot (24 h) for checkpointed (paper-scale) jobs,
+        which resume from their checkpoint on the next attempt; 2 h otherwise."""
+        return 1440 if self.studies[wildcards.study]["training"]["checkpoint_every"] else 120
+
+    def train_mem_mb(self, wildcards) -> int:
+        """Host memory of one job: 4 GB, or the net's parameters (x 3: weights, grads,
+        checkpoint copy) plus the saved activations of a batch, whichever is larger."""
+        study = self.studies[wildcards.study]
+        first = self.jobs[wildcards.study][wildcards.job][0]
+        g = study["grids"][first.grid]
+        depth, width = first.depth, grid.width(study, g)
+        tr = study["training"]
+        size = 8 if tr["dtype"] == "float64" else 4
+        if grid.arch(g) == "cnn":
+            side = grid.image_side(study) // int(g.get("pool", 1))
+            params = depth * width * width * 10
+            acts = 2 * tr["batch_size"] * width * side * side * depth
+        else:
+            params = depth * width * (width + 1)
+            acts = 2 * tr["batch_size"] * width * depth
+        return max(4000, int((3 * params + acts) * size / 1e6 * 1.2) + 2000)
+
     def checkpoint(self, wildcards) -> str:
         return f"{self.results}/{wildcards.study}/checkpoints/{wildcards.job}.pt"

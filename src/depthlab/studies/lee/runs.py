@@ -5,7 +5,10 @@
                  predicted classes), float64.
 ``train_job``    packed SGD (:func:`depthlab.training.packed_sgd.train_members`, MSE on one-hot
                  targets) of one job's members with per-epoch train loss / accuracy, test
-                 accuracy every ``eval_every`` epochs, tau, tau * lambda_max and the status.
+                 accuracy every ``eval_every`` epochs, tau, tau * lambda_max and the status;
+                 CNN grids (``arch: cnn``) train each member with the plain module trainer
+                 (:func:`depthlab.training.module.train_module`, per-member checkpoints,
+                 bitwise resume) and record test accuracy every epoch.
 ``toy_job``      Fig. 4.1 / 5.1 at one depth: full-batch GD of the deep-narrow toy MLP in
                  float64, kernel rows at t = 0 and t = T, predictions, loss curve, and the
                  per-layer accumulation of the output.
@@ -35,26 +38,54 @@ __all__ = ["kernel_job", "toy_inputs", "toy_job", "spread_job", "train_job"]
 
 # --------------------------------------------------------------------------- kernel
 
-def kernel_job(data: dict[str, Any], study: dict[str, Any], jitter: float = 1e-10) -> dict:
-    from depthlab.kernels.regression import kernel_regression_fit, one_hot
+def kernel_job(data: dict[str, Any], study: dict[str, Any], jitter: float = 1e-10,
+               gram: str | None = None, block_size: int = 2048) -> dict:
+    """lambda_max and the ridgeless regression of Theta~^inf.  With ``gram`` (the study's
+    blocked Gram file, :func:`depthlab.studies.lee.gram.write_limit_gram`) the Grams are
+    read from it -- the stability subset as its leading block (nested prefix), test x train
+    in row blocks -- so memory is one N x N copy; without, they are computed in memory."""
+    from depthlab.kernels.regression import kernel_regression_fit, one_hot, predict_streamed
 
     dn = study["deep_narrow"]
     k_out = int(data["n_classes"])
     xtr, xte = data["x_train"], data["x_test"]
-    sub = xtr[: study["training"]["stability_subset"]]
-    lam_inf = stability_lambda(limit_kernel(sub, n_out=k_out, rho=dn["rho"], beta=dn["beta"]))
+    n_sub = min(int(study["training"]["stability_subset"]), len(xtr))
+    kw = {"n_out": k_out, "rho": dn["rho"], "beta": dn["beta"]}
     t0 = time.perf_counter()
-    k_tt = limit_kernel(xtr, n_out=k_out, rho=dn["rho"], beta=dn["beta"])
+    if gram is None:
+        lam_inf = stability_lambda(limit_kernel(xtr[:n_sub], **kw))
+        k_tt = limit_kernel(xtr, **kw)
+        blocks = [limit_kernel(xte, xtr, **kw)]
+    else:
+        import h5py
+
+        from depthlab.kernels.gram import read_gram
+        from depthlab.provenance import content_hash
+
+        with h5py.File(gram, "r") as f:
+            stored = str(f.attrs["content_hash"])
+            stored_kw = {k: f.attrs[k] for k in ("n_out", "rho", "beta")}
+        want = content_hash({"x_train": np.ascontiguousarray(xtr, dtype=np.float64),
+                             "x_test": np.ascontiguousarray(xte, dtype=np.float64)})
+        if stored != want or any(float(stored_kw[k]) != float(v) for k, v in kw.items()):
+            raise ValueError(f"{gram}: made from other inputs or kernel parameters; delete it "
+                             "and rerun lee_gram")
+        sub, _ = read_gram(gram, "ntk", n_sub, block_size)
+        lam_inf = stability_lambda(sub)
+        del sub
+        k_tt, blocks = read_gram(gram, "ntk", None, block_size)
     fit = kernel_regression_fit(k_tt, one_hot(data["y_train"], k_out), jitter, overwrite_k=True)
-    pred = limit_kernel(xte, xtr, n_out=k_out, rho=dn["rho"], beta=dn["beta"]) @ fit.alpha
+    del k_tt
+    pred = predict_streamed(blocks, fit.alpha)
     classes = pred.argmax(1)
     return {
         "lambda_max_inf": lam_inf,
-        "n_stability": len(sub),
+        "n_stability": n_sub,
         "krr_test_acc": float(np.mean(classes == data["y_test"])),
         "krr_test_pred": classes.astype(np.int64),
         "krr_jitter": fit.jitter_used,
         "krr_seconds": time.perf_counter() - t0,
+        "gram_file": gram or "",
     }
 
 
@@ -80,6 +111,8 @@ def train_job(data: dict[str, Any], study: dict[str, Any], members: list[dict[st
     tr = study["training"]
     first = members[0]
     g = study["grids"][first["grid"]]
+    if lee_grid.arch(g) == "cnn":
+        return train_cnn_job(data, study, members, checkpoint=checkpoint, log=log)
     init, depth = first["init"], int(first["depth"])
     k_out = int(data["n_classes"])
     width = lee_grid.width(study, g)
@@ -148,10 +181,129 @@ def train_job(data: dict[str, Any], study: dict[str, Any], members: list[dict[st
         "tau_lambda_max": tau * lam_init,
         "test_pred": final_test_pred,
         **hist,
-        "_attrs": {"init": init, "depth": depth, "width": width, "C_L": c_l,
+        "_attrs": {"init": init, "depth": depth, "width": width, "C_L": c_l, "arch": "mlp",
+                   "pool": 1, "rho": float(dn["rho"]), "beta": float(dn["beta"]),
                    "grid": int(first["grid"]), "n_params": int(results[0]["n_params"]),
                    "wall_time_s": float(results[0]["wall_time_s"]),
                    "device": str(results[0]["device"]), "dtype": tr["dtype"]},
+    }
+
+
+# --------------------------------------------------------------------------- CNN
+
+def _two_class(net):
+    """A one-output net f as the two columns (1 - f, f): the module trainer's MSE (sum over
+    outputs, mean over the batch) on one-hot 0 / 1 targets is then 2 (f - y)^2, and the
+    argmax is round(f) (Table 4.1's binary task)."""
+    import torch
+    from torch import nn
+
+    class TwoClass(nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            f = self.inner(x)
+            return torch.cat([1.0 - f, f], dim=1)
+
+    return TwoClass(net)
+
+
+def train_cnn_job(data: dict[str, Any], study: dict[str, Any], members: list[dict[str, Any]],
+                  checkpoint: str | None = None, log=None) -> dict:
+    """Train one CNN job's members one after another with the module trainer.
+
+    Loss convention: the paper's (and the MLP path's) torch MSE is the mean over batch and
+    outputs; the module trainer's is the sum over the K' outputs and the mean over the batch
+    (K' = K, or 2 for the scalar-target wrapper), so it runs at lr / K' and its losses are
+    divided by K': the updates and the recorded losses are the paper's.  Each member has its
+    own checkpoint (``<checkpoint stem>_m<i>.pt``; the job's path itself for one member).
+    """
+    import torch
+
+    from depthlab.models.deep_narrow_cnn import narrow_cnn
+    from depthlab.training.device import resolve_device
+    from depthlab.training.module import ModuleTrainConfig, train_module
+
+    tr = study["training"]
+    first = members[0]
+    g = study["grids"][first["grid"]]
+    init, depth = first["init"], int(first["depth"])
+    scalar = bool(study["data"].get("scalar_target"))
+    k_out = lee_grid.n_outputs(study)
+    k_eff = 2 if scalar else k_out
+    channels = lee_grid.width(study, g)
+    side, pool = lee_grid.image_side(study), int(g.get("pool", 1))
+    c_l = float(g["C_L"])
+    rho, beta = lee_grid.rho_beta(study, g)
+    init_params = {"C_L": c_l, "rho": rho, "beta": beta} if init == "deep_narrow" else None
+    dtype = torch.float64 if tr["dtype"] == "float64" else torch.float32
+    np_dtype = np.float64 if tr["dtype"] == "float64" else np.float32
+    xtr, xte = (np.ascontiguousarray(data[k], dtype=np_dtype) for k in ("x_train", "x_test"))
+    ytr, yte = data["y_train"], data["y_test"]
+    lrs = [resolve_lr(m["lr_spec"], init, depth, c_l, k_out, None) for m in members]
+    epochs = int(g["epochs"])
+    m_count = len(members)
+    hist = {k: np.full((m_count, epochs), np.nan) for k in ("train_loss", "train_acc",
+                                                             "test_acc")}
+    out = {k: [] for k in ("status", "epochs", "final_loss", "test_error", "train_error")}
+    test_pred = np.full((m_count, len(yte)), -1, dtype=np.int64)
+    device = resolve_device(tr["device"])
+    n_params, wall = 0, 0.0
+    for i, m in enumerate(members):
+        net = narrow_cnn((1, side, side), k_out, depth, init=init, init_params=init_params,
+                         channels=channels, pool=pool, seed=int(m["seed"]), dtype=dtype)
+        n_params = sum(p.numel() for p in net.parameters())
+        model = _two_class(net) if scalar else net
+        ckpt = checkpoint
+        if checkpoint is not None and m_count > 1:
+            stem = checkpoint[:-3] if checkpoint.endswith(".pt") else checkpoint
+            ckpt = f"{stem}_m{i}.pt"
+        cfg = ModuleTrainConfig(lr=lrs[i] / k_eff, optimizer="sgd", batch_size=tr["batch_size"],
+                                max_epochs=epochs, loss="mse",
+                                divergence_loss=tr["divergence_loss"], seed=int(m["seed"]))
+        t0 = time.perf_counter()
+        res = train_module(model, xtr, ytr, xte, yte, cfg, device=tr["device"],
+                           checkpoint_path=ckpt, checkpoint_every=tr["checkpoint_every"],
+                           log=log)
+        wall += time.perf_counter() - t0
+        h = res["history"]
+        n = len(h["train_loss"])
+        hist["train_loss"][i, :n] = np.asarray(h["train_loss"]) / k_eff
+        hist["train_acc"][i, :n] = h["train_acc"]
+        hist["test_acc"][i, :n] = h["test_acc"]
+        out["status"].append(res["status"])
+        out["epochs"].append(res["epochs"])
+        out["final_loss"].append(float(res["train_loss"]) / k_eff)
+        out["test_error"].append(1.0 - float(res["test_acc"]))
+        out["train_error"].append(1.0 - float(res["train_acc"]))
+        model.eval()
+        with torch.no_grad():
+            x = torch.as_tensor(xte, device=device)
+            for start in range(0, len(x), 1024):
+                pred = model(x[start:start + 1024]).argmax(-1)
+                test_pred[i, start:start + 1024] = pred.cpu().numpy()
+    tau = np.array([tau_of_lr(lr, depth, c_l, k_out) if init == "deep_narrow" else np.nan
+                    for lr in lrs])
+    return {
+        "seed": np.array([m["seed"] for m in members], dtype=np.int64),
+        "lr_label": np.array([m["lr_label"] for m in members], dtype=object),
+        "lr_used": np.array(lrs),
+        "status": np.array(out["status"], dtype=object),
+        "epochs": np.array(out["epochs"], dtype=np.int64),
+        "final_loss": np.array(out["final_loss"]),
+        "test_error": np.array(out["test_error"]),
+        "train_error": np.array(out["train_error"]),
+        "tau": tau,
+        "lambda_max_init": np.full(m_count, np.nan),  # the CNN kernel is not implemented
+        "tau_lambda_max": np.full(m_count, np.nan),
+        "test_pred": test_pred,
+        **hist,
+        "_attrs": {"init": init, "depth": depth, "width": channels, "C_L": c_l, "arch": "cnn",
+                   "pool": pool, "rho": rho, "beta": beta, "grid": int(first["grid"]),
+                   "n_params": int(n_params), "wall_time_s": wall, "device": str(device),
+                   "dtype": tr["dtype"], "scalar_target": int(scalar)},
     }
 
 

@@ -4,10 +4,13 @@ depth), d*_loss = argmin of the seed-mean test loss, each with a bootstrap inter
 (seeds resampled with replacement, ``bootstrap`` times, the ``level`` central interval of the
 resampled argmax / argmin), and d_int = the smallest depth where every seed interpolates
 (train accuracy 1).  Kernels are deterministic (no interval; d_int = smallest depth with
-train accuracy 1)."""
+train accuracy 1).  ResNets (Table 1 depths, per width and kernel size): d*_loss of the
+final-epoch test loss with its bootstrap interval (their grids are read from the cube's
+``study_json``)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -69,4 +72,39 @@ def critical_table(cube: xr.Dataset, study: dict[str, Any]) -> pd.DataFrame:
                          "d_star_loss_hi": np.nan, "best_test_loss": float(loss.min()),
                          "d_interpolation": interpolation_depth(r.k_train_acc.values[ok], depths),
                          "depths": " ".join(str(int(d)) for d in depths), "data_source": src})
+    if "rn_test_loss_final" in cube and "resnets" not in study:
+        study = {**study, "resnets": json.loads(cube.attrs.get("study_json", "{}"))
+                 .get("resnets")}
+    if "rn_test_loss_final" in cube and study.get("resnets"):
+        from depthlab.studies.nichani.paper_claims import resnet_depth_curve
+
+        widths = sorted({int(w) for g in study["resnets"]["grids"] if g.get("depths")
+                         for w in g["widths"]})
+        kernels = sorted({int(k) for g in study["resnets"]["grids"] if g.get("depths")
+                          for k in g["kernel_sizes"]})
+        for w in widths:
+            for k in kernels:
+                depths, loss = resnet_depth_curve(cube, study, w, k)
+                if len(depths) < 1 or not np.isfinite(loss).any(axis=1).all():
+                    continue
+                _, acc = resnet_depth_curve(cube, study, w, k, "rn_test_acc_final")
+                _, train = resnet_depth_curve(cube, study, w, k, "rn_train_acc_final")
+                m_loss, m_acc = np.nanmean(loss, 1), np.nanmean(acc, 1)
+                lo_a, hi_a = _boot(acc, depths, np.nanargmax, cfg["bootstrap"], cfg["level"],
+                                   rng)
+                lo_l, hi_l = _boot(loss, depths, np.nanargmin, cfg["bootstrap"], cfg["level"],
+                                   rng)
+                rows.append({"panel": f"resnet, width {w}, kernel {k}",
+                             "what": "trained ResNets (final epoch, Table 1 depths)",
+                             "n_seeds": loss.shape[1],
+                             "d_star_acc": int(depths[np.nanargmax(m_acc)]),
+                             "d_star_acc_lo": lo_a, "d_star_acc_hi": hi_a,
+                             "best_test_acc": float(np.nanmax(m_acc)),
+                             "d_star_loss": int(depths[np.nanargmin(m_loss)]),
+                             "d_star_loss_lo": lo_l, "d_star_loss_hi": hi_l,
+                             "best_test_loss": float(np.nanmin(m_loss)),
+                             "d_interpolation": interpolation_depth(
+                                 np.nan_to_num(train, nan=0.0), depths),
+                             "depths": " ".join(str(int(d)) for d in depths),
+                             "data_source": src})
     return pd.DataFrame(rows, columns=list(COLUMNS))

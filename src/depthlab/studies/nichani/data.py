@@ -11,8 +11,11 @@
                          the upper-left 3x3 quadrant (Fig. 19).  Test: ``n_test / 2`` red and
                          ``n_test / 2`` blue pixels at seeded random positions of the
                          lower-right 3x3 quadrant.
-``ae_images``            autoencoder inputs: ``n`` digits images (8x8, 1 channel) or
-                         ``n`` seeded Gaussian vectors of length ``dim`` (Toeplitz nets).
+``ae_images``            autoencoder inputs: ``n`` digits images (8x8, 1 channel), ``n``
+                         CIFAR-10 training images (the paper's Fig. 8), or ``n`` seeded
+                         Gaussian vectors of length ``dim`` (Toeplitz nets).
+ImageNet32 (``source: imagenet32``) is read like CIFAR through the restricted unpickler
+(:mod:`depthlab.data.imagenet32`); its classes are the stored 1-based labels.
 """
 
 from __future__ import annotations
@@ -29,7 +32,11 @@ __all__ = ["SOURCES", "ae_images", "classification_data", "data_source", "pixel_
 SOURCES = {
     "digits": "scikit-learn digits (8x8, 1 channel) instead of CIFAR-10",
     "cifar10": "CIFAR-10 (local files)",
+    "imagenet32": "ImageNet32 (local pickled batches; val_data as the test set)",
 }
+# Yang et al.'s CIFAR-10 normalisation (their ResNet recipe), pixels in [0, 1]
+YANG_MEAN = (0.4914, 0.4822, 0.4465)
+YANG_STD = (0.2023, 0.1994, 0.2010)
 RED, BLUE = 0, 2  # RGB channel of the toy's pixel
 
 
@@ -56,7 +63,12 @@ def classification_data(spec: Mapping[str, Any]) -> dict[str, Any]:
         mask[first] = True
         xtr, ytr, xte, yte = xs[mask], ys[mask], xs[~mask], ys[~mask]
     else:
-        raw = read_cifar10(spec["cifar_dir"], spec["cifar_format"])
+        if spec["source"] == "imagenet32":
+            from depthlab.data.imagenet32 import read_imagenet32
+
+            raw = read_imagenet32(spec["imagenet32_dir"], classes)
+        else:
+            raw = read_cifar10(spec["cifar_dir"], spec["cifar_format"])
         xtr, ytr = class_subset(raw["x_train"], raw["y_train"], classes,
                                 spec["n_train_per_class"], seed)
         xte, yte = class_subset(raw["x_test"], raw["y_test"], classes,
@@ -64,8 +76,12 @@ def classification_data(spec: Mapping[str, Any]) -> dict[str, Any]:
         size = int(spec["image_size"])
         xtr, xte = downsample(xtr, size), downsample(xte, size)
         xtr, xte = xtr / 255.0, xte / 255.0
-        mean = xtr.mean(axis=(0, 2, 3), keepdims=True)
-        std = xtr.std(axis=(0, 2, 3), keepdims=True)
+        if spec.get("normalize", "train_stats") == "yang":
+            mean = np.asarray(YANG_MEAN).reshape(1, 3, 1, 1)
+            std = np.asarray(YANG_STD).reshape(1, 3, 1, 1)
+        else:
+            mean = xtr.mean(axis=(0, 2, 3), keepdims=True)
+            std = xtr.std(axis=(0, 2, 3), keepdims=True)
         xtr, xte = (xtr - mean) / std, (xte - mean) / std
     return {"x_train": xtr, "y_train": ytr, "x_test": xte, "y_test": yte,
             "n_classes": len(classes), "image_shape": list(xtr.shape[1:]),
@@ -102,10 +118,17 @@ def pixel_toy(n_per_class: int = 1, n_test: int = 200, placement: str = "corner"
             "y_test": sign(test)}
 
 
-def ae_images(kind: str, n: int, seed: int = 0, dim: int = 5) -> np.ndarray:
+def ae_images(kind: str, n: int, seed: int = 0, dim: int = 5, *, cifar_dir: str | None = None,
+              cifar_format: str = "binary", size: int = 32) -> np.ndarray:
     """Autoencoder training inputs: ``digits`` -> (n, 1, 8, 8) seeded choice of digits
-    images / 16; ``vector`` -> (n, dim) standard Gaussian rows (the Toeplitz AE)."""
+    images / 16; ``cifar10`` -> (n, 3, size, size) seeded choice of CIFAR-10 training images
+    (from ``cifar_dir``) / 255, block-mean downsampled to ``size`` (the paper's Fig. 8);
+    ``vector`` -> (n, dim) standard Gaussian rows (the Toeplitz AE)."""
     rng = np.random.default_rng(int(seed))
+    if kind == "cifar10":
+        x = read_cifar10(cifar_dir, cifar_format)["x_train"]
+        pick = x[rng.permutation(len(x))[:n]]
+        return downsample(pick, int(size)) / 255.0
     if kind == "digits":
         from sklearn.datasets import load_digits
 

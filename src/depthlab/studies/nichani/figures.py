@@ -149,12 +149,128 @@ def plot_autoencoder(cube: xr.Dataset, figure: dict[str, Any]):
     axes[1].set_ylabel("stable rank ||W||_F^2 / ||W||_2^2")
     for ax in axes:
         ax.set_xlabel("depth (layers)")
-    src = ("scikit-learn digits images (8x8) instead of CIFAR-10"
-           if str(r.lin_kind.values) == "conv_ae" else "seeded Gaussian vector(s)")
+    t = next(x for x in _study(cube).get("linear", []) if x["name"] == figure["task"])
+    if str(r.lin_kind.values) != "conv_ae":
+        src = "seeded Gaussian vector(s)"
+    elif t.get("images", "digits") == "cifar10":
+        src = (f"{t['n_images']} CIFAR-10 training image(s) (seeded choice), "
+               f"{t.get('image_size', 32)}x{t.get('image_size', 32)}, pixels / 255")
+    else:
+        src = "scikit-learn digits images (8x8) instead of CIFAR-10"
     return finish(fig, axes, figure, f"Inputs: {src}. " + _lin_note(cube, figure))
 
 
+_RN_VARS = {"final": {"test_loss": "rn_test_loss_final", "train_loss": "rn_train_loss_final",
+                      "test_acc": "rn_test_acc_final", "train_acc": "rn_train_acc_final"},
+            "best_train": {"test_loss": "rn_test_loss", "train_loss": "rn_train_loss",
+                           "test_acc": "rn_test_acc", "train_acc": "rn_train_acc"}}
+_RN_LABELS = {"test_loss": "test loss (MSE, sum over classes)",
+              "train_loss": "train loss (MSE, sum over classes)",
+              "test_acc": "test accuracy", "train_acc": "train accuracy",
+              "test_err": "test error"}
+
+
+def resnet_lines(cube: xr.Dataset, figure: dict[str, Any]) -> list[dict[str, Any]]:
+    """The lines of a ``nichani_resnet`` figure: ``label``, ``x`` and, per metric, the
+    seed values ``(len(x), n_seeds)`` (NaN where a seed did not run)."""
+    from depthlab.studies.nichani.grid import grid_blocks
+
+    rn = _study(cube)["resnets"]
+    grids = {g["name"]: g for g in rn["grids"]}
+    chosen = figure.get("grids") or list(grids)
+    xaxis = figure.get("x", "depth")
+    metrics = figure.get("metrics") or ["test_loss"]
+    names = _RN_VARS[figure.get("selection", "final")]
+    keep = lambda axis, v: not figure.get(axis) or v in figure[axis]  # noqa: E731
+    lines: dict[tuple, dict[tuple, tuple]] = {}
+    for gname in chosen:
+        g = grids[gname]
+        for b in grid_blocks(g):
+            depth = 2 + 2 * sum(b)
+            for w in g["widths"]:
+                for k in g["kernel_sizes"]:
+                    if not (keep("widths", w) and keep("depths", depth)
+                            and keep("kernel_sizes", k)):
+                        continue
+                    cell = ("-".join(map(str, b)), int(w), int(k))
+                    if xaxis == "depth":
+                        key, xv = (gname if len(chosen) > 1 else "", w, k), depth
+                    elif xaxis == "width":
+                        key, xv = (cell[0], depth, k), w
+                    else:
+                        key, xv = (cell[0], depth, w), k
+                    lines.setdefault(key, {})[xv] = cell
+    out = []
+    for key, pts in lines.items():
+        xs = sorted(pts)
+        vals = {}
+        for m in metrics:
+            var = names["test_acc" if m == "test_err" else m]
+            rows = []
+            for xv in xs:
+                b, w, k = pts[xv]
+                if var in cube and b in cube.rn_blocks.values and w in cube.rn_width.values \
+                        and k in cube.rn_kernel.values:
+                    v = cube[var].sel(rn_blocks=b, rn_width=w, rn_kernel=k).values.astype(float)
+                else:
+                    v = np.full(cube.sizes.get("rn_seed", 1), np.nan)
+                rows.append(1 - v if m == "test_err" else v)
+            vals[m] = np.array(rows)
+        if xaxis == "depth":
+            k_note = f"k = {key[2]}" if cube.sizes.get("rn_kernel", 1) > 1 else ""
+            label = " ".join(p for p in (key[0], f"width {key[1]}", k_note) if p)
+        elif xaxis == "width":
+            label = f"ResNet-{key[1]} ({key[0]}), k = {key[2]}"
+        else:
+            label = f"ResNet-{key[1]} ({key[0]}), width {key[2]}"
+        out.append({"label": label, "x": np.array(xs), "values": vals, "key": key})
+    return out
+
+
+def plot_resnet(cube: xr.Dataset, figure: dict[str, Any]):
+    """Figs. 1, 5, 12-17: ResNet loss / accuracy vs depth (one line per width or per grid),
+    vs width (Fig. 1a) or vs kernel size (Fig. 17); mean +- std over seeds."""
+    metrics = figure.get("metrics") or ["test_loss"]
+    xaxis = figure.get("x", "depth")
+    fig, axes = panels(len(metrics), min_width=6.0)
+    lines = resnet_lines(cube, figure)
+    for i, line in enumerate(lines):
+        for ax, m in zip(axes, metrics, strict=True):
+            v = line["values"][m]
+            ok = np.isfinite(v).any(axis=1)
+            if not ok.any():
+                continue
+            mean = np.array([np.nanmean(r) if np.isfinite(r).any() else np.nan for r in v])
+            std = np.array([np.nanstd(r) if np.isfinite(r).any() else np.nan for r in v])
+            ax.errorbar(line["x"][ok], mean[ok], yerr=std[ok], marker="o", capsize=2,
+                        color=_COLORS[i % len(_COLORS)], label=line["label"])
+    for ax, m in zip(axes, metrics, strict=True):
+        ax.set_xlabel({"depth": "depth (2 + 2 x blocks)", "width": "width w (stage 1 filters)",
+                       "kernel_size": "kernel size"}[xaxis])
+        ax.set_ylabel(_RN_LABELS[m])
+        if xaxis == "width":
+            ax.set_xscale("log", base=2)
+    rn = _study(cube)["resnets"]
+    tr = rn["training"]
+    status = sorted(set(cube.rn_status.values.ravel().tolist())) if "rn_status" in cube else []
+    sel = figure.get("selection", "final")
+    aug = (f"random crop (pad {rn['crop_padding']}) + flip" if rn["augment"]
+           else "no augmentation")
+    note = (f"{_data_note(cube)} CIFAR ResNets (BasicBlocks, widths w, 2w, 4w, 8w, "
+            f"{'softmax + ' if rn['softmax_output'] else ''}{tr['loss']}, {aug}); "
+            f"{tr['optimizer']} lr {tr['lr']}, momentum {tr['momentum']}, weight decay "
+            f"{tr['weight_decay']} (for the MSE {tr.get('mse_reduction', 'sum')} over classes), "
+            f"batch {tr['batch_size']}, {tr['max_epochs']} epochs, lr x {tr['lr_decay']} at "
+            f"{tr['lr_decay_epochs']}. Plotted: "
+            f"{'final epoch' if sel == 'final' else 'first epoch of best train accuracy'}; "
+            f"mean +- std over seeds {cube.rn_seed.values.tolist() if 'rn_seed' in cube else []}. "
+            f"Trainer stops at 100 % train acc: "
+            f"{cube.attrs.get('rn_trainer_stops_at_interpolation', '?')}. Statuses: {status}.")
+    return finish(fig, axes, figure, note, legend="first")
+
+
 PLOTS = {
+    "nichani_resnet": plot_resnet,
     "nichani_fully_conv": plot_fully_conv,
     "nichani_cntk": plot_cntk,
     "nichani_linear_toy": plot_linear_toy,

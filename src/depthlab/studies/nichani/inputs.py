@@ -17,9 +17,20 @@ class NichaniInputs:
         self.kernels = {n: {v["name"]: v for v in grid.kernel_variants(studies[n])}
                         for n in names}
         self.linear = {n: grid.linear_tasks(studies[n]) for n in names}
+        self.resnets = {n: grid.resnet_jobs(studies[n]) for n in names}
 
     def run_files(self, study: str) -> list[str]:
         return [f"{self.results}/{study}/runs/{j}.h5" for j in sorted(self.train[study])]
+
+    def resnet_files(self, study: str) -> list[str]:
+        return [f"{self.results}/{study}/resnets/{j}.h5" for j in self.resnets[study]]
+
+    def resnet_job(self, wildcards) -> dict[str, Any]:
+        try:
+            return self.resnets[wildcards.study][wildcards.job]
+        except KeyError:
+            raise ValueError(f"no ResNet job {wildcards.job} in study "
+                             f"{wildcards.study}") from None
 
     def kernel_files(self, study: str) -> list[str]:
         return [f"{self.results}/{study}/kernels/{v}.h5" for v in sorted(self.kernels[study])]

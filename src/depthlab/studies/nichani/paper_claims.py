@@ -13,6 +13,11 @@
                                  on every test image.
 ``operator_norm``                the toy operator's norm falls with depth toward sqrt 2.
 ``stable_rank_falls``            the autoencoders' stable rank falls with depth.
+``resnet_loss_rises``            ResNets of width >= 32 (Table 1 depths): the final-epoch test
+                                 loss at the deepest depth exceeds the best shallower depth's
+                                 by ``separation`` standard errors (diverged nets excluded;
+                                 epoch-capped ones count, as the recipe trains fixed epochs).
+``resnet_w8_loss_falls``         width-8 ResNets: test loss falls with depth (Fig. 14).
 
 Only converged runs are evidence (interpolating nets; linear nets below ``loss_tol``).
 """
@@ -250,5 +255,113 @@ def _toy(r: xr.Dataset, name: str, study, fig: str) -> list[ClaimResult]:
     return out
 
 
+def resnet_depth_curve(cube: xr.Dataset, study: dict[str, Any], width: int,
+                       kernel: int = 3, var: str = "rn_test_loss_final",
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """(depths, ``var`` (depth, seed), by default the final test loss) of the Table 1 grids'
+    nets at one width and kernel size; diverged and unrun nets are NaN."""
+    from depthlab.studies.nichani.grid import TABLE1
+
+    depths = sorted({int(d) for g in study["resnets"]["grids"] if g.get("depths")
+                     and width in g["widths"] and kernel in g["kernel_sizes"]
+                     for d in g["depths"]})
+    rows = []
+    for d in depths:
+        b = "-".join(map(str, TABLE1[d]))
+        if b not in cube.rn_blocks.values or width not in cube.rn_width.values or \
+                kernel not in cube.rn_kernel.values:
+            rows.append(np.full(cube.sizes["rn_seed"], np.nan))
+            continue
+        r = cube.sel(rn_blocks=b, rn_width=width, rn_kernel=kernel)
+        ok = np.isin(r.rn_status.values, ("converged", "max_epochs"))
+        rows.append(np.where(ok, r[var].values, np.nan))
+    return np.array(depths), np.array(rows).reshape(len(depths), -1)
+
+
+def _resnets(cube: xr.Dataset, study: dict[str, Any]) -> list[ClaimResult]:
+    if "rn_test_loss_final" not in cube or not study.get("resnets"):
+        return []
+    out = []
+    widths = sorted({int(w) for g in study["resnets"]["grids"] if g.get("depths")
+                     for w in g["widths"]})
+    for w in widths:
+        if w == 8:
+            out.append(_resnet_w8(cube, study))
+        if w < 32:  # the paper claims the rise for widths 64 and 32 (16: flat, 8: falls)
+            continue
+        cid = f"resnet_loss_rises_w{w}"
+        s = claim_settings(study, "resnet_loss_rises", cid, {"separation": 2.0})
+        depths, loss = resnet_depth_curve(cube, study, w)
+        n = np.isfinite(loss).sum(1) if loss.size else np.array([], int)
+        means = np.array([np.nanmean(v) if np.isfinite(v).any() else np.nan for v in loss])
+        table = ", ".join(f"d={int(d)}: {m:.4f} ({int(c)} seeds)"
+                          for d, m, c in zip(depths, means, n, strict=True))
+        base = dict(claim_id=cid, kind="resnet_loss_rises", paper=PAPER,
+                    where="Sec. 3.2, Fig. 1b, 5", figure=_resnet_figure(study, w),
+                    statement=f"ResNets of width {w}: test loss rises beyond a critical depth "
+                              "(deepest depth worse than the best shallower one)",
+                    uncertainty_kind="standard error of the difference of seed means")
+        if len(depths) < 3 or (n < 2).any():
+            out.append(ClaimResult(**base, measured=math.nan, uncertainty=math.nan,
+                                   criterion="needs >= 3 depths with >= 2 seeds each (not "
+                                             "diverged)",
+                                   verdict=NOT_RESOLVED, n_members=int(n.sum()), notes=table))
+            continue
+        j = int(np.nanargmin(means[:-1]))
+        a, b = loss[j][np.isfinite(loss[j])], loss[-1][np.isfinite(loss[-1])]
+        diff = float(b.mean() - a.mean())
+        se = float(math.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b)))
+        margin = s["separation"] * se
+        verdict = HOLDS if diff > margin else (FAILS if diff < -margin else NOT_RESOLVED)
+        out.append(ClaimResult(
+            **base, measured=diff, uncertainty=se,
+            criterion=f"test loss(d = {int(depths[-1])}) - test loss(d = {int(depths[j])}, the "
+                      f"best shallower) > {s['separation']} x SE",
+            verdict=verdict, n_members=len(a) + len(b),
+            notes=f"final-epoch test loss (converged or epoch-capped seeds) {table}"))
+    return out
+
+
+def _resnet_figure(study: dict[str, Any], width: int) -> str:
+    """The first loss-vs-depth ResNet figure that shows ``width`` alone, else any that
+    shows it (a figure naming no widths shows them all)."""
+    figs = [(n, f) for n, f in (study.get("figures") or {}).items()
+            if f["plot"] == "nichani_resnet" and f.get("x", "depth") == "depth"
+            and "test_loss" in (f.get("metrics") or ["test_loss"])]
+    for n, f in figs:
+        if f.get("widths") == [width]:
+            return n
+    return next((n for n, f in figs if width in (f.get("widths") or [width])), "")
+
+
+def _resnet_w8(cube: xr.Dataset, study: dict[str, Any]) -> ClaimResult:
+    """Fig. 14: width-8 ResNets are not over-parameterized enough: test loss falls with
+    depth (shallowest minus deepest, separated)."""
+    cid = "resnet_w8_loss_falls"
+    s = claim_settings(study, "resnet_w8_loss_falls", cid, {"separation": 2.0})
+    depths, loss = resnet_depth_curve(cube, study, 8)
+    base = dict(claim_id=cid, kind="resnet_w8_loss_falls", paper=PAPER,
+                where="App. D.2, Fig. 14",
+                figure=_resnet_figure(study, 8),
+                statement="ResNets of width 8 (not over-parameterized enough): test loss falls "
+                          "with depth",
+                uncertainty_kind="standard error of the difference of seed means")
+    a = loss[0][np.isfinite(loss[0])] if len(depths) else np.array([])
+    b = loss[-1][np.isfinite(loss[-1])] if len(depths) else np.array([])
+    if len(depths) < 2 or len(a) < 2 or len(b) < 2:
+        return ClaimResult(**base, measured=math.nan, uncertainty=math.nan,
+                           criterion="needs >= 2 depths with >= 2 seeds at both ends",
+                           verdict=NOT_RESOLVED, n_members=len(a) + len(b))
+    diff = float(a.mean() - b.mean())
+    se = float(math.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b)))
+    margin = s["separation"] * se
+    verdict = HOLDS if diff > margin else (FAILS if diff < -margin else NOT_RESOLVED)
+    return ClaimResult(**base, measured=diff, uncertainty=se, verdict=verdict,
+                       criterion=f"test loss(d = {int(depths[0])}) - test loss(d = "
+                                 f"{int(depths[-1])}) > {s['separation']} x SE",
+                       n_members=len(a) + len(b))
+
+
 def claims(cube: xr.Dataset, study: dict[str, Any]) -> list[ClaimResult]:
-    return [*_cntk(cube, study), *_fully_conv(cube, study), *_linear(cube, study)]
+    return [*_cntk(cube, study), *_fully_conv(cube, study), *_linear(cube, study),
+            *_resnets(cube, study)]

@@ -4,9 +4,9 @@
                  ridgeless kernel regression (float64 Cholesky with relative jitter, the value
                  used recorded) on one-hot targets: test MSE (sum over classes, mean over
                  test points), test and train accuracy per depth.
-``train_job``    one Fully-Conv net or FC baseline by :func:`depthlab.training.module.
-                 train_module`: the three test-accuracy selections, test loss at the paper's
-                 rule, history.
+``train_job``    one Fully-Conv net, FC baseline or CIFAR ResNet (one seed per ResNet job)
+                 by :func:`depthlab.training.module.train_module`: the three test-accuracy
+                 selections, test loss at the paper's rule and at the final epoch, history.
 ``linear_job``   one linear task (toy / conv AE / Toeplitz AE) at every depth and seed: full
                  batch Adam on the MSE until ``loss_tol``; the operator by the identity
                  trick, its Frobenius norm, stable rank and distance to the min-norm solution.
@@ -106,7 +106,7 @@ def _dev(device: str) -> str:
 
 def train_job(data: dict[str, Any], study: dict[str, Any], job: dict[str, Any], *,
               checkpoint: str | None = None, log=None) -> dict[str, Any]:
-    """Every seed of one job (one Fully-Conv depth, or the FC baseline) one after another;
+    """Every seed of one job (one Fully-Conv depth, the FC baseline, or one ResNet) in turn;
     per-seed scalars as arrays ``(n_seeds,)``, histories ``(n_seeds, max epochs)`` NaN-padded.
     ``checkpoint`` is a path prefix: seed s checkpoints to ``{checkpoint}_s{s}.pt``."""
     runs = [_train_one(data, study, job, seed,
@@ -133,22 +133,38 @@ def _train_one(data: dict[str, Any], study: dict[str, Any], job: dict[str, Any],
     from depthlab.training.device import resolve_device
     from depthlab.training.module import ModuleTrainConfig, train_module
 
-    fc = study["fully_conv"]
-    tr = fc["training"]
     xtr = torch.as_tensor(data["x_train"], dtype=torch.float32)
     xte = torch.as_tensor(data["x_test"], dtype=torch.float32)
     k = int(data["n_classes"])
-    if job["model"] == "fully_conv":
-        model = fully_conv(xtr.shape[1], fc["width"], job["depth"], k,
-                           kernel_size=fc["kernel_size"], negative_slope=fc["negative_slope"],
-                           seed=seed)
+    extra: dict[str, Any] = {}
+    if job["model"] == "resnet":
+        from depthlab.models.resnet import cifar_resnet
+
+        rn = study["resnets"]
+        tr = rn["training"]
+        model = cifar_resnet(job["blocks"], job["width"], k, in_channels=xtr.shape[1],
+                             kernel_size=job["kernel_size"], softmax_output=rn["softmax_output"],
+                             augment=rn["augment"], crop_padding=rn["crop_padding"], seed=seed)
+        lr, wd, extra = resnet_optimizer_settings(tr, k)
     else:
-        model = fc_baseline(int(np.prod(xtr.shape[1:])), fc["fc_width"], k, seed=seed)
-    cfg = ModuleTrainConfig(lr=tr["lr"], optimizer=tr["optimizer"], momentum=tr["momentum"],
-                            weight_decay=tr["weight_decay"], batch_size=tr["batch_size"],
+        fc = study["fully_conv"]
+        tr = fc["training"]
+        if job["model"] == "fully_conv":
+            model = fully_conv(xtr.shape[1], fc["width"], job["depth"], k,
+                               kernel_size=fc["kernel_size"],
+                               negative_slope=fc["negative_slope"], seed=seed)
+        else:
+            model = fc_baseline(int(np.prod(xtr.shape[1:])), fc["fc_width"], k, seed=seed)
+        lr, wd = tr["lr"], tr["weight_decay"]
+    kwargs = {}
+    if "stop_at_interpolation" in tr:  # ResNets: the recipe's fixed schedule
+        kwargs["stop_at_interpolation"] = bool(tr["stop_at_interpolation"])
+        extra["trainer_stops_at_interpolation"] = kwargs["stop_at_interpolation"]
+    cfg = ModuleTrainConfig(lr=lr, optimizer=tr["optimizer"], momentum=tr["momentum"],
+                            weight_decay=wd, batch_size=tr["batch_size"],
                             max_epochs=tr["max_epochs"], loss=tr["loss"],
                             lr_decay_epochs=tuple(tr["lr_decay_epochs"]),
-                            lr_decay=tr["lr_decay"], seed=seed)
+                            lr_decay=tr["lr_decay"], seed=seed, **kwargs)
     t0 = time.perf_counter()
     res = train_module(model, xtr, data["y_train"], xte, data["y_test"], cfg,
                        device=tr["device"], checkpoint_path=checkpoint,
@@ -160,17 +176,34 @@ def _train_one(data: dict[str, Any], study: dict[str, Any], job: dict[str, Any],
                  "%.4f)", seed, res["status"], res["epochs"], max(hist["train_acc"]),
                  res["test_acc_at_best_train"], res["test_acc_final"])
     return {
-        **{f"history_{key}": np.array(v) for key, v in hist.items()},
+        **{f"history_{key}": np.array(v) for key, v in hist.items()}, **extra,
         "status": res["status"], "epochs": int(res["epochs"]),
         "train_acc": float(max(hist["train_acc"])), "train_loss": float(hist["train_loss"][i]),
         "test_acc": float(res["test_acc_at_best_train"]), "test_loss": float(hist["test_loss"][i]),
         "test_acc_final": float(res["test_acc_final"]),
         "test_loss_final": float(hist["test_loss"][-1]),
         "test_acc_lowest_loss": float(res["test_acc_at_best_train_lowest_loss"]),
+        "train_acc_final": float(hist["train_acc"][-1]),
+        "train_loss_final": float(hist["train_loss"][-1]),
         "epoch_best_train": int(res["epoch_best_train"]),
         "n_params": int(sum(p.numel() for p in model.parameters())),
         "wall_time_s": time.perf_counter() - t0, "device": str(resolve_device(tr["device"])),
     }
+
+
+def resnet_optimizer_settings(tr: dict[str, Any], k: int) -> tuple[float, float, dict[str, Any]]:
+    """(lr, weight_decay) for the trainer, whose MSE sums over the k classes, from settings
+    meant for ``mse_reduction``: with ``mean`` (PyTorch's MSELoss, Yang's) the trainer's
+    gradient is k times larger, so weight decay is scaled by k and, for SGD (linear in the
+    gradient, momentum included), the lr by 1/k: the same updates.  Adam is invariant to
+    the loss scale (up to its eps), so only the weight decay is scaled.  Also the values
+    used, for the run file."""
+    lr, wd = float(tr["lr"]), float(tr["weight_decay"])
+    if tr["loss"] == "mse" and tr.get("mse_reduction", "sum") == "mean":
+        wd *= k
+        if tr["optimizer"] == "sgd":
+            lr /= k
+    return lr, wd, {"lr_used": lr, "weight_decay_used": wd}
 
 
 # --------------------------------------------------------------------------- linear nets
@@ -183,7 +216,10 @@ def linear_inputs(task: dict[str, Any]) -> dict[str, np.ndarray]:
         return pixel_toy(task["n_per_class"], task["n_test"], task["placement"],
                          task["data_seed"])
     if task["task"] == "conv_ae":
-        x = ae_images("digits", task["n_images"], task["data_seed"])
+        x = ae_images(task.get("images", "digits"), task["n_images"], task["data_seed"],
+                      cifar_dir=task.get("cifar_dir"), cifar_format=task.get("cifar_format",
+                                                                              "binary"),
+                      size=task.get("image_size", 32))
     else:
         x = ae_images("vector", task["n_images"], task["data_seed"], task["dim"])
     return {"x_train": x, "y_train": x}

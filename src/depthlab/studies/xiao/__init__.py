@@ -4,7 +4,8 @@ neural networks" (ICLR 2020 text in shared/papers) as a plug-in.
 Kernel depth sweeps (FC / CNN-F / CNN-P, one recursion to the largest depth each) give the
 NTK spectra, condition numbers, eta_theory and the mean / single-network predictors per depth
 (Table 1, Fig. 1, Fig. 3 with kernel predictors); finite-width erf nets in the NTK
-parameterisation trained at rho * eta_theory give Fig. 2.  Modules: ``grid`` (targets,
+parameterisation trained at rho * eta_theory give Fig. 2 (full batch) and, where the config
+has ``plane_nets``, Fig. 3 top (SGD over the sigma_w^2 x depth plane).  Modules: ``grid`` (targets,
 checks), ``inputs`` (rule inputs), ``data``, ``sweep``, ``train``, ``cube``, ``figures``,
 ``table1``, ``paper_claims``.
 """

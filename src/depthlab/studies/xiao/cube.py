@@ -6,7 +6,9 @@ Blocks (each with its own sigma_w^2 and depth dimensions, since their grids diff
   images; ``kappa_dropout`` (keep, w_phase, depth_phase) for Fig. 1 (f);
 * ``plane_*`` (w_plane, depth_plane[, time]): Fig. 3 top with kernel predictors;
 * ``pool_*`` (pool_arch, w_pool, depth_pool[, time]): Fig. 3 bottom;
-* ``cliff_*`` (cliff_depth, w_cliff, rho, seed): the finite nets of Fig. 2 with ``status``.
+* ``cliff_*`` (cliff_depth, w_cliff, rho, seed): the finite nets of Fig. 2 with ``status``;
+* ``plane_net_*`` (w_plane, depth_plane, plane_seed): the SGD-trained nets of Fig. 3 top
+  (``plane_nets``), NaN / ``not_run`` in cells the nets' subset grid leaves out.
 
 Phase quantities (q*, c*, chi_1, chi_c*, xi_1, xi_*, phase) per sigma_w^2 of each block come
 from :func:`depthlab.kernels.phase.phase_point`.  Attributes record every choice the paper
@@ -48,8 +50,46 @@ def _w_axis(study: dict[str, Any], ws: list[Any]) -> tuple[list[float], list[str
     return [grid.w_value(study, w) for w in ws], [grid.w_label(w) for w in ws]
 
 
+NET_KEYS = ("best_train_acc", "best_test_acc", "final_train_acc", "final_test_acc",
+            "final_loss", "lr")
+
+
+def _plane_nets(ds: xr.Dataset, study: dict[str, Any], paths: list[str]) -> xr.Dataset:
+    nets = study["plane_nets"]
+    wl = [grid.w_label(w) for w in study["plane"]["w_vars"]]
+    depths = sorted(int(d) for d in study["plane"]["depths"])
+    seeds = [int(s) for s in nets["seeds"]]
+    ds = ds.assign_coords(plane_seed=seeds)
+    shape = (len(wl), len(depths), len(seeds))
+    vals = {k: np.full(shape, np.nan) for k in NET_KEYS}
+    status = np.full(shape, "not_run", dtype=object)
+    cell = {k: np.full(shape[:2], np.nan) for k in ("eta_theory", "lambda_max", "wall_time_s")}
+    device = np.full(shape[:2], "", dtype=object)
+    for path in paths:
+        with h5py.File(path, "r") as f:
+            w, i = wl.index(str(f.attrs["w_label"])), depths.index(int(f.attrs["depth"]))
+            for k in cell:
+                cell[k][w, i] = f.attrs[k]
+            device[w, i] = str(f.attrs["device"])
+            for s, st, *rest in zip(f["seed"][()], f["status"][()], *(f[k][()] for k in vals),
+                                    strict=True):
+                idx = (w, i, seeds.index(int(s)))
+                status[idx] = st.decode()
+                for k, x in zip(vals, rest, strict=True):
+                    vals[k][idx] = x
+    dims = ("w_plane", "depth_plane", "plane_seed")
+    for k, a in vals.items():
+        ds[f"plane_net_{k}"] = (dims, a)
+    ds["plane_net_status"] = (dims, status.astype(str))
+    for k, a in cell.items():
+        ds[f"plane_net_{k}"] = (dims[:2], a)
+    ds["plane_net_device"] = (dims[:2], device.astype(str))
+    ds.attrs["plane_nets_settings"] = json.dumps(nets)
+    return ds
+
+
 def build_cube(name: str, study: dict[str, Any], sweeps: list[str], runs: list[str],
-               data_source: str) -> xr.Dataset:
+               data_source: str, plane_runs: list[str] | None = None) -> xr.Dataset:
     ds = xr.Dataset()
     loaded = [_read(p) for p in sweeps]
     phase = study.get("phase")
@@ -149,6 +189,8 @@ def build_cube(name: str, study: dict[str, Any], sweeps: list[str], runs: list[s
         ds["cliff_eta_theory"] = (("cliff_depth", "w_cliff"), eta)
         ds["cliff_lambda_max"] = (("cliff_depth", "w_cliff"), lmax)
         _theory(ds, "w_cliff", wv, study)
+    if study.get("plane_nets") and study.get("plane"):
+        ds = _plane_nets(ds, study, list(plane_runs or []))
     choices = {
         "activation": study["activation"], "b_var": study["b_var"],
         "critical_w_var": grid.critical_w(float(study["b_var"]), study["activation"]),
@@ -173,7 +215,15 @@ def build_cube(name: str, study: dict[str, Any], sweeps: list[str], runs: list[s
         "predictors": "mean predictor at t = inf with ridge * tr(Theta_dd)/n (eq. 69); "
                       "gradient flow at eta_theory for `time` steps; single network f0 ~ "
                       "GP(0, K_NNGP) on train+test, accuracy averaged over draws; float64",
-        "fig3_top": "laptop: kernel predictors (infinite width) instead of SGD-trained nets",
+        "fig3_top": ("SGD-trained finite nets (plane_nets) next to the kernel predictors"
+                     if study.get("plane_nets") else
+                     "kernel predictors (infinite width) only: no SGD-trained nets in this "
+                     "config (plane_nets, paper scale)"),
+        "sgd": "mini-batches of exactly b per step, per-member epoch permutations "
+               "(seed, epoch); eta_theory = 2b / lambda_max of the analytic NTK of the first "
+               "b training points (Fig. 3 top: b = plane_nets.batch_size, rho = "
+               "plane_nets.rho); accuracies: final (end of training) and best over the "
+               "evaluations every eval_every steps",
         "dropout": "keep probability rho in the penultimate layer (App. C): diagonal only",
     }
     ds.attrs.update(provenance_attrs({"study": study}))

@@ -137,32 +137,55 @@ def plot_lr_cliff(cube: xr.Dataset, figure: Mapping[str, Any]):
     return finish(fig, axes, figure, _note(cube, note), legend="first", grid=True)
 
 
+def _plane_panel(fig, ax, cube, z, title, c):
+    ws, ds = cube.w_plane.values, cube.depth_plane.values
+    im = ax.pcolormesh(ws, ds, z, shading="nearest", cmap="viridis")
+    fig.colorbar(im, ax=ax)
+    xi1, xis = cube.w_plane_xi_1.values, cube.w_plane_xi_star.values
+    ordered = cube.w_plane_phase.values == "ordered"
+    chaotic = cube.w_plane_phase.values == "chaotic"
+    ax.plot(ws[ordered], c * xi1[ordered], "w--", label=f"{c:g} xi_1")
+    ax.plot(ws[chaotic], c * xis[chaotic], "r--", label=f"{c:g} xi_*")
+    ax.set_ylim(ds.min(), ds.max())
+    ax.set_xlabel("sigma_w^2")
+    ax.set_ylabel("depth l")
+    ax.set_title(title, fontsize=9)
+
+
 def plot_plane(cube: xr.Dataset, figure: Mapping[str, Any]):
-    """Fig. 3 top: train / test accuracy over (sigma_w^2, depth), kernel predictors."""
-    fig, axes = panels(2)
+    """Fig. 3 top: train / test accuracy over (sigma_w^2, depth): SGD-trained nets where the
+    cube has them (plane_nets), and the kernel predictors (always)."""
+    nets = "plane_net_final_train_acc" in cube and bool(
+        np.isfinite(cube.plane_net_final_train_acc.values).any())
+    fig, axes = panels(4 if nets else 2)
     t = cube.time_plane.values[-1]
     s = json.loads(cube.attrs["plane_settings"])
     c = float(s.get("multiple", 6.0))
-    ws, ds = cube.w_plane.values, cube.depth_plane.values
-    for ax, var, title in ((axes[0], "plane_single_train_acc", "train"),
-                           (axes[1], "plane_single_test_acc", "test")):
+    kernel_axes = axes[2:] if nets else axes
+    if nets:
+        n = json.loads(cube.attrs["plane_nets_settings"])
+        for ax, var, what in ((axes[0], "plane_net_final_train_acc", "train"),
+                              (axes[1], "plane_net_final_test_acc", "test")):
+            z = cube[var].mean("plane_seed").values.T
+            _plane_panel(fig, ax, cube, z, f"SGD nets: final {what} accuracy", c)
+        devices = sorted({str(d) for d in cube.plane_net_device.values.ravel() if str(d)})
+        head = (f"Left pair: SGD-trained finite erf nets, width {n['width']}, n_train = "
+                f"{n['n_train']}, n_test = {n['n_test']}, batch {n['batch_size']}, eta = "
+                f"{n['rho']:g} eta_theory (2b/lambda_max of the first b training points), "
+                f"{n['steps']} steps, accuracy at the end, mean over seeds {n['seeds']}; "
+                f"blank cells not trained; device {', '.join(devices)}. Right pair: kernel "
+                "predictors (infinite-width single net, f0 ~ GP, "
+                f"{s.get('draws')} draws), n_train = {s['n_train']}, n_test = {s['n_test']}.")
+    else:
+        head = (f"Kernel predictors only (infinite-width single net, f0 ~ GP, {s.get('draws')} "
+                "draws) instead of SGD-trained nets (this config has no plane_nets; the paper "
+                f"config trains them); n_train = {s['n_train']}, n_test = {s['n_test']}.")
+    for ax, var, what in ((kernel_axes[0], "plane_single_train_acc", "train"),
+                          (kernel_axes[1], "plane_single_test_acc", "test")):
         z = cube[var].sel(plane_arch="fc", time_plane=t).values.T
-        im = ax.pcolormesh(ws, ds, z, shading="nearest", cmap="viridis")
-        fig.colorbar(im, ax=ax)
-        xi1 = cube.w_plane_xi_1.values
-        xis = cube.w_plane_xi_star.values
-        ordered = cube.w_plane_phase.values == "ordered"
-        chaotic = cube.w_plane_phase.values == "chaotic"
-        ax.plot(ws[ordered], c * xi1[ordered], "w--", label=f"{c:g} xi_1")
-        ax.plot(ws[chaotic], c * xis[chaotic], "r--", label=f"{c:g} xi_*")
-        ax.set_ylim(ds.min(), ds.max())
-        ax.set_xlabel("sigma_w^2")
-        ax.set_ylabel("depth l")
-        ax.set_title(f"{title} accuracy, t = {t:g} steps at eta_theory", fontsize=9)
-    note = (f"LAPTOP: kernel predictors (infinite-width single net, f0 ~ GP, {s.get('draws')} "
-            f"draws) instead of SGD-trained nets; n_train = {s['n_train']}, "
-            f"n_test = {s['n_test']}.")
-    return finish(fig, axes, figure, _note(cube, note), legend="first")
+        _plane_panel(fig, ax, cube, z, f"kernel: {what} accuracy, t = {t:g} steps at "
+                                       "eta_theory", c)
+    return finish(fig, axes, figure, _note(cube, head), legend="first")
 
 
 def plot_pooling(cube: xr.Dataset, figure: Mapping[str, Any]):

@@ -7,8 +7,11 @@ Kernel depth sweeps (one recursion to the largest depth each, :mod:`.sweep`):
 * ``pool_{arch}_w{w}``: Fig. 3 bottom (pooled labelled images, FC / CNN-F / CNN-P).
 
 Finite-width runs (Fig. 2): ``runs/L{depth}_w{w}.h5``, every rho x seed of one depth and
-sigma_w^2 trained together.  ``w`` is ``crit`` for the order-to-chaos line (computed by
-:func:`depthlab.kernels.phase.critical_w_var`, never typed in) or the number.
+sigma_w^2 trained together; (Fig. 3 top, ``plane_nets``): ``plane_runs/L{depth}_w{w}.h5``,
+every seed of one cell of the plane's (sigma_w^2, depth) grid (or of its subsets
+``plane_nets.w_vars`` / ``depths``) trained together by SGD.  ``w`` is ``crit`` for the
+order-to-chaos line (computed by :func:`depthlab.kernels.phase.critical_w_var`, never typed
+in) or the number.
 """
 
 from __future__ import annotations
@@ -86,6 +89,31 @@ def runs(study: dict[str, Any]) -> dict[str, dict[str, Any]]:
             for d in cliff["depths"] for w in cliff["w_vars"]}
 
 
+def plane_net_runs(study: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """{run name: {depth, w}} of the SGD-trained nets of Fig. 3 top."""
+    nets, plane = study.get("plane_nets"), study.get("plane")
+    if not nets or not plane:
+        return {}
+    ws = nets.get("w_vars") or plane["w_vars"]
+    ds = nets.get("depths") or plane["depths"]
+    return {f"L{d}_w{w_label(w)}": {"depth": int(d), "w": w} for d in ds for w in ws}
+
+
+DATA_KEYS = ("n_train", "n_test", "image_pool")
+
+
+def data_slice(study: dict[str, Any]) -> dict[str, Any]:
+    """What the study's data file depends on: the data block, the synthetic sizes and each
+    labelled block's set sizes (not its training settings, so these never rebuild data)."""
+    out: dict[str, Any] = {"data": study["data"]}
+    if study.get("phase"):
+        out["phase"] = {"sizes": study["phase"]["sizes"]}
+    for block in ("plane", "pool", "cliff", "plane_nets"):
+        if study.get(block):
+            out[block] = {k: study[block][k] for k in DATA_KEYS if k in study[block]}
+    return out
+
+
 def check(key: str, study: dict[str, Any], config: dict[str, Any]) -> None:
     data = study["data"]
     if data["source"] == "cifar10":
@@ -94,7 +122,7 @@ def check(key: str, study: dict[str, Any], config: dict[str, Any]) -> None:
                           "source cifar10 needs the directory of the python-pickle batches")
     if data["source"] == "digits":
         half = 1797 // 2
-        for block in ("plane", "pool", "cliff"):
+        for block in ("plane", "pool", "cliff", "plane_nets"):
             b = study.get(block)
             if b and (b["n_train"] > half or b["n_test"] > 1797 - half):
                 raise ConfigError(f"{key}.{block}: digits offers {half} training and "
@@ -102,6 +130,16 @@ def check(key: str, study: dict[str, Any], config: dict[str, Any]) -> None:
     pool = study.get("pool")
     if pool and data["source"] == "digits" and 8 % pool["image_pool"]:
         raise ConfigError(f"{key}.pool.image_pool: must divide the 8x8 digits images")
+    nets = study.get("plane_nets")
+    if nets:
+        plane = study.get("plane")
+        if not plane:
+            raise ConfigError(f"{key}.plane_nets: needs the plane block (its sigma_w^2 x depth "
+                              "grid)")
+        for sub in ("w_vars", "depths"):
+            extra = [v for v in nets.get(sub) or [] if v not in plane[sub]]
+            if extra:
+                raise ConfigError(f"{key}.plane_nets.{sub}: {extra} not in plane.{sub}")
     if not any(study.get(b) for b in ("phase", "plane", "pool", "cliff")):
         raise ConfigError(f"{key}: needs at least one of phase, plane, pool, cliff")
     for name, fig in study["figures"].items():

@@ -14,6 +14,7 @@ class XiaoInputs:
         self.studies, self.results = studies, results
         self.sweeps = {name: grid.sweeps(studies[name]) for name in names}
         self.runs = {name: grid.runs(studies[name]) for name in names}
+        self.plane_runs = {name: grid.plane_net_runs(studies[name]) for name in names}
 
     def sweep_files(self, study: str) -> list[str]:
         return [f"{self.results}/{study}/sweeps/{s}.h5" for s in sorted(self.sweeps[study])]
@@ -21,12 +22,31 @@ class XiaoInputs:
     def run_files(self, study: str) -> list[str]:
         return [f"{self.results}/{study}/runs/{r}.h5" for r in sorted(self.runs[study])]
 
+    def plane_run_files(self, study: str) -> list[str]:
+        return [f"{self.results}/{study}/plane_runs/{r}.h5"
+                for r in sorted(self.plane_runs[study])]
+
+    def data_slice(self, study: str) -> dict[str, Any]:
+        return grid.data_slice(self.studies[study])
+
+    def checkpoint(self, block: str):
+        """Input function: the checkpoint file of one run of ``block`` (kept across retries,
+        deleted when the run finishes)."""
+        return lambda wc: f"{self.results}/{wc.study}/checkpoints/{block}_{wc.run}.pt"
+
     def slice(self, study: str, *blocks: str) -> dict[str, Any]:
         """What a job of ``study`` depends on: the shared settings and ``blocks``."""
         s = self.studies[study]
         return {"activation": s["activation"], "b_var": s["b_var"],
                 "filter_size": s["filter_size"], "data": s["data"],
                 **{b: s.get(b) for b in blocks}}
+
+    def train_slice(self, study: str, block: str) -> dict[str, Any]:
+        """A training job's settings: ``block`` without ``checkpoint_every`` (how often a
+        job saves changes no number, so it reruns nothing)."""
+        out = self.slice(study, block)
+        out[block] = {k: v for k, v in out[block].items() if k != "checkpoint_every"}
+        return out
 
     def sweep(self, wildcards) -> dict[str, Any]:
         try:
@@ -42,8 +62,14 @@ class XiaoInputs:
         return s
 
     def run(self, wildcards) -> dict[str, Any]:
+        return self._run(self.runs, wildcards)
+
+    def plane_run(self, wildcards) -> dict[str, Any]:
+        return self._run(self.plane_runs, wildcards)
+
+    def _run(self, table, wildcards) -> dict[str, Any]:
         try:
-            r = dict(self.runs[wildcards.study][wildcards.run])
+            r = dict(table[wildcards.study][wildcards.run])
         except KeyError:
             raise ValueError(f"no run {wildcards.run} in study {wildcards.study}") from None
         r["w_label"] = grid.w_label(r["w"])

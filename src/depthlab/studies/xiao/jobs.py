@@ -1,5 +1,5 @@
-"""The Xiao rules' jobs: data file, one sweep, one finite-width run (HDF5, atomic, with
-provenance attributes)."""
+"""The Xiao rules' jobs: data file, one sweep, one finite-width run of Fig. 2 (``cliff``)
+or Fig. 3 top (``plane_nets``) (HDF5, atomic, with provenance attributes)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def _attrs(f: h5py.File, config_slice: Any, **extra: Any) -> None:
 def write_data(study: dict[str, Any], path: str) -> None:
     spec = study["data"]
     seed = int(spec["seed"])
-    need_raw = any(study.get(b) for b in ("plane", "pool", "cliff"))
+    need_raw = any(study.get(b) for b in ("plane", "pool", "cliff", "plane_nets"))
     raw = xdata._raw_images(spec) if need_raw else None
     with atomic_output(path) as tmp, h5py.File(tmp, "w") as f:
         _attrs(f, {"data": spec, "phase": study.get("phase")}, seed=seed)
@@ -34,13 +34,14 @@ def write_data(study: dict[str, Any], path: str) -> None:
             for m, k in study["phase"]["sizes"]:
                 g = f.create_group(f"synth_m{m}_k{k}")
                 g["x"] = xdata.synthetic_images(int(m), int(k), seed + 1000 * int(m) + int(k))
-        for block, pool in (("plane", 1), ("pool", None), ("cliff", 1)):
+        for block, pool in (("plane", 1), ("pool", None), ("cliff", 1), ("plane_nets", 1)):
             b = study.get(block)
             if not b:
                 continue
             factor = int(b["image_pool"]) if pool is None else 1
             s = xdata.labelled_set(spec, int(b["n_train"]), int(b["n_test"]),
-                                   seed + {"plane": 0, "pool": 1, "cliff": 2}[block],
+                                   seed + {"plane": 0, "pool": 1, "cliff": 2,
+                                           "plane_nets": 3}[block],
                                    image_pool=factor, raw=raw)
             g = f.create_group(block)
             for key in LABELLED:
@@ -69,27 +70,43 @@ def write_sweep(study_slice: dict[str, Any], sweep: dict[str, Any], data_path: s
 
 
 def write_run(study_slice: dict[str, Any], run: dict[str, Any], data_path: str,
-              path: str) -> None:
+              path: str, block: str = "cliff", checkpoint: str | None = None,
+              checkpoint_every: int = 0, log=None) -> None:
+    """Train the nets of one (depth, sigma_w^2) of ``block`` (``cliff``: every rho x seed,
+    full batch unless ``batch_size``; ``plane_nets``: every seed at rho = ``rho``, SGD with
+    ``batch_size``) and write one row per member."""
     import torch
 
     from depthlab.studies.xiao.train import analytic_eta, train_members
+    from depthlab.training.device import describe_device, resolve_device
 
-    cliff = study_slice["cliff"]
-    data = read_group(data_path, "cliff")
+    s = study_slice[block]
+    data = read_group(data_path, block)
     b_var = float(study_slice["b_var"])
-    x = data["x_train"].reshape(len(data["x_train"]), -1)
+    n = len(data["x_train"])
+    batch = min(int(s.get("batch_size") or n), n)
+    x = data["x_train"].reshape(n, -1)[:batch]
+    dev = resolve_device(s.get("device", "auto"))
     t0 = time.perf_counter()
     lmax, eta = analytic_eta(x, run["depth"], run["w_var"], b_var, study_slice["activation"])
-    rows = train_members(data, run["depth"], int(cliff["width"]), run["w_var"], b_var,
-                         list(cliff["rho"]), list(cliff["seeds"]), int(cliff["steps"]), eta,
-                         divergence_factor=float(cliff["divergence_factor"]),
-                         eval_every=int(cliff["eval_every"]),
-                         dtype={"float32": torch.float32, "float64": torch.float64}[
-                             cliff["dtype"]])
+    rhos = list(s["rho"]) if isinstance(s["rho"], list) else [float(s["rho"])]
+    rows = train_members(data, run["depth"], int(s["width"]), run["w_var"], b_var, rhos,
+                         list(s["seeds"]), int(s["steps"]), eta,
+                         divergence_factor=float(s["divergence_factor"]),
+                         eval_every=int(s["eval_every"]),
+                         dtype={"float32": torch.float32, "float64": torch.float64}[s["dtype"]],
+                         batch_size=batch, device=dev, checkpoint_path=checkpoint,
+                         checkpoint_every=int(checkpoint_every), log=log)
     with atomic_output(path) as tmp, h5py.File(tmp, "w") as f:
         _attrs(f, {"study": study_slice, "run": run})
+        f.attrs["block"] = block
         f.attrs["lambda_max"] = lmax
         f.attrs["eta_theory"] = eta
+        f.attrs["batch_size"] = batch
+        f.attrs["eta_on"] = (f"analytic NTK of the first {batch} training points (the batch "
+                             f"size), eta_theory = 2 b / lambda_max for the loss (1/2b) sum "
+                             f"||f - y||^2")
+        f.attrs["device"] = describe_device(dev)
         f.attrs["depth"] = run["depth"]
         f.attrs["w_var"] = run["w_var"]
         f.attrs["w_label"] = run["w_label"]

@@ -7,6 +7,7 @@ evidence of the cliff, not a missing value.
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -117,47 +118,73 @@ def _cliff_claims(cube: xr.Dataset, study: dict[str, Any]) -> list[ClaimResult]:
 
 
 def _edge(depths: np.ndarray, acc: np.ndarray, level: float) -> float:
-    """First depth where acc falls below level (nan if never)."""
+    """First depth where acc falls below level (nan if never); untrained (nan) cells skipped."""
+    ok = np.isfinite(acc)
+    depths, acc = depths[ok], acc[ok]
     below = np.nonzero(acc < level)[0]
     return float(depths[below[0]]) if below.size else math.nan
 
 
-def _plane_claims(cube: xr.Dataset, study: dict[str, Any]) -> list[ClaimResult]:
+def _plane_claims(cube: xr.Dataset, study: dict[str, Any], nets: bool = False
+                  ) -> list[ClaimResult]:
+    """The edges of the trainable (ordered) / generalizing (chaotic) region against xi_1 /
+    xi_*: from the kernel predictors, or (``nets``) from the SGD-trained nets."""
     out = []
     src = str(cube.attrs.get("data_source", ""))
     depths = cube.depth_plane.values.astype(float)
     t_last = cube.time_plane.values[-1]
+    prefix = "plane_net" if nets else "plane"
     for phase, metric, scale, what in (
-            ("ordered", "plane_single_train_acc", "w_plane_xi_1", "training accuracy"),
-            ("chaotic", "plane_single_test_acc", "w_plane_xi_star", "test accuracy")):
+            ("ordered", "train_acc", "w_plane_xi_1", "training accuracy"),
+            ("chaotic", "test_acc", "w_plane_xi_star", "test accuracy")):
         ws = [w for w in cube.w_plane.values
               if str(cube.w_plane_phase.sel(w_plane=w).values) == phase]
         ratios = []
         for w in ws:
-            acc = cube[metric].sel(plane_arch="fc", w_plane=w, time_plane=t_last).values
+            if nets:
+                acc = cube[f"plane_net_final_{metric}"].sel(w_plane=w).mean("plane_seed").values
+            else:
+                acc = cube[f"plane_single_{metric}"].sel(plane_arch="fc", w_plane=w,
+                                                         time_plane=t_last).values
+            if not np.isfinite(acc).any():
+                continue
             level = 0.1 + 0.5 * (np.nanmax(acc) - 0.1)
             edge = _edge(depths, acc, level)
             ratios.append(edge / float(cube[scale].sel(w_plane=w)))
-        cid = f"plane_{phase}_xi"
+        cid = f"{prefix}_{phase}_xi"
         s = claim_settings(study, "plane_xi", cid, {"spread": 3.0})
         finite = [r for r in ratios if math.isfinite(r)]
         if len(finite) < 2:
             verdict, measured = NOT_RESOLVED, math.nan
+            note = (f"fewer than two {phase} sigma_w^2 with an edge inside the depth grid; ")
         else:
             measured = max(finite) / min(finite)
             verdict = threshold_verdict(measured, s["spread"], above=False)
+            note = ""
+        if nets:
+            n = json.loads(cube.attrs["plane_nets_settings"])
+            source = (f"SGD-trained nets (width {n['width']}, batch {n['batch_size']}, "
+                      f"{n['steps']} steps, final accuracy, mean over seeds)")
+            edges_at = "at the end of training"
+            who = "trained nets'"
+        else:
+            source = "kernel predictors (infinite width), not SGD-trained nets"
+            edges_at = f"at t = {t_last:g} steps"
+            who = "single network's"
         out.append(ClaimResult(
-            claim_id=cid, kind="plane_xi", paper=PAPER, where="Fig. 3 top",
-            statement=f"{phase} phase: the depth where the single network's {what} falls "
-                      f"halfway to chance scales with {'xi_1' if phase == 'ordered' else 'xi_*'}"
-                      " (one multiple C across sigma_w^2)",
+            claim_id=cid, kind="plane_net_xi" if nets else "plane_xi", paper=PAPER,
+            where="Fig. 3 top",
+            statement=f"{phase} phase: the depth where the {who} {what} falls halfway to "
+                      "chance scales with "
+                      f"{'xi_1' if phase == 'ordered' else 'xi_*'} (one multiple C across "
+                      "sigma_w^2)",
             measured=measured, uncertainty=math.nan,
             criterion=f"max/min of (edge depth / xi) over the {phase} sigma_w^2 <= "
-                      f"{s['spread']:g} (edges at t = {t_last:g} steps)",
+                      f"{s['spread']:g} (edges {edges_at})",
             verdict=verdict, uncertainty_kind="depth grid spacing",
             figure=_fig(study, "xiao_plane"),
-            notes=f"edge/xi per sigma_w^2: {np.round(ratios, 2).tolist()}; kernel predictors "
-                  "(infinite width), not SGD-trained nets", data_source=src))
+            notes=f"{note}edge/xi per sigma_w^2: {np.round(ratios, 2).tolist()}; {source}",
+            data_source=src))
     return out
 
 
@@ -204,6 +231,8 @@ def claims(cube: xr.Dataset, study: dict[str, Any]) -> list[ClaimResult]:
         out += _cliff_claims(cube, study)
     if "plane_single_train_acc" in cube:
         out += _plane_claims(cube, study)
+    if "plane_net_final_train_acc" in cube:
+        out += _plane_claims(cube, study, nets=True)
     if "pool_mean_test_acc_inf" in cube:
         out += _pool_claims(cube, study)
     return out
