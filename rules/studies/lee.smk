@@ -101,6 +101,8 @@ rule lee_train:
         study=lambda wc: STUDIES[wc.study],
         members=LEE.members,
         checkpoint=LEE.checkpoint,
+    # long jobs first (see README "Where the time goes"): a long job started last runs alone
+    priority: 45
     threads: THREADS["train"]
     resources:
         runtime=LEE.train_runtime,

@@ -47,6 +47,8 @@ rule nichani_kernel:
         variant=NICHANI.variant,
         kernels=lambda wc: STUDIES[wc.study]["kernels"],
         jitter=KERNEL_REGRESSION["jitter"],
+    # long jobs first (see README "Where the time goes"): a long job started last runs alone
+    priority: 30
     threads: THREADS["gram"]
     resources:
         runtime=60,
@@ -73,6 +75,8 @@ rule nichani_train:
         job=NICHANI.job,
         fully_conv=lambda wc: STUDIES[wc.study]["fully_conv"],
         checkpoint=NICHANI.checkpoint,
+    # long jobs first (see README "Where the time goes"): a long job started last runs alone
+    priority: 30
     threads: THREADS["train"]
     resources:
         runtime=120,
@@ -123,6 +127,8 @@ rule nichani_linear:
         task=r"[a-z][a-z0-9_]*",
     params:
         task=NICHANI.task,
+    # long jobs first (see README "Where the time goes"): a long job started last runs alone
+    priority: 30
     threads: THREADS["train"]
     resources:
         runtime=120,
