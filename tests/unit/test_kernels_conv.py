@@ -3,6 +3,7 @@ on inputs where a CNN reduces to an FC net, the full spatial recursion, Monte Ca
 random conv nets (depthlab.models.conv.conv_net), Xiao et al. App. D's large-depth condition
 numbers, exact homogeneity, and a Snakemake run that builds a conv Gram target."""
 
+import contextlib
 import json
 import math
 
@@ -167,6 +168,147 @@ def test_blocked_tiles_equal_one_tile_and_gram_file(tmp_path):
     with h5py.File(path) as f:
         assert json.loads(f.attrs["spec"])["readout"] == "gap"
         assert f.attrs["architecture"] == "conv" and f.attrs["depth"] == 2
+
+
+# ---- fast paths: upper-triangle tiles, fused activations, buffer pool --------------------
+
+
+def _special_images():
+    """Images with zero pixels (variance 0 with b_var = 0), an all-zero image, and parallel
+    and antiparallel images."""
+    x = np.random.default_rng(13).standard_normal((6, 2, 4, 4))
+    x[:, :, :1] = 0.0
+    x[2] = 0.0
+    x[3] = 2.0 * x[1]
+    x[4] = -x[0]
+    return x
+
+
+@pytest.mark.parametrize("layout", ["full", "diag"])
+@pytest.mark.parametrize("activation", ["relu", "erf"])
+def test_upper_pair_batch_equals_the_grid(layout, activation):
+    """input_state(upper=True) (the diagonal tiles of a symmetric Gram: pairs i <= j only)
+    gives the grid's values at those pairs."""
+    imgs = torch.as_tensor(_special_images())
+    net = C.serial(C.conv(3, 1.0, 0.0, padding="zero"), C.CONV_ACTIVATIONS[activation](),
+                   C.conv(3, 2.0, 0.1, padding="zero"), C.CONV_ACTIVATIONS[activation](),
+                   C.flatten() if layout == "diag" else C.global_avg_pool(), C.dense(2.0, 0.0))
+    grid = net(C.input_state(imgs, layout=layout))
+    pairs = net(C.input_state(imgs, layout=layout, upper=True))
+    i, j = torch.triu_indices(6, 6)
+    assert pairs.pairs is not None and pairs.nngp.shape == (21,)
+    for kind in ("nngp", "ntk"):
+        np.testing.assert_allclose(pairs.values(kind).numpy(),
+                                   grid.values(kind)[i, j].numpy(), rtol=1e-15, atol=0)
+
+
+def _relu_cross_reference(n, v1, v2):
+    # the arc-cosine formulas as first written (layers._relu_cross), one tensor op at a time
+    s = torch.sqrt(v1) * torch.sqrt(v2)
+    a = (s - n).clamp_min(0.0)
+    b = (s + n).clamp_min(0.0)
+    det = torch.sqrt(a * b)
+    t = torch.nan_to_num(torch.sqrt(a / b), nan=0.0, posinf=math.inf)
+    snap = t < C._snap_tan(t.dtype)
+    t[snap] = 0.0
+    det[snap] = 0.0
+    k0 = 0.5 - torch.atan(t) / math.pi
+    return k0 * n + det / (2.0 * math.pi), k0
+
+
+def _erf_cross_reference(n, v1, v2):
+    den = torch.sqrt((1.0 + 2.0 * v1) * (1.0 + 2.0 * v2))
+    r = (2.0 * n / den).clamp(-1.0, 1.0)
+    return 2.0 / math.pi * torch.asin(r), 4.0 / math.pi / (den * torch.sqrt(1.0 - r * r))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_fused_activation_kernels_match_the_formulas(dtype):
+    """The fused in-place ReLU / erf kernels against the closed forms written plainly:
+    parallel pairs (also up to rounding) snap to theta = 0, antiparallel ones give theta = pi,
+    zero variances give finite values."""
+    v1 = torch.tensor([4.0, 4.0, 0.0, 2.0, 2.0, 3.0, 1.0, 5.0, 0.0], dtype=dtype)
+    v2 = torch.tensor([4.0, 4.0, 0.0, 2.0, 2.0, 0.5, 1.0, 0.2, 2.0], dtype=dtype)
+    n = torch.tensor([4.0, -4.0, 0.0, 2.0, -2.0, 0.7, 1.0 - 1e-3, -0.9, 0.0], dtype=dtype)
+    tol = 1e-15 if dtype == torch.float64 else 1e-6
+    k1, k0 = C._relu_cross(n, v1, v2)
+    r1, r0 = _relu_cross_reference(n, v1, v2)
+    assert torch.all(torch.isfinite(k1)) and torch.all(torch.isfinite(k0))
+    assert k0[0] == 0.5 and k1[0] == 2.0 and k0[3] == 0.5 and k1[3] == 1.0  # parallel
+    assert k0[1] == r0[1] and k1[1] == 0.0  # antiparallel: theta = pi exactly
+    assert k0[2] == 0.5 and k1[2] == 0.0
+    assert float((k1 - r1).abs().max()) <= tol * float(r1.abs().max())
+    assert float((k0 - r0).abs().max()) <= tol
+    k1, k0 = C._erf_cross(n, v1, v2)
+    r1, r0 = _erf_cross_reference(n, v1, v2)
+    assert float((k1 - r1).abs().max()) <= 4 * tol * float(r1.abs().max())
+    assert float((k0 - r0).abs().max()) <= 4 * tol * float(r0.abs().max())
+
+
+@pytest.mark.parametrize("activation", ["relu", "erf"])
+@pytest.mark.parametrize("readout", ["flatten", "gap"])
+def test_fused_path_equals_the_generic_activation(activation, readout):
+    """relu() / erf() (fused) against the same closed forms through the generic
+    ``activation(cross)`` path, with zero-variance pixels and (anti)parallel images."""
+    x = _special_images()
+    cross = {"relu": _relu_cross_reference, "erf": _erf_cross_reference}[activation]
+    plain = C.activation(cross, activation, homogeneous=activation == "relu")
+    fused = C.CONV_ACTIVATIONS[activation]()
+
+    def net(act):
+        layers = [C.conv(3, 1.3, 0.0, padding="zero")]
+        for _ in range(4):
+            layers += [act, C.conv(3, 1.8, 0.0, padding="zero")]
+        return C.serial(*layers, act, C.flatten() if readout == "flatten"
+                        else C.global_avg_pool(), C.dense(2.0, 0.0))
+
+    got = C.kernel_matrices(net(fused), x)
+    want = C.kernel_matrices(net(plain), x)
+    for g, w in zip(got, want, strict=True):
+        assert np.all(np.isfinite(g))
+        assert _rel(g, w) <= 1e-14
+
+
+def test_torch_transcendentals_equal_the_numpy_ones(monkeypatch):
+    """Off CPU (CUDA) the fused kernels use torch's sqrt / atan / asin instead of NumPy's."""
+    x = _special_images().reshape(6, -1)
+    for activation in ("relu", "erf"):
+        spec = {"activation": activation, "b_var": 0.0, "image_shape": [2, 4, 4],
+                "readout": "flatten", "padding": "zero"}
+        with monkeypatch.context() as m:
+            m.setattr(C, "_np_inplace_", lambda t, np_fn, torch_fn_: torch_fn_(t))
+            torch_only = C.conv_sweep(spec, [3], x)[3]
+        for a, b in zip(torch_only, C.conv_sweep(spec, [3], x)[3], strict=True):
+            assert _rel(a, b) <= 1e-14
+
+
+def test_buffer_pool_leaves_the_callers_state_alone(monkeypatch):
+    """Buffers are recycled only from states made inside a run: the caller's input state is
+    untouched, and the Grams equal those computed without the pool."""
+    imgs = torch.as_tensor(_special_images())
+    spec = C.ConvSpec(activation="relu", b_var=0.1, image_shape=(2, 4, 4), readout="gap",
+                      padding="zero")
+    state = C.input_state(imgs, layout="full", upper=True)
+    before = [t.clone() for t in (state.nngp, state.ntk, state.side1.nngp)]
+    with C._pooled():
+        out = spec.network(3)(state)
+        again = spec.network(3)(state)
+    for t, b in zip((state.nngp, state.ntk, state.side1.nngp), before, strict=True):
+        assert torch.equal(t, b)
+    assert torch.equal(out.ntk, again.ntk)
+    # a first layer that hands the caller's tensors on unchanged (flatten of a flat state)
+    flat = C.flatten()(C.input_state(imgs, layout="diag"))
+    with C._pooled():
+        C.serial(C.flatten(), C.dense(2.0, 0.1), C.dense(1.0, 0.0))(flat)
+        pooled_ptrs = {t.data_ptr() for ts in C._POOL.get().free.values() for t in ts}
+    assert not pooled_ptrs & {flat.nngp.data_ptr(), flat.ntk.data_ptr()}
+    x = _special_images().reshape(6, -1)
+    pooled = C.conv_sweep(spec, [1, 3], x)
+    monkeypatch.setattr(C, "_pooled", contextlib.nullcontext)
+    unpooled = C.conv_sweep(spec, [1, 3], x)
+    for L in (1, 3):
+        for a, b in zip(pooled[L], unpooled[L], strict=True):
+            np.testing.assert_array_equal(a, b)
 
 
 # ---- Monte Carlo over finite nets -------------------------------------------------------

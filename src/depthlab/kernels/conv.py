@@ -72,12 +72,26 @@ Numerics
   results are bitwise those of the unscaled recursion wherever that one does not overflow;
   the chaotic-phase NTK (growing like :math:`\chi_1^l`) thus survives float32 and depths
   beyond float64's range (``scaled=True`` returns mantissas and exponents).
+
+Speed
+-----
+* A symmetric Gram's diagonal tiles hold only the pairs ``i <= j`` (a ``(m,)`` batch with
+  ``ConvState.pairs``), mirrored when stored: ``n (n + 1) / 2`` pairs, not ``n^2``.
+* ReLU and erf run fused kernels: the per-image factors (``sqrt(v)``, ``(1 + 2v)^-1/2``)
+  are computed once per image, and the per-pair work is a short chain of in-place passes
+  (ReLU: no masks, ``sqrt(a b) = t b``, the snap as one ``threshold_``).  On CPU the
+  square roots, arctan and arcsin are NumPy's SIMD loops, in place (< 1 ulp).
+* Inside :func:`conv_sweep_panel` and :func:`self_kernel` the kernel-sized buffers that a
+  layer drops are pooled and handed to the next layers (fresh allocations of that size are
+  page-faulted in on every layer otherwise); the caller's tensors are never reused.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
@@ -127,7 +141,9 @@ class ConvState:
 
     ``side1 is None`` marks a self state (batch ``(n,)``, entry ``i`` = pair ``(x_i,
     x_i)``); otherwise the batch is the grid ``(n1, n2)``.  ``same``: the grid pairs a set
-    with itself (``side1 is side2``).  ``spatial`` is the current ``(H, W)``.
+    with itself (``side1 is side2``).  ``pairs``: instead of the grid, the batch is ``(m,)``,
+    the listed pairs ``(x1[i[k]], x2[j[k]])`` (the upper triangle of a symmetric tile).
+    ``spatial`` is the current ``(H, W)``.
     """
 
     nngp: torch.Tensor | None
@@ -139,6 +155,7 @@ class ConvState:
     e_nngp: int = 0
     e_ntk: int = 0
     same: bool = False
+    pairs: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @property
     def is_self(self) -> bool:
@@ -201,6 +218,11 @@ def _broadcast_variances(state: ConvState) -> tuple[torch.Tensor, torch.Tensor]:
         return v, v
     v1 = state.side1.variances()
     v2 = state.side2.variances()
+    if state.pairs is not None:
+        v1, v2 = v1[state.pairs[0]], v2[state.pairs[1]]
+        if state.layout == "full":
+            return v1[:, :, :, None, None], v2[:, None, None, :, :]
+        return v1, v2
     if state.layout == "full":
         return v1[:, None, :, :, None, None], v2[None, :, None, None, :, :]
     if state.layout == "diag":
@@ -303,12 +325,103 @@ def _to_diag(state: ConvState) -> ConvState:
 def _run(layers: Sequence[Layer], state: ConvState, plan: _Plan,
          rescale_nngp: bool | None = None) -> ConvState:
     rescale = plan.rescale_nngp if rescale_nngp is None else rescale_nngp
+    # the input state is the caller's (a layer may pass its tensors on unchanged); the
+    # tensors made here are ours, and dropped ones go back to the pool
+    callers = _storages(state) if _POOL.get() is not None else set()
     for i, lay in enumerate(layers):
+        prev = state
         if i >= plan.full_until and state.layout == "full":
             state = _to_diag(state)
         state = lay.update(state)
         state = _rescale(state, rescale)
+        if i:
+            _release_state(prev, state, callers)
     return state
+
+
+# ---- buffer reuse ----------------------------------------------------------------------
+#
+# Every layer makes a few kernel-sized tensors and drops as many.  Fresh allocations of
+# that size are page-faulted in again and again by the C allocator (the freed memory is
+# returned to the system), which on CPU costs as much as the arithmetic; inside the tile
+# loops a pool hands the dropped buffers back out instead.
+
+
+class _Pool:
+    """Free contiguous tensors by (shape, dtype, device)."""
+
+    def __init__(self) -> None:
+        self.free: dict[tuple, list[torch.Tensor]] = {}
+        self.ptrs: set[int] = set()
+
+    def take(self, shape: Sequence[int], like: torch.Tensor) -> torch.Tensor:
+        stack = self.free.get((tuple(shape), like.dtype, like.device))
+        if stack:
+            t = stack.pop()
+            self.ptrs.discard(t.data_ptr())
+            return t
+        return torch.empty(tuple(shape), dtype=like.dtype, device=like.device)
+
+    def give(self, t: torch.Tensor | None) -> None:
+        if (t is None or t._base is not None or not t.is_contiguous()
+                or t.storage_offset() != 0 or t.data_ptr() in self.ptrs
+                or t.untyped_storage().nbytes() != t.numel() * t.element_size()):
+            return
+        self.ptrs.add(t.data_ptr())
+        self.free.setdefault((tuple(t.shape), t.dtype, t.device), []).append(t)
+
+
+_POOL: contextvars.ContextVar[_Pool | None] = contextvars.ContextVar("_POOL", default=None)
+
+
+@contextlib.contextmanager
+def _pooled() -> Iterator[None]:
+    token = _POOL.set(_Pool())
+    try:
+        yield
+    finally:
+        _POOL.reset(token)
+
+
+def _new(shape: Sequence[int], like: torch.Tensor) -> torch.Tensor:
+    """An uninitialised tensor (from the pool inside :func:`_pooled`)."""
+    pool = _POOL.get()
+    if pool is None:
+        return torch.empty(tuple(shape), dtype=like.dtype, device=like.device)
+    return pool.take(shape, like)
+
+
+def _release(*ts: torch.Tensor | None) -> None:
+    """Hand tensors that nothing references any more back to the pool."""
+    pool = _POOL.get()
+    if pool is not None:
+        for t in ts:
+            pool.give(t)
+
+
+def _state_tensors(state: ConvState | None) -> Iterator[torch.Tensor]:
+    if state is None:
+        return
+    for t in (state.nngp, state.ntk):
+        if t is not None:
+            yield t
+    if not state.is_self:
+        yield from _state_tensors(state.side1)
+        if not state.same:
+            yield from _state_tensors(state.side2)
+
+
+def _storages(state: ConvState) -> set[int]:
+    return {t.untyped_storage().data_ptr() for t in _state_tensors(state)}
+
+
+def _release_state(old: ConvState, new: ConvState, keep: set[int] = frozenset()) -> None:
+    """Release the tensors of ``old`` (a state made here that nothing else holds) whose
+    memory neither ``new`` nor ``keep`` (storage pointers) uses."""
+    if _POOL.get() is None:
+        return
+    keep = keep | _storages(new)
+    _release(*(t for t in _state_tensors(old) if t.untyped_storage().data_ptr() not in keep))
 
 
 # ---- exact power-of-two rescaling ------------------------------------------------------
@@ -321,7 +434,8 @@ def _exp_bound(dtype: torch.dtype) -> int:
 def _log2_max(t: torch.Tensor | None) -> float:
     if t is None or t.numel() == 0:
         return 0.0
-    m = float(t.abs().max())
+    lo, hi = torch.aminmax(t)  # one pass: max |t| = max(hi, -lo)
+    m = float(torch.maximum(hi, lo.neg()))
     if m == 0.0 or not math.isfinite(m):
         return 0.0
     return math.log2(m)
@@ -332,7 +446,10 @@ def _rescale(state: ConvState, rescale_nngp: bool) -> ConvState:
     if not state.valid:
         return state
     bound = _exp_bound(state.ntk.dtype)
-    sides = [state] if state.is_self else [state.side1, state.side2]
+    if state.is_self:
+        sides = [state]
+    else:
+        sides = [state.side1] if state.same else [state.side1, state.side2]
     sides = [s for s in sides if s is not None and s.valid]
 
     def shift_for(kind: str) -> int:
@@ -446,12 +563,12 @@ def _joint_shift_sum(t: torch.Tensor, dims: tuple[int, ...], f: int, padding: st
     added in place block by block (the same order in every layout)."""
     n = t.shape[dims[0]]
     p = f // 2
-    out = t.clone()
+    if padding == "circular" and p >= n:
+        # wraps more than once: the generic padded sum handles it
+        return _window_sum(t, dims, f, 1, p, padding)
+    out = _new(t.shape, t).copy_(t)
     for beta in (*range(-p, 0), *range(1, p + 1)):
         blocks = _shift_blocks(n, beta, padding)
-        if padding == "circular" and abs(beta) >= n:
-            # wraps more than once: the generic padded sum handles it
-            return _window_sum(t, dims, f, 1, p, padding)
         combos: list[list[tuple[slice, slice]]] = [[]]
         for _ in dims:
             combos = [c + [blk] for c in combos for blk in blocks]
@@ -475,11 +592,14 @@ def _joint_box(t: torch.Tensor, layout: str, f: tuple[int, int], stride: tuple[i
     for (fa, sa, dims) in zip(f, stride, axes, strict=True):
         if fa == 1 and sa == 1:
             continue
+        prev = t
         if sa == 1:
             t = _joint_shift_sum(t, dims, fa, padding)
         else:
             t = _window_sum(t, dims, fa, sa, fa // 2, padding)
-    return t.clone() if t is src else t  # callers update the result in place
+        if prev is not src:
+            _release(prev)
+    return _new(t.shape, t).copy_(t) if t is src else t  # callers update it in place
 
 
 def _out_size(n: int, f: int, stride: int) -> int:
@@ -625,19 +745,71 @@ def avg_pool(window: int | Sequence[int] = 2, stride: int | Sequence[int] | None
 Cross = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
-def activation(cross: Cross, name: str, homogeneous: bool = False) -> Layer:
+Fused = tuple[Callable[[torch.Tensor], torch.Tensor],
+              Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]]
+
+
+def activation(cross: Cross, name: str, homogeneous: bool = False, *,
+               fused: Fused | None = None) -> Layer:
     """An activation from ``cross(n, v1, v2) -> (E[phi(u)phi(v)], E[phi'(u)phi'(v)])``
-    (broadcasting tensors).  Self states use the same function at ``n = v1 = v2``."""
+    (broadcasting tensors).  Self states use the same function at ``n = v1 = v2``.
+
+    ``fused = (side, kernel)``, the fast path of the closed forms: ``side(v)`` maps the
+    per-pixel variances of each image set to a factor, and ``kernel(n, q)`` gets ``q =
+    side(v1) side(v2)`` as a fresh tensor of ``n``'s shape (it may overwrite it) and returns
+    the same pair as ``cross``; the per-pixel work on the small sides is done once, not once
+    per pair."""
 
     def pair(state: ConvState) -> ConvState:
         if not homogeneous and state.e_nngp != 0:
             raise ValueError(f"{name}: NNGP carries a scale exponent (not homogeneous)")
-        v1, v2 = _broadcast_variances(state)
-        k1, k0 = cross(state.nngp, v1, v2)
+        if fused is not None:
+            k1, k0 = fused[1](state.nngp, _side_product(state, fused[0]))
+        else:
+            v1, v2 = _broadcast_variances(state)
+            k1, k0 = cross(state.nngp, v1, v2)
         k0.mul_(state.ntk)
         return replace(state, nngp=k1, ntk=k0)
 
     return _layer(_with_sides(pair), name, nonlinear=True, homogeneous=homogeneous)
+
+
+def _side_product(state: ConvState, side: Callable[[torch.Tensor], torch.Tensor]
+                  ) -> torch.Tensor:
+    """``side(v1) * side(v2)`` for every pair of ``state`` (pixel by pixel, or every pixel
+    pair on the full layout), as a new contiguous tensor shaped like ``state.nngp``."""
+    gathered = []
+    if state.is_self:
+        a = b = side(state.variances())
+    else:
+        a = side(state.side1.variances())
+        b = a if state.same else side(state.side2.variances())
+        if state.pairs is not None:
+            gathered = [torch.index_select(v, 0, idx, out=_new((len(idx), *v.shape[1:]), v))
+                        for v, idx in ((a, state.pairs[0]), (b, state.pairs[1]))]
+            a, b = gathered
+        else:
+            a, b = a[:, None], b[None, :]
+    if state.layout == "full":
+        a, b = a[..., :, :, None, None], b[..., None, None, :, :]
+    if gathered and state.layout != "full":  # (m, H, W) each: multiply in place
+        out = a.mul_(b)
+        _release(b)
+        return out
+    out = torch.mul(a, b, out=_new(state.nngp.shape, state.nngp))
+    _release(*gathered)
+    return out
+
+
+def _np_inplace_(t: torch.Tensor, np_fn: Callable, torch_fn_: Callable) -> torch.Tensor:
+    """``t = fn(t)`` in place: NumPy's SIMD transcendental (several times faster than
+    torch's on CPU, <1 ulp) on contiguous CPU tensors, torch's elsewhere."""
+    if (t.device.type == "cpu" and t.is_contiguous()
+            and t.dtype in (torch.float64, torch.float32)):
+        a = t.detach().numpy()
+        np_fn(a, out=a)
+        return t
+    return torch_fn_(t)
 
 
 def _snap_tan(dtype: torch.dtype) -> float:
@@ -645,39 +817,71 @@ def _snap_tan(dtype: torch.dtype) -> float:
     return math.sqrt(32 * torch.finfo(dtype).eps)
 
 
-def _relu_cross(n: torch.Tensor, v1: torch.Tensor, v2: torch.Tensor):
-    # arc-cosine kernels (Cho & Saul) through tan(theta/2) = sqrt(a/b), see layers._relu_cross
-    s = torch.sqrt(v1) * torch.sqrt(v2)  # square roots on the (small) variance tensors
-    a = (s - n).clamp_min_(0.0)
-    b = (s + n).clamp_min_(0.0)
-    det = torch.sqrt(a * b)
-    t = torch.nan_to_num_(torch.sqrt_(a.div_(b)), nan=0.0, posinf=math.inf)
-    snap = t < _snap_tan(t.dtype)
-    t.masked_fill_(snap, 0.0)
-    det.masked_fill_(snap, 0.0)
-    k0 = torch.atan_(t).mul_(-1.0 / _PI).add_(0.5)  # (pi - theta) / (2 pi)
-    k1 = torch.mul(k0, n).add_(det, alpha=1.0 / (2.0 * _PI))
+def _below_snap(dtype: torch.dtype) -> float:
+    """The largest value of ``dtype`` below :func:`_snap_tan` (``t > it`` iff ``t >= snap``
+    in that dtype, so ``threshold_`` snaps exactly the ``t < snap`` of the comparison)."""
+    np_dtype = np.float32 if dtype == torch.float32 else np.float64
+    c = np.asarray(_snap_tan(dtype), dtype=np_dtype)
+    return float(np.nextafter(c, np_dtype(0)))
+
+
+def _relu_kernel(n: torch.Tensor, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Arc-cosine kernels from ``n`` and ``s = sqrt(v1 v2)`` (overwritten), through
+    ``t = tan(theta/2) = sqrt(a/b)``, ``a = s - n``, ``b = s + n`` (see
+    :func:`_relu_cross`); ``sqrt(a b) = t b``."""
+    dtype = n.dtype
+    t = torch.sub(s, n, out=_new(n.shape, n)).clamp_min_(0.0)  # a
+    b = s.add_(n).clamp_min_(0.0)
+    # a / b: 0/0 (both variances 0) -> 0; antiparallel (b = 0 < a) -> the largest finite
+    # value: its root changes no atan (pi/2 either way) and gives sqrt(a b) = t b = 0 exactly
+    t.div_(b).nan_to_num_(nan=0.0, posinf=torch.finfo(dtype).max)
+    _np_inplace_(t, np.sqrt, torch.sqrt_)
+    # snap: t < sqrt(32 eps) -> 0 (the rule of layers._relu_cross); t b is then 0 too
+    torch.nn.functional.threshold_(t, _below_snap(dtype), 0.0)
+    det = torch.mul(t, b, out=_new(n.shape, n))
+    k0 = _np_inplace_(t, np.arctan, torch.atan_).mul_(-1.0 / _PI).add_(0.5)  # (pi-theta)/2pi
+    k1 = torch.mul(k0, n, out=b).add_(det, alpha=1.0 / (2.0 * _PI))
+    _release(det)
     return k1, k0
+
+
+def _relu_cross(n: torch.Tensor, v1: torch.Tensor, v2: torch.Tensor):
+    # arc-cosine kernels (Cho & Saul) through tan(theta/2) = sqrt(a/b), see layers._relu_cross:
+    # theta = 2 arctan(sqrt(a/b)) with a = s - n, b = s + n, s = sqrt(v1 v2): exactly 0 for
+    # parallel and pi for antiparallel pairs; tan(theta/2) < sqrt(32 eps) is snapped to 0
+    s = torch.sqrt(v1) * torch.sqrt(v2)  # square roots on the (small) variance tensors
+    return _relu_kernel(n, s.expand(n.shape).contiguous() if s.shape != n.shape else s)
 
 
 def relu() -> Layer:
     """ReLU, closed form (arc-cosine kernel), positively homogeneous."""
-    return activation(_relu_cross, "relu", homogeneous=True)
+    return activation(_relu_cross, "relu", homogeneous=True, fused=(torch.sqrt, _relu_kernel))
+
+
+def _erf_side(v: torch.Tensor) -> torch.Tensor:
+    return torch.rsqrt(2.0 * v + 1.0)
+
+
+def _erf_kernel(n: torch.Tensor, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``erf`` kernels from ``n`` and ``q = 1 / sqrt((1 + 2 v1) (1 + 2 v2))`` (see
+    :func:`_erf_cross`)."""
+    r = torch.mul(n, q, out=_new(n.shape, n)).mul_(2.0).clamp_(-1.0, 1.0)  # 2n / sqrt(..)
+    w = torch.neg(r, out=_new(n.shape, n)).add_(1.0)  # 1 - r
+    w.addcmul_(w, r).rsqrt_()  # 1 / sqrt((1 - r) (1 + r))
+    k0 = torch.mul(q, w, out=w).mul_(4.0 / _PI)
+    _release(q)
+    k1 = _np_inplace_(r, np.arcsin, torch.asin_).mul_(2.0 / _PI)
+    return k1, k0
 
 
 def _erf_cross(n: torch.Tensor, v1: torch.Tensor, v2: torch.Tensor):
     # E[erf erf] = 2/pi arcsin(2n / sqrt((1+2v1)(1+2v2))), E[erf' erf'] = 4/pi / sqrt(... - 4n^2)
-    den = torch.sqrt(1.0 + 2.0 * v1) * torch.sqrt(1.0 + 2.0 * v2)
-    r = torch.mul(n, 2.0).div_(den).clamp_(-1.0, 1.0)
-    k0 = (1.0 - r).mul_(1.0 + r).sqrt_().mul_(den)
-    k0 = torch.reciprocal_(k0).mul_(4.0 / _PI)
-    k1 = torch.asin_(r).mul_(2.0 / _PI)
-    return k1, k0
+    return _erf_kernel(n, torch.broadcast_to(_erf_side(v1) * _erf_side(v2), n.shape))
 
 
 def erf() -> Layer:
     """``erf``, closed form (Williams 1997)."""
-    return activation(_erf_cross, "erf")
+    return activation(_erf_cross, "erf", fused=(_erf_side, _erf_kernel))
 
 
 def identity() -> Layer:
@@ -766,15 +970,18 @@ def as_images(x: Any, image_shape: Sequence[int] | None = None, *,
     return t
 
 
-def _channel_products(x1: torch.Tensor, x2: torch.Tensor, layout: str,
-                      grid: bool) -> torch.Tensor:
+def _channel_products(x1: torch.Tensor, x2: torch.Tensor, layout: str, grid: bool,
+                      pairs: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """``sum_c x1_c[alpha] x2_c[alpha'] / C`` accumulated channel by channel, elementwise,
-    so every layout and batch shape gives bitwise the same value for the same pixels."""
+    so every layout and batch shape gives bitwise the same value for the same pixels.
+    ``pairs``: only the pairs ``(x1[i], x2[j])`` (batch ``(m,)``) instead of the grid."""
     c = x1.shape[1]
     acc = None
     for k in range(c):
         a, b = x1[:, k], x2[:, k]  # (n, H, W)
-        if grid:
+        if pairs is not None:
+            a, b = torch.index_select(a, 0, pairs[0]), torch.index_select(b, 0, pairs[1])
+        elif grid:
             a, b = a[:, None], b[None, :]
         if layout == "full":
             a, b = a[..., :, :, None, None], b[..., None, None, :, :]
@@ -789,20 +996,25 @@ def _self_input(x: torch.Tensor, layout: str) -> ConvState:
 
 
 def input_state(x1: torch.Tensor, x2: torch.Tensor | None = None, *, layout: str = "full",
-                side_layout: str = "diag") -> ConvState:
+                side_layout: str = "diag", upper: bool = False) -> ConvState:
     """State of the inputs: ``Sigma_{alpha alpha'} = x_alpha . x'_{alpha'} / C``, ``Theta =
-    0``.  ``x2=None`` pairs ``x1`` with itself (``same``)."""
+    0``.  ``x2=None`` pairs ``x1`` with itself (``same``); then ``upper=True`` keeps only
+    the pairs ``i <= j`` (batch ``(n (n + 1) / 2,)``, ``pairs`` = their indices)."""
     if layout not in ("full", "diag"):
         raise ValueError(f"layout must be 'full' or 'diag', got {layout!r}")
     same = x2 is None or x2 is x1
     x2 = x1 if same else x2
     if x2.shape[1:] != x1.shape[1:]:
         raise ValueError(f"image shapes differ: {tuple(x1.shape)} vs {tuple(x2.shape)}")
-    nngp = _channel_products(x1, x2, layout, grid=True).contiguous()
+    pairs = None
+    if same and upper:
+        ij = torch.triu_indices(x1.shape[0], x1.shape[0], device=x1.device)
+        pairs = (ij[0], ij[1])
+    nngp = _channel_products(x1, x2, layout, grid=True, pairs=pairs).contiguous()
     side1 = _self_input(x1, side_layout)
     side2 = side1 if same else _self_input(x2, side_layout)
     return ConvState(nngp, torch.zeros_like(nngp), layout, (x1.shape[2], x1.shape[3]),
-                     side1, side2, same=same)
+                     side1, side2, same=same, pairs=pairs)
 
 
 def _finish(state: ConvState) -> ConvState:
@@ -916,19 +1128,21 @@ def conv_sweep_panel(
         for d in ds:
             out[d] += [np.zeros((na, nb), dtype=np.int64), np.zeros((na, nb), dtype=np.int64)]
     wanted = set(ds)
-    with _Threads(n_threads), torch.no_grad():
+    with _Threads(n_threads), torch.no_grad(), _pooled():
         for i0, i1, j0, j1 in _tiles(na, nb, edge, prefix_same):
             same = prefix_same and i0 == j0
             state = input_state(xa[i0:i1], None if same else xb[j0:j1], layout=layout,
-                                side_layout=side_layout)
+                                side_layout=side_layout, upper=same)
             for L in range(ds[-1] + 1):
                 if L:
-                    state = _run(trunk[L - 1].flat_parts(), state, trunk_plan)
+                    prev, state = state, _run(trunk[L - 1].flat_parts(), state, trunk_plan)
+                    _release_state(prev, state)
                 if L in wanted:
                     parts = head(L).flat_parts()
                     res = _finish(_run(parts, state, _plan(parts), whole.rescale_nngp))
                     _store(out[L], res, i0, i1, j0, j1, same,
                            mirror=prefix_same and j0 < na and not same, scaled=scaled)
+            _release(*_state_tensors(state))
     return {d: tuple(v) for d, v in out.items()}
 
 
@@ -939,7 +1153,12 @@ def _store(out: list[np.ndarray], res: ConvState, i0: int, i1: int, j0: int, j1:
         t = t.to(torch.float64)
         if not scaled:
             t = _ldexp(t, e)
-        if same:
+        if res.pairs is not None:  # upper triangle of a symmetric tile: mirror it
+            full = t.new_empty((i1 - i0, j1 - j0))
+            full[res.pairs[0], res.pairs[1]] = t
+            full[res.pairs[1], res.pairs[0]] = t
+            t = full
+        elif same:
             t = _symmetrize_(t)
         pieces.append((t.cpu().numpy(), e))
     for k, (arr, e) in enumerate(pieces):
@@ -1035,7 +1254,7 @@ def self_kernel(
         block_size = max(1, int(memory) // per)
     nngp = np.empty(xs.shape[0])
     ntk = np.empty(xs.shape[0])
-    with _Threads(n_threads), torch.no_grad():
+    with _Threads(n_threads), torch.no_grad(), _pooled():
         for r0 in range(0, xs.shape[0], block_size):
             r1 = min(r0 + block_size, xs.shape[0])
             state = _finish(_run(flat, _self_input(xs[r0:r1], layout), plan))
