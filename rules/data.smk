@@ -9,6 +9,8 @@ rule make_dataset:
         spec=lambda wc: DATASETS[wc.dataset],
     group:
         "datasets"
+    # data first: priorities do not pass upstream, and every study waits on its data
+    priority: 100
     resources:
         runtime=10,
         mem_mb=2000,

@@ -23,6 +23,8 @@ rule lee_data:
         spec=lambda wc: STUDIES[wc.study]["data"],
     group:
         "datasets"
+    # data first: priorities do not pass upstream, and every study waits on its data
+    priority: 100
     resources:
         runtime=10,
         mem_mb=4000,

@@ -21,6 +21,8 @@ rule xiao_data:
         study=lambda wc: XIAO.data_slice(wc.study),
     group:
         "datasets"
+    # data first: priorities do not pass upstream, and every study waits on its data
+    priority: 100
     resources:
         runtime=10,
         mem_mb=8000,
