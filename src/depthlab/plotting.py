@@ -36,7 +36,8 @@ def finish(fig: plt.Figure, axes: Sequence, figure: Mapping[str, Any], note: str
         if grid:
             ax.grid(alpha=0.3, which="both", lw=0.4)
     for ax in (axes if legend == "every" else axes[:1]):
-        ax.legend(fontsize=7, loc="best")
+        if ax.get_legend_handles_labels()[0]:  # a panel without labelled lines gets none
+            ax.legend(fontsize=7, loc="best")
     width_in, height_in = fig.get_size_inches()
     lines = textwrap.wrap(note, width=int(width_in * 17))
     fig.text(0.01, 0.01, "\n".join(lines), fontsize=7, color="0.35", va="bottom")
