@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +79,55 @@ def _chunks(shape: tuple[int, ...], edge: int) -> tuple[int, ...] | None:
     return tuple(min(s, edge) for s in shape)
 
 
+def write_blocked_gram(
+    path: str | os.PathLike,
+    n_train: int,
+    n_test: int,
+    *,
+    kinds: tuple[str, ...],
+    train_rows: Callable[[int, int], Mapping[str, np.ndarray]],
+    test_rows: Callable[[int, int], Mapping[str, np.ndarray]],
+    test_diag: Callable[[], Mapping[str, np.ndarray]],
+    block_size: int,
+    root_attrs: Mapping[str, Any],
+) -> Path:
+    """The one row-block writer behind every Gram file (FC and conv specs here, and any
+    kernel given as functions, e.g. a study's closed-form limit kernel).
+
+    ``train_rows(r0, r1)`` returns, per kind, the train x train rows ``r0:r1`` from column
+    ``r0`` on (shape ``(r1 - r0, n_train - r0)``, its leading square exactly symmetric); the
+    writer mirrors them into the columns, so the stored matrix is exactly symmetric and
+    only its upper part is ever computed.  ``test_rows(r0, r1)`` returns test rows
+    ``r0:r1`` against every training point, ``test_diag()`` the test self-kernels.  At most
+    one row block per kind is in memory; the file appears atomically, complete or not at
+    all.  Returns the path.
+    """
+    import h5py
+
+    path = Path(path)
+    edge = _chunk_edge(block_size)
+    with atomic_output(path) as tmp, h5py.File(tmp, "w") as f:
+        _write_root_attrs(f, root_attrs)
+
+        def make(name: str, shape: tuple[int, ...]):
+            return f.create_dataset(name, shape=shape, dtype="f8", chunks=_chunks(shape, edge))
+
+        tt = {k: make(f"{k}_train_train", (n_train, n_train)) for k in kinds}
+        te = {k: make(f"{k}_test_train", (n_test, n_train)) for k in kinds}
+        for r0 in range(0, n_train, block_size):
+            r1 = min(r0 + block_size, n_train)
+            for kind, block in train_rows(r0, r1).items():
+                tt[kind][r0:r1, r0:] = block
+                tt[kind][r0:, r0:r1] = block.T
+        for r0 in range(0, n_test, block_size):
+            r1 = min(r0 + block_size, n_test)
+            for kind, block in test_rows(r0, r1).items():
+                te[kind][r0:r1] = block
+        for kind, diag in test_diag().items():
+            f.create_dataset(f"{kind}_test_diag", data=diag, chunks=_chunks((n_test,), 65536))
+    return path
+
+
 def compute_gram_file(
     path: str | os.PathLike,
     x_train: Any,
@@ -96,7 +145,6 @@ def compute_gram_file(
     ``attrs`` (e.g. ``provenance_attrs(config_slice, seed)``) are stored on the root.
     Returns the path.
     """
-    import h5py
 
     if _is_conv(spec):
         return _compute_conv_gram_file(path, x_train, x_test, spec, depth, block_size, attrs,
@@ -112,57 +160,32 @@ def compute_gram_file(
     if x_train.ndim != 2 or x_test.ndim != 2 or x_train.shape[1] != x_test.shape[1]:
         raise ValueError(f"x_train {x_train.shape} and x_test {x_test.shape} must be (n, d)")
     n_train, n_test = x_train.shape[0], x_test.shape[0]
-    edge = _chunk_edge(block_size)
+    root_attrs: dict[str, Any] = {
+        "spec": json.dumps(spec.to_dict(), sort_keys=True),
+        "depth": depth,
+        "n_train": n_train,
+        "n_test": n_test,
+        "input_dim": x_train.shape[1],
+        "block_size": block_size,
+        "content_hash": content_hash({"x_train": x_train, "x_test": x_test}),
+        **(attrs or {}),
+    }
 
-    with atomic_output(path) as tmp, h5py.File(tmp, "w") as f:
-        root_attrs: dict[str, Any] = {
-            "spec": json.dumps(spec.to_dict(), sort_keys=True),
-            "depth": depth,
-            "n_train": n_train,
-            "n_test": n_test,
-            "input_dim": x_train.shape[1],
-            "block_size": block_size,
-            "content_hash": content_hash({"x_train": x_train, "x_test": x_test}),
-        }
-        root_attrs.update(attrs or {})
-        for key, value in root_attrs.items():
-            if not isinstance(value, (str, int, float, np.number)):
-                value = to_json(value)
-            f.attrs[key] = value
+    def rows(x_rows: np.ndarray, x_cols: np.ndarray, same: bool) -> dict[str, np.ndarray]:
+        nngp, ntk = sweep_panel(spec, depth, x_rows, x_cols, prefix_same=same, tile=tile,
+                                n_threads=n_threads)[depth]
+        return {"nngp": nngp, "ntk": ntk}
 
-        def make(name: str, shape: tuple[int, ...]):
-            return f.create_dataset(name, shape=shape, dtype="f8", chunks=_chunks(shape, edge))
+    def diag() -> dict[str, np.ndarray]:
+        nngp, ntk = kernel_diag(spec, depth, x_test)
+        return {"nngp": nngp, "ntk": ntk}
 
-        tt = {k: make(f"{k}_train_train", (n_train, n_train)) for k in KINDS}
-        te = {k: make(f"{k}_test_train", (n_test, n_train)) for k in KINDS}
-
-        for r0 in range(0, n_train, block_size):
-            r1 = min(r0 + block_size, n_train)
-            nngp, ntk = sweep_panel(
-                spec,
-                depth,
-                x_train[r0:r1],
-                x_train[r0:],
-                prefix_same=True,
-                tile=tile,
-                n_threads=n_threads,
-            )[depth]
-            for kind, block in (("nngp", nngp), ("ntk", ntk)):
-                tt[kind][r0:r1, r0:] = block
-                tt[kind][r0:, r0:r1] = block.T
-            del nngp, ntk
-        for r0 in range(0, n_test, block_size):
-            r1 = min(r0 + block_size, n_test)
-            nngp, ntk = sweep_panel(
-                spec, depth, x_test[r0:r1], x_train, tile=tile, n_threads=n_threads
-            )[depth]
-            te["nngp"][r0:r1] = nngp
-            te["ntk"][r0:r1] = ntk
-            del nngp, ntk
-        nngp_diag, ntk_diag = kernel_diag(spec, depth, x_test)
-        f.create_dataset("nngp_test_diag", data=nngp_diag, chunks=_chunks((n_test,), 65536))
-        f.create_dataset("ntk_test_diag", data=ntk_diag, chunks=_chunks((n_test,), 65536))
-    return path
+    return write_blocked_gram(
+        path, n_train, n_test, kinds=KINDS, block_size=block_size, root_attrs=root_attrs,
+        train_rows=lambda r0, r1: rows(x_train[r0:r1], x_train[r0:], True),
+        test_rows=lambda r0, r1: rows(x_test[r0:r1], x_train, False),
+        test_diag=diag,
+    )
 
 
 def _is_conv(spec: Any) -> bool:
@@ -194,7 +217,6 @@ def _compute_conv_gram_file(
     :func:`depthlab.kernels.conv.conv_sweep_panel` in memory-bounded tiles of image pairs,
     the test diagonal by the self recursion.  Extra root attrs: ``architecture``,
     ``kernel_device``, ``kernel_dtype``."""
-    import h5py
 
     from depthlab.kernels.conv import ConvSpec, as_images, conv_sweep_panel, self_kernel
 
@@ -212,7 +234,6 @@ def _compute_conv_gram_file(
         raise ValueError(f"image_shape {list(spec.image_shape)} does not hold the "
                          f"{x_train.shape[1]} inputs of a row")
     n_train, n_test = x_train.shape[0], x_test.shape[0]
-    edge = _chunk_edge(block_size)
     import torch
 
     device = spec.device
@@ -222,46 +243,35 @@ def _compute_conv_gram_file(
     img_train = as_images(x_train, spec.image_shape, dtype=dtype, device=device)
     img_test = as_images(x_test, spec.image_shape, dtype=dtype, device=device)
     opts = {"dtype": dtype, "device": device, "n_threads": n_threads}
+    root_attrs: dict[str, Any] = {
+        "spec": json.dumps(spec.to_dict(), sort_keys=True),
+        "depth": depth,
+        "n_train": n_train,
+        "n_test": n_test,
+        "input_dim": x_train.shape[1],
+        "block_size": block_size,
+        "content_hash": content_hash({"x_train": x_train, "x_test": x_test}),
+        "architecture": "conv",
+        "kernel_device": str(device),
+        "kernel_dtype": spec.dtype,
+        **(attrs or {}),
+    }
 
-    with atomic_output(path) as tmp, h5py.File(tmp, "w") as f:
-        root_attrs: dict[str, Any] = {
-            "spec": json.dumps(spec.to_dict(), sort_keys=True),
-            "depth": depth,
-            "n_train": n_train,
-            "n_test": n_test,
-            "input_dim": x_train.shape[1],
-            "block_size": block_size,
-            "content_hash": content_hash({"x_train": x_train, "x_test": x_test}),
-            "architecture": "conv",
-            "kernel_device": str(device),
-            "kernel_dtype": spec.dtype,
-        }
-        root_attrs.update(attrs or {})
-        _write_root_attrs(f, root_attrs)
+    def rows(img_rows, img_cols, same: bool) -> dict[str, np.ndarray]:
+        nngp, ntk = conv_sweep_panel(spec, depth, img_rows, img_cols, prefix_same=same,
+                                     **opts)[depth]
+        return {"nngp": nngp, "ntk": ntk}
 
-        def make(name: str, shape: tuple[int, ...]):
-            return f.create_dataset(name, shape=shape, dtype="f8", chunks=_chunks(shape, edge))
+    def diag() -> dict[str, np.ndarray]:
+        nngp, ntk = self_kernel(spec, img_test, depth, **opts)
+        return {"nngp": nngp, "ntk": ntk}
 
-        tt = {k: make(f"{k}_train_train", (n_train, n_train)) for k in KINDS}
-        te = {k: make(f"{k}_test_train", (n_test, n_train)) for k in KINDS}
-        for r0 in range(0, n_train, block_size):
-            r1 = min(r0 + block_size, n_train)
-            nngp, ntk = conv_sweep_panel(spec, depth, img_train[r0:r1], img_train[r0:],
-                                         prefix_same=True, **opts)[depth]
-            for kind, block in (("nngp", nngp), ("ntk", ntk)):
-                tt[kind][r0:r1, r0:] = block
-                tt[kind][r0:, r0:r1] = block.T
-            del nngp, ntk
-        for r0 in range(0, n_test, block_size):
-            r1 = min(r0 + block_size, n_test)
-            nngp, ntk = conv_sweep_panel(spec, depth, img_test[r0:r1], img_train, **opts)[depth]
-            te["nngp"][r0:r1] = nngp
-            te["ntk"][r0:r1] = ntk
-            del nngp, ntk
-        nngp_diag, ntk_diag = self_kernel(spec, img_test, depth, **opts)
-        f.create_dataset("nngp_test_diag", data=nngp_diag, chunks=_chunks((n_test,), 65536))
-        f.create_dataset("ntk_test_diag", data=ntk_diag, chunks=_chunks((n_test,), 65536))
-    return path
+    return write_blocked_gram(
+        path, n_train, n_test, kinds=KINDS, block_size=block_size, root_attrs=root_attrs,
+        train_rows=lambda r0, r1: rows(img_train[r0:r1], img_train[r0:], True),
+        test_rows=lambda r0, r1: rows(img_test[r0:r1], img_train, False),
+        test_diag=diag,
+    )
 
 
 class GramBlocks:
