@@ -146,30 +146,19 @@ def compute_gram_file(
     Returns the path.
     """
 
-    if _is_conv(spec):
-        return _compute_conv_gram_file(path, x_train, x_test, spec, depth, block_size, attrs,
-                                       n_threads=n_threads)
-    path = Path(path)
-    spec = KernelSpec.coerce(spec)
-    depth = int(depth)
-    block_size = int(block_size)
+    depth, block_size = int(depth), int(block_size)
     if block_size < 1:
         raise ValueError("block_size must be positive")
     x_train = np.ascontiguousarray(x_train, dtype=np.float64)
     x_test = np.ascontiguousarray(x_test, dtype=np.float64)
     if x_train.ndim != 2 or x_test.ndim != 2 or x_train.shape[1] != x_test.shape[1]:
         raise ValueError(f"x_train {x_train.shape} and x_test {x_test.shape} must be (n, d)")
+    if _is_conv(spec):
+        return _compute_conv_gram_file(path, x_train, x_test, spec, depth, block_size, attrs,
+                                       n_threads=n_threads)
+    spec = KernelSpec.coerce(spec)
     n_train, n_test = x_train.shape[0], x_test.shape[0]
-    root_attrs: dict[str, Any] = {
-        "spec": json.dumps(spec.to_dict(), sort_keys=True),
-        "depth": depth,
-        "n_train": n_train,
-        "n_test": n_test,
-        "input_dim": x_train.shape[1],
-        "block_size": block_size,
-        "content_hash": content_hash({"x_train": x_train, "x_test": x_test}),
-        **(attrs or {}),
-    }
+    root_attrs = {**_base_attrs(spec, depth, x_train, x_test, block_size), **(attrs or {})}
 
     def rows(x_rows: np.ndarray, x_cols: np.ndarray, same: bool) -> dict[str, np.ndarray]:
         nngp, ntk = sweep_panel(spec, depth, x_rows, x_cols, prefix_same=same, tile=tile,
@@ -186,6 +175,20 @@ def compute_gram_file(
         test_rows=lambda r0, r1: rows(x_test[r0:r1], x_train, False),
         test_diag=diag,
     )
+
+
+def _base_attrs(spec: Any, depth: int, x_train: np.ndarray, x_test: np.ndarray,
+                block_size: int) -> dict[str, Any]:
+    """Root attrs every spec's Gram file carries (what made it, and of which inputs)."""
+    return {
+        "spec": json.dumps(spec.to_dict(), sort_keys=True),
+        "depth": depth,
+        "n_train": x_train.shape[0],
+        "n_test": x_test.shape[0],
+        "input_dim": x_train.shape[1],
+        "block_size": block_size,
+        "content_hash": content_hash({"x_train": x_train, "x_test": x_test}),
+    }
 
 
 def _is_conv(spec: Any) -> bool:
@@ -220,16 +223,7 @@ def _compute_conv_gram_file(
 
     from depthlab.kernels.conv import ConvSpec, as_images, conv_sweep_panel, self_kernel
 
-    path = Path(path)
     spec = ConvSpec.coerce(spec)
-    depth = int(depth)
-    block_size = int(block_size)
-    if block_size < 1:
-        raise ValueError("block_size must be positive")
-    x_train = np.ascontiguousarray(x_train, dtype=np.float64)
-    x_test = np.ascontiguousarray(x_test, dtype=np.float64)
-    if x_train.ndim != 2 or x_test.ndim != 2 or x_train.shape[1] != x_test.shape[1]:
-        raise ValueError(f"x_train {x_train.shape} and x_test {x_test.shape} must be (n, d)")
     if x_train.shape[1] != int(np.prod(spec.image_shape)):
         raise ValueError(f"image_shape {list(spec.image_shape)} does not hold the "
                          f"{x_train.shape[1]} inputs of a row")
@@ -243,19 +237,9 @@ def _compute_conv_gram_file(
     img_train = as_images(x_train, spec.image_shape, dtype=dtype, device=device)
     img_test = as_images(x_test, spec.image_shape, dtype=dtype, device=device)
     opts = {"dtype": dtype, "device": device, "n_threads": n_threads}
-    root_attrs: dict[str, Any] = {
-        "spec": json.dumps(spec.to_dict(), sort_keys=True),
-        "depth": depth,
-        "n_train": n_train,
-        "n_test": n_test,
-        "input_dim": x_train.shape[1],
-        "block_size": block_size,
-        "content_hash": content_hash({"x_train": x_train, "x_test": x_test}),
-        "architecture": "conv",
-        "kernel_device": str(device),
-        "kernel_dtype": spec.dtype,
-        **(attrs or {}),
-    }
+    root_attrs = {**_base_attrs(spec, depth, x_train, x_test, block_size),
+                  "architecture": "conv", "kernel_device": str(device),
+                  "kernel_dtype": spec.dtype, **(attrs or {})}
 
     def rows(img_rows, img_cols, same: bool) -> dict[str, np.ndarray]:
         nngp, ntk = conv_sweep_panel(spec, depth, img_rows, img_cols, prefix_same=same,
