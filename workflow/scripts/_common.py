@@ -1,7 +1,9 @@
-"""Shared set-up for workflow scripts: route logging to the rule's log file."""
+"""Shared set-up for workflow scripts: route logging to the rule's log file, limit threads,
+find the calling study's plug-in modules."""
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 from pathlib import Path
@@ -38,3 +40,13 @@ def limit_threads(n: int) -> None:
     threadpool_limits(limits=int(n))
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(int(n))
+
+
+def study_import(scriptdir: str, module: str, *names: str):
+    """``from depthlab.studies.<kind>.<module> import <names>`` for the study kind whose folder
+    (``workflow/scripts/<kind>/``) holds the calling script: the plug-in is found by name, so
+    a study's scripts read like any other kind's (README, "Adding a study"). One name gives
+    the object, several a tuple."""
+    found = importlib.import_module(f"depthlab.studies.{Path(scriptdir).name}.{module}")
+    values = tuple(getattr(found, name) for name in names)
+    return values[0] if len(values) == 1 else values

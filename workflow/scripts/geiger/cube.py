@@ -4,18 +4,19 @@ from pathlib import Path
 # the shared script helpers (_common) one level up, this study's beside it
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))
 sys.path.insert(0, str(Path(snakemake.scriptdir)))
-from _common import setup_logging  # noqa: E402
+from _common import setup_logging, study_import  # noqa: E402
 
 from depthlab.cube import data_source, write_cube  # noqa: E402
 from depthlab.data import read_dataset  # noqa: E402
 from depthlab.provenance import to_json  # noqa: E402
-from depthlab.studies.geiger.cube import build_geiger_cube  # noqa: E402
+
+build_cube = study_import(snakemake.scriptdir, "cube", "build_cube")
 
 log = setup_logging(snakemake.log[0])
 study = dict(snakemake.params.study)
 dataset = dict(snakemake.params.dataset)
 data = read_dataset(snakemake.input.data, n_train=study["n_train"])
-cube = build_geiger_cube(
+cube = build_cube(
     list(snakemake.params.run_files), snakemake.input.lazy, y_test=data["y_test"],
     study_name=snakemake.wildcards.study, study=study, dataset=dataset,
     data_source=data_source(dataset),

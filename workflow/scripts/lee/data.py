@@ -2,10 +2,11 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))
-from _common import setup_logging  # noqa: E402
+from _common import setup_logging, study_import  # noqa: E402
 
 from depthlab.results import write_arrays  # noqa: E402
-from depthlab.studies.lee.data import load_lee_data  # noqa: E402
+
+load_lee_data = study_import(snakemake.scriptdir, "data", "load_lee_data")
 
 log = setup_logging(snakemake.log[0])
 spec = dict(snakemake.params.spec)

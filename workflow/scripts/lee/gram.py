@@ -2,10 +2,11 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))
-from _common import limit_threads, setup_logging  # noqa: E402
+from _common import limit_threads, setup_logging, study_import  # noqa: E402
 
 from depthlab.results import read_arrays  # noqa: E402
-from depthlab.studies.lee.gram import write_limit_gram  # noqa: E402
+
+write_limit_gram = study_import(snakemake.scriptdir, "gram", "write_limit_gram")
 
 log = setup_logging(snakemake.log[0])
 limit_threads(snakemake.threads)

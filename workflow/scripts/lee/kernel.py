@@ -2,10 +2,11 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))
-from _common import setup_logging  # noqa: E402
+from _common import setup_logging, study_import  # noqa: E402
 
 from depthlab.results import read_arrays, write_arrays  # noqa: E402
-from depthlab.studies.lee.runs import kernel_job  # noqa: E402
+
+kernel_job = study_import(snakemake.scriptdir, "runs", "kernel_job")
 
 log = setup_logging(snakemake.log[0])
 study = dict(snakemake.params.study)

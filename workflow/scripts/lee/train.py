@@ -3,10 +3,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))
 import torch  # noqa: E402
-from _common import setup_logging  # noqa: E402
+from _common import setup_logging, study_import  # noqa: E402
 
 from depthlab.results import read_arrays, write_arrays  # noqa: E402
-from depthlab.studies.lee.runs import train_job  # noqa: E402
+
+train_job = study_import(snakemake.scriptdir, "runs", "train_job")
 
 log = setup_logging(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)

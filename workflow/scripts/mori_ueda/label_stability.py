@@ -6,12 +6,13 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))
 sys.path.insert(0, str(Path(snakemake.scriptdir)))
 import h5py  # noqa: E402
 import numpy as np  # noqa: E402
-from _common import limit_threads, setup_logging  # noqa: E402
+from _common import limit_threads, setup_logging, study_import  # noqa: E402
 
 from depthlab.data import read_dataset  # noqa: E402
 from depthlab.data.synthetic import label_function  # noqa: E402
 from depthlab.provenance import atomic_output, provenance_attrs  # noqa: E402
-from depthlab.studies.mori_ueda.stability import local_stability  # noqa: E402
+
+local_stability = study_import(snakemake.scriptdir, "stability", "local_stability")
 
 log = setup_logging(snakemake.log[0])
 limit_threads(snakemake.threads)

@@ -2,11 +2,12 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))
-from _common import setup_logging  # noqa: E402
+from _common import setup_logging, study_import  # noqa: E402
 
 from depthlab.cube import read_cube  # noqa: E402
 from depthlab.provenance import atomic_output  # noqa: E402
-from depthlab.studies.nichani.critical import critical_table  # noqa: E402
+
+critical_table = study_import(snakemake.scriptdir, "critical", "critical_table")
 
 log = setup_logging(snakemake.log[0])
 cube = read_cube(snakemake.input.cube)

@@ -4,7 +4,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))
-from _common import limit_threads, setup_logging  # noqa: E402
+from _common import limit_threads, setup_logging, study_import  # noqa: E402
 
 sweep = dict(snakemake.params.sweep)
 if sweep["arch"] != "fc":
@@ -12,7 +12,7 @@ if sweep["arch"] != "fc":
     # FC sweeps are numpy only and skip the ~2 s torch import
     import torch  # noqa: E402, F401
 
-from depthlab.studies.xiao.jobs import write_sweep  # noqa: E402
+write_sweep = study_import(snakemake.scriptdir, "jobs", "write_sweep")
 
 log = setup_logging(snakemake.log[0])
 limit_threads(snakemake.threads)

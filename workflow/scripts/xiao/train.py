@@ -6,9 +6,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))
 import torch  # noqa: E402, F401  (so limit_threads sets torch's threads too)
-from _common import limit_threads, setup_logging  # noqa: E402
+from _common import limit_threads, setup_logging, study_import  # noqa: E402
 
-from depthlab.studies.xiao.jobs import write_run  # noqa: E402
+write_run = study_import(snakemake.scriptdir, "jobs", "write_run")
 
 log = setup_logging(snakemake.log[0])
 limit_threads(snakemake.threads)

@@ -74,7 +74,7 @@ def _padded(rows: list[dict[str, Any]], dims: tuple[str, ...], key: str, dim: st
     return xr.DataArray.from_series(frame.stack(future_stack=True))
 
 
-def build_geiger_cube(run_files: Iterable[str | Path], lazy_files: Iterable[str | Path], *,
+def build_cube(run_files: Iterable[str | Path], lazy_files: Iterable[str | Path], *,
                       y_test: Any, study_name: str, study: Mapping[str, Any],
                       dataset: Mapping[str, Any], data_source: str) -> xr.Dataset:
     runs = [read_record(p, required=("test_outputs",)) for p in run_files]

@@ -109,7 +109,7 @@ def _spread(path: str | None) -> xr.Dataset:
     )
 
 
-def build_lee_cube(name: str, study: dict[str, Any], *, data: str, kernel: str,
+def build_cube(name: str, study: dict[str, Any], *, data: str, kernel: str,
                    runs: list[str], toys: list[str], spread: str | None) -> xr.Dataset:
     d_arr, d_attrs = read_arrays(data)
     k_arr, k_attrs = read_arrays(kernel)

@@ -144,7 +144,7 @@ def _resnets(files: list[str]) -> xr.Dataset:
     return out
 
 
-def build_nichani_cube(name: str, study: dict[str, Any], *, data: str, runs: list[str],
+def build_cube(name: str, study: dict[str, Any], *, data: str, runs: list[str],
                        kernels: list[str], linear: list[str],
                        resnets: list[str] | None = None) -> xr.Dataset:
     d_arr, d_attrs = read_arrays(data)
