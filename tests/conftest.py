@@ -36,6 +36,30 @@ def copy_workflow(dest: Path) -> Path:
     return dest
 
 
+class _CodePayload:
+    """Unpickling this calls ``pathlib.Path.touch`` on ``marker``: code execution."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import pathlib
+        return (pathlib.Path.touch, (pathlib.Path(self.marker),))
+
+
+def plant_checkpoint(path, marker) -> None:
+    """Write at ``path`` the checkpoint an attacker could drop under a shared results/: a
+    pickle that creates ``marker`` when unpickled (as ``torch.load(weights_only=False)``
+    would), and a torch-format copy of it at ``path + ".zip"``."""
+    import pickle
+
+    import torch
+
+    with open(path, "wb") as fh:
+        pickle.dump({"fingerprint": "x", "model": _CodePayload(marker)}, fh, protocol=2)
+    torch.save({"fingerprint": "x", "payload": _CodePayload(marker)}, str(path) + ".zip")
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     """Tiny nets run as fast on one intra-op thread, and are immune to the OpenMP stalls an

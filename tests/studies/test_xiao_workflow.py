@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import REPO, run_snakemake
+from conftest import REPO, plant_checkpoint, run_snakemake
 
 from depthlab import config as dlc
 from depthlab.claims import VERDICTS, read_claims
@@ -41,6 +41,13 @@ def tiny():
 def xiao_run(tmp_path_factory):
     work = tmp_path_factory.mktemp("xiao")
     shutil.copy(TINY, work / "tiny_xiao.yaml")
+    # A checkpoint planted under results/ before the run (anyone with write access to a
+    # shared results directory could): unpickled, it would create PWNED. The jobs must refuse
+    # it, train from scratch and delete it (test_planted_checkpoints_run_nothing).
+    ckpts = work / "results" / "xiao" / "checkpoints"
+    ckpts.mkdir(parents=True)
+    for depth in (1, 8):
+        plant_checkpoint(ckpts / f"plane_nets_L{depth}_w2.5.pt", work / "PWNED")
     run_snakemake("results/xiao/claims.csv", "results/xiao/table1.csv", "--cores", "2",
                   "--configfile", "tiny_xiao.yaml", cwd=work)
     return work / "results" / "xiao"
@@ -64,6 +71,15 @@ def test_cube(xiao_run, tiny):
     assert st <= {"converged", "max_steps", "diverged"}
     assert "diverged" in st  # rho = 4 is far beyond the edge
     assert cube.cliff_best_train_acc.notnull().all()
+
+
+def test_planted_checkpoints_run_nothing(xiao_run):
+    """The planted files ran no code; each job said so in its log and trained afresh."""
+    assert not (xiao_run.parent.parent / "PWNED").exists()
+    for depth in (1, 8):
+        log = (xiao_run.parent / "logs" / "xiao" / "plane_runs" / f"L{depth}_w2.5.log")
+        assert "refused, unreadable as a plain tensor checkpoint" in log.read_text()
+        assert not (xiao_run / "checkpoints" / f"plane_nets_L{depth}_w2.5.pt").exists()
 
 
 def test_plane_nets_in_cube(xiao_run, tiny):
@@ -142,7 +158,7 @@ def test_trainer_resume_is_bitwise(tmp_path, one_thread, batch_size):
     with pytest.raises(xtrain.TrainingInterrupted):
         xtrain.train_members(*args, **kw, checkpoint_path=ckpt, checkpoint_every=5,
                              _stop_after_step=13)
-    saved = torch.load(ckpt, weights_only=False)
+    saved = torch.load(ckpt, weights_only=True)  # plain tensors: loads without unpickling code
     assert saved["state"]["step"] == 10
     lines = []
     resumed = xtrain.train_members(*args, **kw, checkpoint_path=ckpt, checkpoint_every=5,
@@ -157,7 +173,7 @@ def test_trainer_resume_is_bitwise(tmp_path, one_thread, batch_size):
     lines = []
     other = xtrain.train_members(data, 4, 32, 1.5, B, [0.5, 1.0], [0, 1], 25, eta * 0.9, **kw,
                                  checkpoint_path=ckpt, checkpoint_every=5, log=lines.append)
-    assert any("ignored" in line for line in lines)
+    assert any("another run" in line for line in lines)
     assert other != reference
 
 

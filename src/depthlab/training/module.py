@@ -14,8 +14,10 @@ epoch of best training accuracy (first such epoch), at the final epoch, and at b
 accuracy with the lowest training loss among ties.
 
 Checkpoints (``checkpoint_path``, every ``checkpoint_every`` epochs) hold the model,
-optimizer, scheduler, generator and history, written atomically; a rerun with the same
-settings resumes and finishes bitwise identically on CPU.
+optimizer, scheduler, generator and history as tensors and plain types, written and read by
+:mod:`depthlab.training.checkpoint` (atomic, never unpickles code, fingerprinted by the
+settings, the model's parameter shapes and the data); a rerun with the same settings and data
+resumes and finishes bitwise identically on CPU.
 """
 
 from __future__ import annotations
@@ -29,7 +31,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from depthlab.provenance import atomic_output, config_hash
+from depthlab.training.checkpoint import (
+    checkpoint_fingerprint,
+    load_checkpoint,
+    multistep_from_plain,
+    remove_checkpoint,
+    save_checkpoint,
+)
 from depthlab.training.device import Log, emit, resolve_device
 from depthlab.training.packed_sgd import TrainingInterrupted
 from depthlab.training.status import CONVERGED, DIVERGED, MAX_EPOCHS
@@ -119,19 +127,22 @@ def train_module(model: nn.Module, x_train, y_train, x_test, y_test, cfg: Module
     gen = torch.Generator().manual_seed(int(cfg.seed))
     history: dict[str, list[float]] = {k: [] for k in
                                        ("train_loss", "train_acc", "test_loss", "test_acc")}
-    fingerprint = config_hash({"cfg": asdict(cfg), "n": len(x_tr),
-                               "params": sum(p.numel() for p in params)})
+    # The data's content is in the fingerprint: a checkpoint of a run on other data (the
+    # config's classes or N changed) is never resumed.
+    fingerprint = checkpoint_fingerprint(
+        {"cfg": asdict(cfg),
+         "params": [(name, list(t.shape)) for name, t in model.state_dict().items()]},
+        x_tr, y_tr, x_te, y_te)
     epoch, status = 0, None
     ckpt = Path(checkpoint_path) if checkpoint_path else None
-    if ckpt is not None and ckpt.exists():
-        state = torch.load(ckpt, weights_only=False)
-        if state.get("fingerprint") == fingerprint:
-            model.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-            sched.load_state_dict(state["scheduler"])
-            gen.set_state(state["generator"])
-            history, epoch, status = state["history"], state["epoch"], state["status"]
-            emit(log, f"resumed from {ckpt} at epoch {epoch}")
+    state = load_checkpoint(ckpt, fingerprint, log)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(multistep_from_plain(state["scheduler"]))
+        gen.set_state(state["generator"])
+        history, epoch, status = state["history"], state["epoch"], state["status"]
+        emit(log, f"resumed from {ckpt} at epoch {epoch}")
     model.train()
     while status is None and epoch < cfg.max_epochs:
         order = torch.randperm(len(x_tr), generator=gen).to(dev)
@@ -153,16 +164,14 @@ def train_module(model: nn.Module, x_train, y_train, x_test, y_test, cfg: Module
         elif tr_acc == 1.0 and cfg.stop_at_interpolation:
             status = CONVERGED
         if ckpt is not None and checkpoint_every > 0 and epoch % checkpoint_every == 0:
-            with atomic_output(ckpt) as tmp:
-                torch.save({"fingerprint": fingerprint, "model": model.state_dict(),
-                            "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                            "generator": gen.get_state(), "history": history,
-                            "epoch": epoch, "status": status}, tmp)
+            save_checkpoint(ckpt, {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                                   "scheduler": sched.state_dict(),
+                                   "generator": gen.get_state(), "history": history,
+                                   "epoch": epoch, "status": status}, fingerprint)
             emit(log, f"checkpoint written at epoch {epoch}")
         if _stop_after_epoch is not None and epoch >= _stop_after_epoch:
             raise TrainingInterrupted(f"stopped after epoch {epoch} (testing hook)")
-    if ckpt is not None and ckpt.exists():
-        ckpt.unlink()
+    remove_checkpoint(ckpt)
     if status is None:
         status = CONVERGED if history["train_acc"][-1] == 1.0 else MAX_EPOCHS
     return {"status": status, "epochs": epoch, "history": history,

@@ -44,7 +44,6 @@ checked, but MKL does not guarantee it).
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -62,7 +61,8 @@ from depthlab.models.packed_fc import (
     FCEnsemble,
     padded_rows,
 )
-from depthlab.provenance import atomic_output, config_hash, content_hash
+from depthlab.provenance import config_hash, content_hash
+from depthlab.training.checkpoint import load_checkpoint, save_checkpoint
 from depthlab.training.device import Log, describe_device, emit, resolve_device
 
 ENGINE_VERSION = 1  # bump when a change alters trajectories, to invalidate old checkpoints
@@ -295,7 +295,7 @@ def train_members(
     fp = None
     if ckpt_path is not None:
         fp = fingerprint(x_train, y_train, x_test, y_test, members, cfg)
-        state = _load_checkpoint(ckpt_path, fp, log)
+        state = load_checkpoint(ckpt_path, fp, log)
         if state is not None:
             full.load_state_dict(state["params"])
             for gen, gstate in zip(gens, state["generators"], strict=True):
@@ -385,16 +385,16 @@ def train_members(
                 build_pack(keep)
         if ckpt_path is not None and ckpt_every and at_check and epoch % ckpt_every == 0 and active:
             full.assign_(active, pack, list(range(len(active))))
-            _save_checkpoint(
+            save_checkpoint(
                 ckpt_path,
                 {
-                    "fingerprint": fp,
                     "epoch": epoch,
                     "params": _params_to_cpu(full),
                     "generators": [g.get_state() for g in gens],
                     "records": records,
                     "elapsed_s": elapsed_before + time.perf_counter() - t0,
                 },
+                fp,
             )
             emit(log, f"checkpoint written at epoch {epoch}")
         if _stop_after_epoch is not None and epoch >= _stop_after_epoch and active:
@@ -461,26 +461,3 @@ def _progress_line(epoch, active, train_eval, records, stopping) -> str:
         f"epoch {epoch}: members {active} loss [{losses}] train_error [{errors}] "
         f"active {n_left}/{len(records)}"
     )
-
-
-def _save_checkpoint(path: Path, state: dict) -> None:
-    with atomic_output(path) as tmp:
-        torch.save(state, tmp)
-
-
-def _load_checkpoint(path: Path, fp: str, log: Log) -> dict | None:
-    if not path.exists():
-        return None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # corrupt or foreign file: start over rather than crash
-        emit(log, f"checkpoint {path} unreadable ({err}); starting fresh", logging.WARNING)
-        return None
-    if not isinstance(state, dict) or state.get("fingerprint") != fp:
-        emit(
-            log,
-            f"checkpoint {path} belongs to another run (fingerprint mismatch); starting fresh",
-            logging.WARNING,
-        )
-        return None
-    return state

@@ -39,7 +39,6 @@ initialised on the CPU from seeded generators, then moved.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from pathlib import Path
 from typing import Any
@@ -47,7 +46,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from depthlab.provenance import atomic_output, config_hash
+from depthlab.training.checkpoint import (
+    checkpoint_fingerprint,
+    load_checkpoint,
+    remove_checkpoint,
+    save_checkpoint,
+)
 from depthlab.training.device import Log, emit, resolve_device
 from depthlab.training.packed_sgd import TrainingInterrupted
 from depthlab.training.status import CONVERGED, DIVERGED, MAX_STEPS
@@ -160,23 +164,21 @@ def train_members(data: dict[str, np.ndarray], depth: int, width: int, w_var: fl
         "final_te": torch.zeros(m, dtype=dtype, device=dev),
         "final_loss": torch.full((m,), math.nan, dtype=dtype, device=dev),
         "first_loss": None, "diverged_at": [-1] * m}
-    fingerprint = config_hash({
-        "depth": depth, "width": width, "w_var": w_var, "b_var": b_var, "members": members,
-        "steps": steps, "eta_theory": eta_theory, "divergence_factor": divergence_factor,
-        "eval_every": eval_every, "dtype": str(dtype), "batch": b, "n": n,
-        "n_test": len(xte),
-        "data": {k: hashlib.sha256(np.ascontiguousarray(v).tobytes()).hexdigest()
-                 for k, v in data.items()}})
+    # Settings plus the content of every data array (train/test inputs, targets, labels,
+    # class frequencies): a checkpoint of other data is never resumed.
+    fingerprint = checkpoint_fingerprint(
+        {"depth": depth, "width": width, "w_var": w_var, "b_var": b_var, "members": members,
+         "steps": steps, "eta_theory": eta_theory, "divergence_factor": divergence_factor,
+         "eval_every": eval_every, "dtype": str(dtype), "batch": b, "n": n,
+         "n_test": len(xte), "arrays": sorted(data)},
+        *(data[k] for k in sorted(data)))
     ckpt = Path(checkpoint_path) if checkpoint_path else None
-    if ckpt is not None and ckpt.exists():
-        saved = torch.load(ckpt, weights_only=False, map_location="cpu")
-        if saved.get("fingerprint") == fingerprint:
-            params = [(w.to(dev), bb.to(dev)) for w, bb in saved["params"]]
-            state = {k: (v.to(dev) if isinstance(v, torch.Tensor) else v)
-                     for k, v in saved["state"].items()}
-            emit(log, f"resumed from {ckpt} at step {state['step']}")
-        else:
-            emit(log, f"ignored {ckpt}: written for other settings")
+    saved = load_checkpoint(ckpt, fingerprint, log)
+    if saved is not None:
+        params = [(w.to(dev), bb.to(dev)) for w, bb in saved["params"]]
+        state = {k: (v.to(dev) if isinstance(v, torch.Tensor) else v)
+                 for k, v in saved["state"].items()}
+        emit(log, f"resumed from {ckpt} at step {state['step']}")
     for w, bb in params:
         w.requires_grad_(True)
         bb.requires_grad_(True)
@@ -227,16 +229,14 @@ def train_members(data: dict[str, np.ndarray], depth: int, width: int, w_var: fl
         s_["step"] = step + 1
         if (ckpt is not None and checkpoint_every > 0 and s_["step"] % checkpoint_every == 0
                 and s_["step"] < steps):
-            with atomic_output(ckpt) as tmp:
-                torch.save({"fingerprint": fingerprint,
-                            "params": [(w.detach().cpu(), bb.detach().cpu()) for w, bb in params],
-                            "state": {k: (v.detach().cpu() if isinstance(v, torch.Tensor) else v)
-                                      for k, v in s_.items()}}, tmp)
+            save_checkpoint(ckpt, {
+                "params": [(w.detach().cpu(), bb.detach().cpu()) for w, bb in params],
+                "state": {k: (v.detach().cpu() if isinstance(v, torch.Tensor) else v)
+                          for k, v in s_.items()}}, fingerprint)
             emit(log, f"checkpoint written at step {s_['step']}")
         if _stop_after_step is not None and s_["step"] >= _stop_after_step:
             raise TrainingInterrupted(f"stopped after step {s_['step']} (testing hook)")
-    if ckpt is not None and ckpt.exists():
-        ckpt.unlink()
+    remove_checkpoint(ckpt)
     out_rows = []
     for i, (rho, seed) in enumerate(members):
         status = DIVERGED if s_["diverged_at"][i] >= 0 else (
