@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CORES  ?= 2
 
-.PHONY: run test lint dryrun-paper report clean
+.PHONY: run test lint dryrun-paper report clean seeds-check
 
 $(BIN)/snakemake: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ test: $(BIN)/snakemake
 lint: $(BIN)/snakemake
 	$(BIN)/ruff check .
 	$(BIN)/snakemake --lint
+
+# Do the verdicts survive new seeds? The laptop config under seed offsets 0 and 1000 (offset 0
+# reuses a finished `make run`), then results/seed_agreement.{csv,md}: per claim, agree or not.
+seeds-check: $(BIN)/snakemake
+	$(BIN)/python -m depthlab.seed_robustness --offsets 0 1000 --cores $(CORES)
 
 dryrun-paper: $(BIN)/snakemake
 	$(BIN)/snakemake -n --configfile config/paper.yaml

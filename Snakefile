@@ -15,8 +15,9 @@ min_version("9.0")
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))
 
 # A --configfile on the command line replaces the laptop default instead of being
-# merged into it (a merge would leave laptop-only datasets and figures behind).
-if not config:
+# merged into it (a merge would leave laptop-only datasets and figures behind); --config
+# overrides alone (e.g. seed_offset=1000) apply on top of the default.
+if not workflow.configfiles:
 
     configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 

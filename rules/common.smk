@@ -5,6 +5,7 @@ import re
 
 from depthlab import config as dlc
 from depthlab import studies as dls
+from depthlab.seeds import apply_seed_offset
 
 
 # Schemas (top level and each study's plug-in schema, defaults filled in) and cross-field
@@ -19,6 +20,9 @@ try:
     # the executor (and so workflow.dryrun) is set only after parsing; the CLI's -n is known
     _dryrun = workflow.dryrun or getattr(workflow.output_settings, "dryrun", False)
     CONFIG_WARNINGS = dlc.check_config(config, missing_data="warn" if _dryrun else "error")
+    # seed_offset moves every seed (depthlab.seeds), after validation filled the defaults in
+    for _key in apply_seed_offset(config):
+        logger.info(f"seed_offset {config['seed_offset']}: shifted {_key}")
 except dlc.ConfigError as err:
     raise WorkflowError(f"invalid config: {err}") from None
 for _message in CONFIG_WARNINGS:
