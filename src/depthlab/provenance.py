@@ -161,3 +161,12 @@ def open_h5_checked(path: str | os.PathLike, required: tuple[str, ...] = ()):
         handle.close()
         raise InputFileError(f"{path}: missing dataset(s) {missing}; was it made by depthlab?")
     return handle
+
+
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """SHA-256 of a file's bytes, streamed (raw source files can be hundreds of MB)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
