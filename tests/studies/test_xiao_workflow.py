@@ -244,3 +244,39 @@ def test_paper_config_grids():
     assert max(r["depth"] for r in grid.plane_net_runs(study).values()) == 100
     assert study["cliff"]["width"] == 2048 and len(inputs.run_files("xiao")) == 44
     assert study["phase"]["max_depth"] == 1000
+
+
+def test_empirical_lambda_max_matches_the_explicit_jacobian(one_thread):
+    """Power iteration with VJP/JVP against the eigenvalues of J J^T from an explicit
+    Jacobian (torch.func.jacrev), per member, and -> the analytic NTK's lambda_max as the
+    width grows (finite-width fluctuations shrink)."""
+    from torch.func import jacrev
+
+    data = _small(24)
+    x = torch.as_tensor(data["x_train"].reshape(24, -1), dtype=torch.float64)
+    params = xtrain.init_params(x.shape[1], 12, 3, 10, [0, 5], torch.float64)
+    got = xtrain.empirical_lambda_max(params, x, 1.5, B, iters=200)
+    for m in range(2):
+        flat = [t[m:m + 1] for wb in params for t in wb]
+        f = xtrain._flat_forward(len(params), x, 1.5, B)
+        jac = jacrev(lambda *ts: f(*ts).reshape(-1), argnums=tuple(range(len(flat))))(*flat)
+        j = torch.cat([t.reshape(t.shape[0], -1) for t in jac], dim=1)
+        assert got[m] == pytest.approx(float(torch.linalg.eigvalsh(j @ j.T)[-1]), rel=1e-6)
+    lam_an, _ = xtrain.analytic_eta(x.numpy(), 3, 1.5, B)
+    wide = xtrain.init_params(x.shape[1], 2048, 3, 10, [0], torch.float64)
+    narrow = xtrain.init_params(x.shape[1], 16, 3, 10, [0], torch.float64)
+    gap_wide = abs(xtrain.empirical_lambda_max(wide, x, 1.5, B)[0] / lam_an - 1)
+    gap_narrow = abs(xtrain.empirical_lambda_max(narrow, x, 1.5, B)[0] / lam_an - 1)
+    assert gap_wide < 0.15 and gap_wide < gap_narrow
+
+
+def test_cliff_nets_record_their_own_kernel(xiao_run):
+    """Fig. 2's nets carry their own NTK lambda_max at init and at the end; a net that
+    trained past eta_theory ends with a kernel flat enough for its step size."""
+    cube = read_cube(xiao_run / "cube.nc")
+    init, final = cube.cliff_lambda_emp_init, cube.cliff_lambda_emp_final
+    ran = cube.cliff_status != "not_run"
+    assert np.isfinite(init.where(ran)).sum() == int(ran.sum())
+    assert (init.where(ran) > 0).sum() == int(ran.sum())
+    diverged = cube.cliff_status == "diverged"
+    assert np.isnan(final.where(diverged)).all()

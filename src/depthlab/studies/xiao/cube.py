@@ -168,6 +168,8 @@ def build_cube(name: str, study: dict[str, Any], sweeps: list[str], runs: list[s
         shape = (len(depths), len(wv), len(rhos), len(seeds))
         vals = {k: np.full(shape, np.nan) for k in ("best_train_acc", "best_test_acc",
                                                     "final_train_acc", "final_loss", "lr")}
+        # each net's own NTK lambda_max at init and at the end (runs that measured it)
+        lam = {k: np.full(shape, np.nan) for k in ("lambda_emp_init", "lambda_emp_final")}
         status = np.full(shape, "not_run", dtype=object)
         eta = np.full((len(depths), len(wv)), np.nan)
         lmax = np.full((len(depths), len(wv)), np.nan)
@@ -182,9 +184,16 @@ def build_cube(name: str, study: dict[str, Any], sweeps: list[str], runs: list[s
                     status[idx] = st.decode()
                     for k, x in zip(vals, rest, strict=True):
                         vals[k][idx] = x
+                for k in lam:
+                    if k in f:
+                        for r, s, x in zip(f["rho"][()], f["seed"][()], f[k][()], strict=True):
+                            lam[k][i, w, rhos.index(float(r)), seeds.index(int(s))] = x
         dims = ("cliff_depth", "w_cliff", "rho", "seed")
         for k, a in vals.items():
             ds[f"cliff_{k}"] = (dims, a)
+        if any(np.isfinite(a).any() for a in lam.values()):
+            for k, a in lam.items():
+                ds[f"cliff_{k}"] = (dims, a)
         ds["cliff_status"] = (dims, status.astype(str))
         ds["cliff_eta_theory"] = (("cliff_depth", "w_cliff"), eta)
         ds["cliff_lambda_max"] = (("cliff_depth", "w_cliff"), lmax)

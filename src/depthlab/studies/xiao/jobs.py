@@ -96,7 +96,8 @@ def write_run(study_slice: dict[str, Any], run: dict[str, Any], data_path: str,
                          eval_every=int(s["eval_every"]),
                          dtype={"float32": torch.float32, "float64": torch.float64}[s["dtype"]],
                          batch_size=batch, device=dev, checkpoint_path=checkpoint,
-                         checkpoint_every=int(checkpoint_every), log=log)
+                         checkpoint_every=int(checkpoint_every), log=log,
+                         measure_lambda=block == "cliff")
     with atomic_output(path) as tmp, h5py.File(tmp, "w") as f:
         _attrs(f, {"study": study_slice, "run": run})
         f.attrs["block"] = block

@@ -56,7 +56,8 @@ from depthlab.training.device import Log, emit, resolve_device
 from depthlab.training.packed_sgd import TrainingInterrupted
 from depthlab.training.status import CONVERGED, DIVERGED, MAX_STEPS
 
-__all__ = ["TrainingInterrupted", "analytic_eta", "forward", "init_params", "train_members"]
+__all__ = ["TrainingInterrupted", "analytic_eta", "empirical_lambda_max", "forward", "init_params",
+           "train_members"]
 
 EVAL_CHUNK = 4096
 
@@ -98,6 +99,45 @@ def analytic_eta(x: np.ndarray, depth: int, w_var: float, b_var: float,
     return lmax, 2.0 * len(x) / lmax
 
 
+def _flat_forward(n_layers: int, x: torch.Tensor, w_var: float, b_var: float):
+    """:func:`forward` of one member as a function of its flat parameter tensors."""
+    def f(*ts):
+        return forward([(ts[2 * i], ts[2 * i + 1]) for i in range(n_layers)], x, w_var, b_var)
+    return f
+
+
+def empirical_lambda_max(params, x: torch.Tensor, w_var: float, b_var: float, *,
+                         iters: int = 60, seed: int = 0) -> list[float]:
+    """lambda_max of each member's own (empirical) NTK at ``params`` on inputs ``x`` (n, d),
+    for the same loss normalisation as :func:`analytic_eta` (the per-output n x n kernel;
+    the empirical nK x nK kernel J J^T has the same top eigenvalue up to finite-width
+    fluctuations). Power iteration on v -> J (J^T v) with a VJP and a JVP, so no Jacobian is
+    ever stored (depth 20 x width 64 would be 10^8 entries). The finite-width nets train
+    at eta = rho * eta_theory of the *analytic* NTK; their own kernel decides where GD
+    diverges, eta_crit = 2 n / lambda_emp."""
+    from torch.func import jvp, vjp
+
+    out = []
+    gen = torch.Generator().manual_seed(int(seed))
+    members = params[0][0].shape[0]
+    for m in range(members):
+        p = [(w[m:m + 1].detach(), b[m:m + 1].detach()) for w, b in params]
+        flat = [t for wb in p for t in wb]
+
+        f = _flat_forward(len(p), x, w_var, b_var)
+        y, pull = vjp(f, *flat)
+        v = torch.randn(y.shape, generator=gen, dtype=y.dtype).to(y.device)
+        lam = 0.0
+        for _ in range(iters):
+            v = v / v.norm()
+            cot = pull(v)
+            _, jv = jvp(f, tuple(flat), tuple(cot))
+            lam = float((v * jv).sum())
+            v = jv
+        out.append(lam)
+    return out
+
+
 @torch.no_grad()
 def _accuracy(params, x: torch.Tensor, labels: torch.Tensor, freq: torch.Tensor,
               w_var: float, b_var: float) -> torch.Tensor:
@@ -132,9 +172,15 @@ def train_members(data: dict[str, np.ndarray], depth: int, width: int, w_var: fl
                   eta_theory: float, divergence_factor: float = 1e3, eval_every: int = 1,
                   dtype=torch.float64, batch_size: int | None = None,
                   device: str | torch.device = "cpu", checkpoint_path: str | Path | None = None,
-                  checkpoint_every: int = 0, log: Log = None,
+                  checkpoint_every: int = 0, log: Log = None, measure_lambda: bool = False,
                   _stop_after_step: int | None = None) -> list[dict[str, Any]]:
     """Train one member per (rho, seed) (module doc); one dict per member.
+
+    ``measure_lambda``: each member's own NTK lambda_max (:func:`empirical_lambda_max`, on
+    the first b training points, as eta_theory) at init and at the end (NaN for diverged
+    members), as ``lambda_emp_init`` / ``lambda_emp_final``: whether a finite net trains past
+    eta_theory because its own kernel is flatter, or because training flattens it
+    (catapult: rho * lambda_emp_final / lambda_max ends near 1, the edge of stability).
 
     ``batch_size`` None or >= n: full batch.  ``eta_theory`` must be for that batch size
     (:func:`analytic_eta` of the first b training points).  ``_stop_after_step`` raises
@@ -155,6 +201,12 @@ def train_members(data: dict[str, np.ndarray], depth: int, width: int, w_var: fl
               init_params(xtr.shape[1], width, depth, ytr.shape[1], [s for _, s in members],
                           dtype)]
     lr = torch.tensor([r * eta_theory for r, _ in members], dtype=dtype).to(dev)
+    lam_init = [math.nan] * m
+    if measure_lambda:  # members of one seed share their init: one measurement per seed
+        by_seed = dict(zip(seeds, empirical_lambda_max(
+            [(w[: len(seeds)], bb[: len(seeds)]) for w, bb in params], xtr[:b], w_var, b_var),
+            strict=True))
+        lam_init = [by_seed[sd] for _, sd in members]
     batches = None if full else _Batches([s for _, s in members], n, b, dev)
     state: dict[str, Any] = {
         "step": 0, "alive": torch.ones(m, dtype=torch.bool, device=dev),
@@ -237,6 +289,15 @@ def train_members(data: dict[str, np.ndarray], depth: int, width: int, w_var: fl
         if _stop_after_step is not None and s_["step"] >= _stop_after_step:
             raise TrainingInterrupted(f"stopped after step {s_['step']} (testing hook)")
     remove_checkpoint(ckpt)
+    lam_final = [math.nan] * m
+    if measure_lambda:
+        alive_ids = [i for i in range(m) if s_["diverged_at"][i] < 0]
+        if alive_ids:
+            idx = torch.tensor(alive_ids, device=dev)
+            final = empirical_lambda_max([(w.detach()[idx], bb.detach()[idx])
+                                          for w, bb in params], xtr[:b], w_var, b_var)
+            for i, lam in zip(alive_ids, final, strict=True):
+                lam_final[i] = lam
     out_rows = []
     for i, (rho, seed) in enumerate(members):
         status = DIVERGED if s_["diverged_at"][i] >= 0 else (
@@ -247,5 +308,7 @@ def train_members(data: dict[str, np.ndarray], depth: int, width: int, w_var: fl
                          "final_train_acc": float(s_["final_tr"][i]),
                          "final_test_acc": float(s_["final_te"][i]),
                          "final_loss": float(s_["final_loss"][i]),
-                         "diverged_at": s_["diverged_at"][i]})
+                         "diverged_at": s_["diverged_at"][i],
+                         **({"lambda_emp_init": lam_init[i], "lambda_emp_final": lam_final[i]}
+                            if measure_lambda else {})})
     return out_rows
