@@ -107,7 +107,7 @@ def _flat_forward(n_layers: int, x: torch.Tensor, w_var: float, b_var: float):
 
 
 def empirical_lambda_max(params, x: torch.Tensor, w_var: float, b_var: float, *,
-                         iters: int = 60, seed: int = 0) -> list[float]:
+                         iters: int = 40, seed: int = 0) -> list[float]:
     """lambda_max of each member's own (empirical) NTK at ``params`` on inputs ``x`` (n, d),
     for the same loss normalisation as :func:`analytic_eta` (the per-output n x n kernel;
     the empirical nK x nK kernel J J^T has the same top eigenvalue up to finite-width
