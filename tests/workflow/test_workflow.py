@@ -53,6 +53,9 @@ def test_end_to_end_tiny(tmp_path, tiny_config):
 
     smk("--cores", "2")
     res = work / "results"
+    # every figure came out readable (no legend over data, no tick labels running together)
+    fig_logs = list((res / "logs" / "tiny" / "figures").glob("*.log"))
+    assert fig_logs and not [p.name for p in fig_logs if "readability:" in p.read_text()]
     cube = xr.open_dataset(res / "tiny" / "cube.nc", engine="h5netcdf").load()
     assert dict(cube.sizes) == {"dataset": 2, "n_train": 2, "depth": 2, "width": 1, "lr": 4,
                                 "seed": 2, "kernel_depth": 2, "v": 4, "label_dataset": 2}
