@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CORES  ?= 2
 
-.PHONY: run test lint dryrun-paper report clean seeds-check
+.PHONY: run test lint dryrun-paper report clean data run-real seeds-check probe-paper
 
 $(BIN)/snakemake: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,11 +32,34 @@ seeds-check: $(BIN)/snakemake
 dryrun-paper: $(BIN)/snakemake
 	$(BIN)/snakemake -n --configfile config/paper.yaml
 
+# Plan paper scale by measurement (issue #24): a few real steps of one representative job
+# per (rule, shape class) on this machine, every job's predicted time and memory, and the
+# Slurm profile's requests checked (results/probe/cost.csv, report.md). ~20 min on 2 cores.
+probe-paper: $(BIN)/snakemake
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 \
+	$(BIN)/python -m depthlab.probe --configfile config/paper.yaml --out results/probe
+
 # The report: every figure with its caption by study, the claims scorecard of every study
 # on its landing page. Builds whatever it shows first (nothing when `make run` is done).
 report: $(BIN)/snakemake
 	$(BIN)/snakemake --cores $(CORES)
 	$(BIN)/snakemake --report results/report.html
+
+# The real datasets into data/ (MNIST; CIFAR-10 where a mirror has it), checked against the
+# SHA-256 pins of config/data_sources.yaml. MIRRORS replaces the configured mirror list,
+# e.g. `make data MIRRORS=file://../shared/data/mnist`; DATASETS picks some (mnist cifar10).
+MIRRORS  ?=
+DATASETS ?=
+data: $(BIN)/snakemake
+	PYTHONPATH=src $(BIN)/python -m depthlab.data.fetch --data-dir data \
+	  $(foreach m,$(MIRRORS),--mirror $(m)) $(foreach d,$(DATASETS),--dataset $(d))
+
+# The laptop studies with Geiger and Lee on real MNIST (data/mnist: `make data` first), and
+# Xiao and Nichani on CIFAR-10 where data/cifar-10-batches-py exists; into results/real.
+REAL_CONFIGS = config/config.yaml config/real.yaml \
+  $(if $(wildcard data/cifar-10-batches-py/data_batch_1),config/real-cifar.yaml)
+run-real: $(BIN)/snakemake
+	$(BIN)/snakemake --cores $(CORES) --configfile $(REAL_CONFIGS)
 
 clean:
 	rm -rf results .snakemake

@@ -24,6 +24,7 @@ if not workflow.configfiles:
 
 include: "rules/common.smk"
 include: "rules/data.smk"
+include: "rules/data_fetch.smk"
 include: "rules/kernels.smk"
 
 
@@ -36,6 +37,18 @@ for _kind in sorted({study["kind"] for study in STUDIES.values()}):
 
 include: "rules/figures.smk"
 include: "rules/claims.smk"
+
+
+# No write follows a symbolic link out of the results directory: Snakemake writes benchmark
+# and log files with a plain open(), which would overwrite a planted link's target. A run
+# (not a dry run) with any link under RESULTS stops here, after the DAG and before any job.
+onstart:
+    from depthlab.provenance import UnsafeOutputError, refuse_links
+
+    try:
+        refuse_links(RESULTS)
+    except UnsafeOutputError as err:
+        raise WorkflowError(str(err)) from None
 
 
 # The report (snakemake --report results/report.html) opens on the claims scorecard.

@@ -80,14 +80,6 @@ def figure_caption(kind, fig):
     return f"../report/{kind}/{fig}.rst" if os.path.exists(specific) else "../report/figure.rst"
 
 
-def figure_files(study_name):
-    return [
-        f"{RESULTS}/{study_name}/figures/{fig}.{ext}"
-        for fig in STUDIES[study_name]["figures"]
-        for ext in ("pdf", "png")
-    ]
-
-
 def claims_inputs(study):
     """What a study's claims depend on: the study block without figure titles, so editing a
     title reruns that figure and not the claims (claims name figures, not titles)."""

@@ -1,21 +1,10 @@
-def dataset_sources(wildcards):
-    """The raw files a dataset is made from (MNIST's IDX files), as rule inputs: replacing
-    one rebuilds the dataset and everything downstream, and make_dataset records their
-    SHA-256. A missing directory is reported by the config check before any job."""
-    spec = DATASETS[wildcards.dataset]
-    if spec["generator"] != "mnist_parity":
-        return []
-    from depthlab.data.mnist import MnistNotFoundError, find_mnist_files
-
-    try:
-        return sorted(str(p) for p in find_mnist_files(spec["mnist_dir"]).values())
-    except MnistNotFoundError:
-        return []
+from depthlab.data.sources import dataset_sources
 
 
 rule make_dataset:
     input:
-        sources=dataset_sources,
+        # raw files (MNIST IDX): replacing one rebuilds the dataset and all downstream
+        sources=lambda wc: dataset_sources(DATASETS[wc.dataset]),
     output:
         f"{RESULTS}/datasets/{{dataset}}.h5",
     log:

@@ -2,9 +2,21 @@
 # drawing from the study cube only, with the plot function the figure block names from the
 # study plug-in's PLOTS. The plug-in's figure modules and the shared plotting module are
 # inputs, so editing figure code reruns the figures and nothing upstream.
+#
+# A study may name no figure (`figures` left out). A figure whose rule name another rule
+# already has (a Lee figure `table41` or `cube`: rule lee_table41, lee_cube) is refused here,
+# at load, naming the key: Snakemake would otherwise fail with a CreateRuleException.
+_FIGURES = {name: STUDIES[name].get("figures") or {} for name in STUDIES}
+try:
+    dls.check_figure_rule_names(
+        STUDIES, _FIGURES, {rule.name for rule in workflow.rules}
+    )
+except dlc.ConfigError as err:
+    raise WorkflowError(f"invalid config: {err}") from None
+
 for _kind in sorted({s["kind"] for s in STUDIES.values()}):
     _figure_code = [PLOTTING_CODE, *dls.plugin(_kind).FIGURE_CODE]
-    for _fig in sorted({f for s in studies_of_kind(_kind) for f in STUDIES[s]["figures"]}):
+    for _fig in sorted({f for s in studies_of_kind(_kind) for f in _FIGURES[s]}):
 
         rule:
             name:
@@ -25,11 +37,12 @@ for _kind in sorted({s["kind"] for s in STUDIES.values()}):
                 f"{RESULTS}/benchmarks/{_kind}_{_fig}/{{study}}.tsv",
             wildcard_constraints:
                 study=_alternatives(
-                    s for s in studies_of_kind(_kind) if _fig in STUDIES[s]["figures"]
+                    s for s in studies_of_kind(_kind) if _fig in _FIGURES[s]
                 ),
             params:
                 kind=_kind,
-                figure=lambda wc, fig=_fig: STUDIES[wc.study]["figures"][fig],
+                # this figure's block only: a title edit reruns this figure and nothing else
+                figure=lambda wc, fig=_fig: _FIGURES[wc.study][fig],
             group:
                 "summaries"
             resources:

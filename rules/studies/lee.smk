@@ -4,6 +4,10 @@
 # across Slurm wall-time limits), the toy regression per depth (Fig. 4.1, 5.1), the
 # init-kernel spread, the cube and Table 4.1. Figures (Fig. 4.2(b): plot
 # lee_cnn_train_curves) and claims come from the generic rules.
+# Each rule's params are the slice of the study its job reads (config_slice), and a run file
+# is named by its grid's content (grid.job_name), so a title edit or reordered grids retrain
+# nothing.
+from depthlab.studies import PRESENTATION_KEYS, config_slice
 from depthlab.studies.lee.inputs import LeeInputs
 
 LEE_STUDIES = studies_of_kind("lee")
@@ -49,7 +53,7 @@ rule lee_gram:
     wildcard_constraints:
         study=_alternatives(LEE_STUDIES),
     params:
-        study=lambda wc: STUDIES[wc.study],
+        study=lambda wc: config_slice(STUDIES[wc.study], "deep_narrow"),
         block_size=KERNEL_REGRESSION["block_size"],
     threads: THREADS["gram"]
     resources:
@@ -74,7 +78,9 @@ rule lee_kernel:
     wildcard_constraints:
         study=_alternatives(LEE_STUDIES),
     params:
-        study=lambda wc: STUDIES[wc.study],
+        study=lambda wc: config_slice(
+            STUDIES[wc.study], "deep_narrow", "data", "training.stability_subset"
+        ),
         jitter=KERNEL_REGRESSION["jitter"],
         block_size=KERNEL_REGRESSION["block_size"],
     threads: THREADS["gram"]
@@ -98,9 +104,9 @@ rule lee_train:
         f"{RESULTS}/benchmarks/lee_train/{{study}}/runs/{{job}}.tsv",
     wildcard_constraints:
         study=_alternatives(LEE_STUDIES),
-        job=r"g\d+_[a-z_]+_D\d+(_lr[0-9.e+-sf]+_s\d+)?",
+        job=r"(mlp|cnn)_[a-z_]+_D\d+_[0-9a-f]{8}(_lr[0-9.e+-sf]+_s\d+)?",
     params:
-        study=lambda wc: STUDIES[wc.study],
+        study=LEE.train_study,
         members=LEE.members,
         checkpoint=LEE.checkpoint,
     # long jobs first (see README "Where the time goes"): a long job started last runs alone
@@ -125,7 +131,7 @@ rule lee_toy:
     wildcard_constraints:
         study=_alternatives(LEE_STUDIES),
     params:
-        study=lambda wc: STUDIES[wc.study],
+        study=lambda wc: config_slice(STUDIES[wc.study], "toy", "deep_narrow"),
     threads: THREADS["train"]
     resources:
         runtime=120,
@@ -146,7 +152,7 @@ rule lee_ntk_spread_job:
     wildcard_constraints:
         study=_alternatives(LEE_STUDIES),
     params:
-        study=lambda wc: STUDIES[wc.study],
+        study=lambda wc: config_slice(STUDIES[wc.study], "spread", "deep_narrow"),
     threads: 1
     resources:
         runtime=30,
@@ -173,7 +179,8 @@ rule lee_cube:
     wildcard_constraints:
         study=_alternatives(LEE_STUDIES),
     params:
-        study=lambda wc: STUDIES[wc.study],
+        # the cube keeps the study block less figures, claims and prose
+        study=lambda wc: config_slice(STUDIES[wc.study], drop=PRESENTATION_KEYS),
     group:
         "summaries"
     resources:
@@ -198,7 +205,7 @@ rule lee_table41:
     wildcard_constraints:
         study=_alternatives(LEE_STUDIES),
     params:
-        study=lambda wc: STUDIES[wc.study],
+        study=lambda wc: config_slice(STUDIES[wc.study], "table41", "grids"),
     group:
         "summaries"
     resources:

@@ -2,6 +2,7 @@
 # study's data set, the CNTK / FC NTK depth sweeps (one job per kernel, every depth from one
 # recursion), one training job per Fully-Conv net / FC baseline, one per ResNet, one job per
 # linear task, the cube and the critical-depth table. Figures and claims come from the generic rules.
+from depthlab.studies import PRESENTATION_KEYS, config_slice
 from depthlab.studies.nichani.grid import RESNET_JOB
 from depthlab.studies.nichani.inputs import NichaniInputs
 
@@ -75,7 +76,10 @@ rule nichani_train:
         job=r"fc_d\d+|mlp",
     params:
         job=NICHANI.job,
-        fully_conv=lambda wc: STUDIES[wc.study]["fully_conv"],
+        # the block less its job axes (a job's depth and seeds are in `job`)
+        fully_conv=lambda wc: config_slice(
+            STUDIES[wc.study]["fully_conv"], drop=("depths", "seeds")
+        ),
         checkpoint=NICHANI.checkpoint,
     # long jobs first (see README "Where the time goes"): a long job started last runs alone
     priority: 30
@@ -157,7 +161,11 @@ rule nichani_cube:
     wildcard_constraints:
         study=_alternatives(NICHANI_STUDIES),
     params:
-        study=lambda wc: STUDIES[wc.study],
+        # the study less figures, claims, prose and the critical-depth table's settings: a
+        # title edit reruns one figure, not the cube and every figure (config_slice)
+        study=lambda wc: config_slice(
+            STUDIES[wc.study], drop=(*PRESENTATION_KEYS, "critical_depths")
+        ),
     group:
         "summaries"
     resources:

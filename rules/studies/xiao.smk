@@ -72,7 +72,7 @@ rule xiao_train:
     params:
         run=XIAO.run,
         block="cliff",
-        study=lambda wc: XIAO.train_slice(wc.study, "cliff"),
+        study=lambda wc: XIAO.job_train_slice(wc.study, "cliff"),
         checkpoint=XIAO.checkpoint("cliff"),
         checkpoint_every=lambda wc: STUDIES[wc.study]["cliff"]["checkpoint_every"],
     threads: THREADS["train"]
@@ -102,7 +102,7 @@ rule xiao_plane_train:
     params:
         run=XIAO.plane_run,
         block="plane_nets",
-        study=lambda wc: XIAO.train_slice(wc.study, "plane_nets"),
+        study=lambda wc: XIAO.job_train_slice(wc.study, "plane_nets"),
         checkpoint=XIAO.checkpoint("plane_nets"),
         checkpoint_every=lambda wc: STUDIES[wc.study]["plane_nets"]["checkpoint_every"],
     threads: THREADS["train"]

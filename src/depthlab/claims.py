@@ -17,6 +17,31 @@ its uncertainty, the criterion that counts as holding and the verdict, one of:
 A claim never disappears because it did not hold: a row is written for every claim the
 study's grid can address, whatever its verdict.
 
+The statistics rule (every study, every kind)
+---------------------------------------------
+A measured effect ``d`` (a difference of two means, a slope, a distance to a threshold) is
+*separated* when ``|d| > k x SE(d)``, with ``k`` the setting ``separation`` (default
+:data:`SEPARATION_K` = 2) and ``SE(d)`` its standard error:
+
+* over seeds, the standard error of a mean is :func:`seed_se` (sample std with ddof 1 over the
+  *converged* members, divided by sqrt(n)); it is NaN with fewer than 2 members, so one seed
+  never separates anything;
+* for an accuracy (or error rate) over a test set of ``n`` points it is :func:`binomial_se`,
+  sqrt(p (1 - p) / n) (p kept at least 1/(2n) away from 0 and 1, so a perfect score still
+  has an error bar);
+* for a difference of independent estimates the SEs add in quadrature (:func:`combined_se`);
+* a trend is the least-squares slope over all converged members with its standard error
+  (:func:`linear_trend`); too few distinct x values leave it NaN.
+
+The margins are symmetric (:func:`separated_verdict`): ``holds`` when ``d`` has the paper's
+sign and is separated, ``fails`` when it has the opposite sign and is separated, ``not
+resolved at this scale`` when ``|d| <= k x SE`` (the effect is inside the noise) or SE is
+not finite. A claim about a threshold ("gap >= g", "comparable within t") is the same rule
+applied to the distance to the threshold (:func:`separated_threshold_verdict`); a claim that
+an exponent is ``a`` rather than an alternative ``b`` is the same rule applied to the
+distance from their midpoint (:func:`exponent_verdict`). A "not resolved" row's note states
+the numbers that made it so (``|d|``, ``k x SE``, member counts), read from the run.
+
 Criteria are settings, not constants: a study's config may carry a ``claims:`` block whose
 keys are a claim *kind* (every claim of that kind, e.g. ``table1``) or a claim *id* (that one
 claim, e.g. ``table1_kernel_L5``), each a mapping of settings that override the kind's
@@ -46,16 +71,26 @@ from depthlab.provenance import atomic_output, provenance_attrs
 from depthlab.training.status import CONVERGED, NOT_RUN
 
 __all__ = [
-    "CLAIMS_SCHEMA", "COLUMNS", "EVIDENCE_STATUS", "FAILS", "HOLDS", "NOT_RESOLVED", "VERDICTS",
+    "CLAIMS_SCHEMA", "COLUMNS", "EVIDENCE_STATUS", "FAILS", "HOLDS", "NOT_RESOLVED", "ORIGINS",
+    "PAPER_CLAIM", "PROJECT_CHECK", "VERDICTS",
     "ClaimResult", "check_claim_keys", "claim_settings", "claims_frame", "describe_excluded",
-    "evidence", "excluded_members", "figure_for", "read_claims", "sign_verdict",
-    "threshold_verdict", "tolerance_verdict", "verdict_counts", "write_claims",
+    "SEPARATION_K", "binomial_se", "combined_se", "evidence", "excluded_members",
+    "exponent_verdict", "figure_for", "linear_trend", "mean_se", "read_claims",
+    "separated_threshold_verdict", "separated_verdict", "separation_note", "seed_se",
+    "sign_verdict", "threshold_verdict", "tolerance_verdict", "verdict_counts",
+    "write_claims",
 ]
 
 HOLDS = "holds"
 FAILS = "fails"
 NOT_RESOLVED = "not resolved at this scale"
 VERDICTS: tuple[str, ...] = (HOLDS, FAILS, NOT_RESOLVED)
+# A row is either a paper's claim (its words in ``quote``) or depthlab's own consistency check
+# (e.g. a net against its kernel regression where the paper states nothing); the scorecard
+# keeps the two apart.
+PAPER_CLAIM = "paper"
+PROJECT_CHECK = "project"
+ORIGINS: tuple[str, ...] = (PAPER_CLAIM, PROJECT_CHECK)
 
 # The member status that counts as evidence. Runs that diverged, hit the epoch/step cap or
 # were never run (sparse grids) are excluded from every measured value.
@@ -84,15 +119,21 @@ class ClaimResult:
     data_source: str = ""      # where the inputs came from (stand-in datasets say so)
     study: str = ""            # filled in by write_claims when empty
     scale: str = ""            # laptop / paper / ...; filled in by write_claims when empty
+    quote: str = ""            # the paper's own words for the claim (short, verbatim)
+    origin: str = "paper"      # "paper": the paper states it; "project": depthlab's own check
 
     def __post_init__(self) -> None:
+        if self.origin not in ORIGINS:
+            raise ValueError(f"claim {self.claim_id}: origin {self.origin!r} is not one of "
+                             f"{list(ORIGINS)}")
         if self.verdict not in VERDICTS:
             raise ValueError(f"claim {self.claim_id}: verdict {self.verdict!r} is not one of "
                              f"{list(VERDICTS)}")
 
 
 PROVENANCE_COLUMNS = ("config_hash", "software_versions", "training_software_versions")
-_ORDER = ("study", "claim_id", "kind", "verdict", "paper", "where", "statement", "paper_value",
+_ORDER = ("study", "claim_id", "kind", "verdict", "origin", "paper", "where", "quote",
+          "statement", "paper_value",
           "measured", "uncertainty", "uncertainty_kind", "criterion", "figure", "n_members",
           "n_excluded", "notes", "data_source", "scale")
 assert set(_ORDER) == {f.name for f in fields(ClaimResult)}
@@ -181,6 +222,140 @@ def threshold_verdict(value: float, threshold: float, *, above: bool) -> str:
     if not _finite(value, threshold):
         return NOT_RESOLVED
     return HOLDS if (value >= threshold) == above else FAILS
+
+
+# ------------------------------------------------------------- the statistics rule
+
+# k of the rule "separated when |d| > k x SE(d)" (module docstring); a claim's ``separation``
+# setting overrides it. 2 standard errors: about a 5 % two-sided false call per row on
+# normal noise, the same distance on the holds side as on the fails side.
+SEPARATION_K = 2.0
+
+
+def _finite_array(values: Any) -> np.ndarray:
+    v = np.asarray(values, dtype=float).ravel()
+    return v[np.isfinite(v)]
+
+
+def seed_se(values: Any) -> float:
+    """Standard error of the mean over seeds: sample std (ddof 1) of the finite values over
+    sqrt(n). NaN with fewer than 2 finite values (one seed has no spread to measure).
+    Pass only converged members (:func:`evidence` turns the others into NaN)."""
+    v = _finite_array(values)
+    if len(v) < 2:
+        return math.nan
+    return float(v.std(ddof=1) / math.sqrt(len(v)))
+
+
+def mean_se(values: Any) -> tuple[float, float, int]:
+    """(mean, :func:`seed_se`, n) over the finite values; (nan, nan, 0) when there is none."""
+    v = _finite_array(values)
+    if not len(v):
+        return math.nan, math.nan, 0
+    return float(v.mean()), seed_se(v), int(len(v))
+
+
+def binomial_se(acc: float, n: int) -> float:
+    """Standard error of an accuracy (or error rate) ``acc`` measured on ``n`` test points,
+    sqrt(p (1 - p) / n), with p clipped to [1/(2n), 1 - 1/(2n)] so that 0 or n errors
+    still carry an error bar. NaN when ``acc`` is not finite or ``n < 1``."""
+    if not _finite(acc) or n is None or int(n) < 1:
+        return math.nan
+    n = int(n)
+    p = min(max(float(acc), 0.5 / n), 1.0 - 0.5 / n)
+    return math.sqrt(p * (1.0 - p) / n)
+
+
+def combined_se(*ses: float) -> float:
+    """The SE of a sum or difference of independent estimates: their SEs in quadrature
+    (NaN if any is NaN)."""
+    if not ses:
+        return math.nan
+    return float(math.sqrt(sum(float(s) ** 2 for s in ses)))
+
+
+def linear_trend(x: Any, y: Any) -> tuple[float, float, int]:
+    """Least-squares slope of ``y`` on ``x`` over the finite pairs, its standard error and the
+    number of pairs: (slope, se, n). Pass every converged member as its own point (seeds
+    repeat an x), so the SE reflects the seed scatter. The SE is NaN with fewer than 3 points
+    or fewer than 2 distinct x (no residual degrees of freedom); the slope NaN with fewer
+    than 2 distinct x."""
+    xv = np.asarray(x, dtype=float).ravel()
+    yv = np.asarray(y, dtype=float).ravel()
+    if xv.shape != yv.shape:
+        raise ValueError(f"linear_trend: x has {xv.size} values, y {yv.size}")
+    ok = np.isfinite(xv) & np.isfinite(yv)
+    xv, yv = xv[ok], yv[ok]
+    n = int(len(xv))
+    if n < 2 or len(np.unique(xv)) < 2:
+        return math.nan, math.nan, n
+    xc = xv - xv.mean()
+    sxx = float((xc ** 2).sum())
+    slope = float((xc * (yv - yv.mean())).sum() / sxx)
+    if n < 3:
+        return slope, math.nan, n
+    resid = yv - yv.mean() - slope * xc
+    se = math.sqrt(float((resid ** 2).sum()) / (n - 2) / sxx)
+    return slope, se, n
+
+
+def separated_verdict(diff: float, se: float, expected_sign: int,
+                      k: float = SEPARATION_K) -> str:
+    """The statistics rule: ``holds`` when ``diff`` has ``expected_sign`` and ``|diff| > k x
+    se``, ``fails`` when it has the opposite sign and ``|diff| > k x se``, ``not resolved at
+    this scale`` when ``|diff| <= k x se`` or either is not finite (a NaN SE: too few
+    members to measure the noise). ``k = 0`` switches the noise margin off: the sign alone
+    decides, whatever the SE (a config can make a claim impossible that way)."""
+    if k < 0:
+        raise ValueError(f"separation k must be >= 0, got {k}")
+    if k == 0:  # the noise margin switched off (a config's choice): the sign alone decides
+        return sign_verdict(diff, 0.0, expected_sign)
+    if not _finite(se):
+        if expected_sign not in (-1, 1):
+            raise ValueError(f"expected_sign must be -1 or +1, got {expected_sign!r}")
+        return NOT_RESOLVED
+    return sign_verdict(diff, k * float(se), expected_sign)
+
+
+def separated_threshold_verdict(value: float, threshold: float, se: float, *, above: bool,
+                                k: float = SEPARATION_K) -> str:
+    """A one-sided claim with noise: "value >= threshold" (``above``) or "value <=
+    threshold" (not ``above``), decided by :func:`separated_verdict` on ``value -
+    threshold``: ``holds``/``fails`` only when the value is more than ``k x se`` on one side
+    of the threshold."""
+    return separated_verdict(float(value) - float(threshold), se, 1 if above else -1, k)
+
+
+def exponent_verdict(slope: float, se: float, expected: float,
+                     alternative: float | Sequence[float], k: float = SEPARATION_K) -> str:
+    """A measured exponent ``slope`` (+- ``se``) against the paper's ``expected`` and one or
+    more rival exponents (``alternative``): :func:`separated_verdict` on the distance from
+    the midpoint between ``expected`` and each rival. ``holds`` when the slope sits on the
+    paper's side of every midpoint by more than ``k x se``, ``fails`` when it sits on a
+    rival's side of its midpoint by more than ``k x se``, ``not resolved`` otherwise (the
+    noise straddles a midpoint)."""
+    rivals = [float(a) for a in np.atleast_1d(np.asarray(alternative, dtype=float))]
+    if not rivals or any(a == expected for a in rivals):
+        raise ValueError("exponent_verdict: give rival exponents different from the expected")
+    verdicts = []
+    for a in rivals:
+        mid = 0.5 * (expected + a)
+        verdicts.append(separated_verdict(float(slope) - mid, se,
+                                          1 if expected > mid else -1, k))
+    if FAILS in verdicts:
+        return FAILS
+    return HOLDS if all(v == HOLDS for v in verdicts) else NOT_RESOLVED
+
+
+def separation_note(diff: float, se: float, k: float = SEPARATION_K, what: str = "effect"
+                    ) -> str:
+    """The numbers behind a verdict of :func:`separated_verdict`, for a row's notes, e.g.
+    "effect -0.03 vs 2 x SE 0.01 = 0.02: separated"."""
+    if not _finite(se):
+        return f"{what} {diff:.4g}: its standard error cannot be measured (too few members)"
+    if _finite(diff) and abs(diff) > k * se:
+        return f"{what} {diff:.4g} vs {k:g} x SE {se:.4g} = {k * se:.4g}: separated"
+    return f"{what} {diff:.4g} vs {k:g} x SE {se:.4g} = {k * se:.4g}: inside the noise"
 
 
 def figure_for(study: Mapping[str, Any], plots: Sequence[str] | None, **match: Any) -> str:
@@ -294,6 +469,8 @@ CLAIMS_SCHEMA: dict[str, Any] = {
             "min_gap": {"type": "number"},
             "min_sqrt_h_alpha": {"type": "number", "exclusiveMinimum": 0},
             "max_sqrt_h_alpha": {"type": "number", "exclusiveMinimum": 0},
+            "min_width_ratio": {"type": "number", "exclusiveMinimum": 1},
+            "min_levels": {"type": "integer", "minimum": 2},
         },
     },
 }

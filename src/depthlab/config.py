@@ -10,6 +10,16 @@ One entry point, :func:`check_config`, turns a loaded config into a validated on
    files included), each study's in its plug-in (``depthlab.studies.<kind>.check``: grids,
    figures, summaries and tables checked against what is trained).
 
+Before any schema, one walk over the whole merged config (:func:`check_plain_values`)
+refuses what no schema should have to say: NaN and +-inf anywhere (``.nan`` passes JSON
+Schema's ``exclusiveMinimum``), mapping keys that are not strings (YAML reads an unquoted
+``on``/``off``/``yes``/``no`` key as a boolean), and a config that expands to more than
+:data:`MAX_CONFIG_VALUES` values (a YAML alias bomb). Every user-given name that becomes a
+file name, a rule name or a wildcard (studies, datasets, kernels, figures of every kind, kernel
+variants, linear tasks, ResNet grids) is checked by one rule, :data:`NAME_PATTERN` (schemas
+say ``format: name``). Plans are bounded (:func:`check_limits`, the top-level ``limits:``
+block): cells per grid, runs per config and a per-job memory estimate from shapes.
+
 Types are strict: ``integer`` means a real integer (``32.0`` and ``true`` are refused, where
 JSON Schema would accept the float), and :func:`load_yaml_strict` refuses duplicate keys in a
 YAML file (``rules/common.smk`` re-reads every ``--configfile`` with it).  A value that is
@@ -26,16 +36,35 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import math
 import os
+import re
 import warnings
 from collections.abc import Callable, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ConfigError", "ConfigWarning", "check_config", "load_yaml_strict",
-           "validate_against", "warn"]
+__all__ = ["MAX_CONFIG_VALUES", "NAME_PATTERN", "ConfigError", "ConfigWarning",
+           "check_config", "check_limits", "check_plain_values", "is_name",
+           "load_yaml_strict", "validate_against", "warn"]
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "workflow" / "schemas"
+
+# The one rule for every user-given name that becomes a path component, a rule name or a
+# wildcard value: a letter, then letters, digits or '_' (at most 64 characters). No '/', '.',
+# '..', whitespace or newline, no wildcard braces or glob characters, no regex metacharacter
+# (names are joined into wildcard_constraints alternatives). Schemas use it as
+# ``format: name`` (or ``propertyNames: {format: name}``); matched with re.fullmatch, so a
+# trailing newline (which `$` would let through) is refused too.
+NAME_PATTERN = r"[A-Za-z][A-Za-z0-9_]{0,63}"
+_NAME_RE = re.compile(NAME_PATTERN)
+NAME_RULE = ("a name is a letter, then letters, digits or '_' (at most 64 characters): it "
+             "becomes a file name and a wildcard value")
+# A config (or one YAML file) expanding to more values than this is refused before anything
+# walks it: a 1 KB YAML alias bomb expands to billions; config/paper.yaml has about 3 000.
+MAX_CONFIG_VALUES = 200_000
+# Error messages quote at most this many characters of a value.
+_MAX_MESSAGE = 400
 
 
 class ConfigError(ValueError):
@@ -47,6 +76,16 @@ class ConfigWarning(UserWarning):
     message names its key path.  :func:`check_config` collects these and returns them."""
 
 
+def is_name(value: Any) -> bool:
+    """Whether ``value`` is a valid user-given name (:data:`NAME_PATTERN`)."""
+    return isinstance(value, str) and _NAME_RE.fullmatch(value) is not None
+
+
+def _short(text: str, limit: int = _MAX_MESSAGE) -> str:
+    """``text`` cut to ``limit`` characters (error messages never print a huge value)."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
 def warn(message: str) -> None:
     """Raise a :class:`ConfigWarning` (study plug-ins' checks call this)."""
     warnings.warn(message, ConfigWarning, stacklevel=2)
@@ -55,7 +94,12 @@ def warn(message: str) -> None:
 def load_yaml_strict(path: str | os.PathLike) -> Any:
     """Load a YAML config file like ``yaml.safe_load``, but a key given twice in one mapping
     is a :class:`ConfigError` naming the file, line and key path (PyYAML and Snakemake keep
-    the last one silently).  Merge keys (``<<: *anchor``) may be overridden as usual."""
+    the last one silently).  Merge keys (``<<: *anchor``) may be overridden as usual.
+
+    Aliases are bounded: the document's node graph is measured before anything is built, and
+    one expanding to more than :data:`MAX_CONFIG_VALUES` values (a YAML "billion laughs"
+    alias bomb: a kilobyte that expands to gigabytes) is a :class:`ConfigError` naming the
+    file, in milliseconds."""
     import yaml
 
     class StrictLoader(yaml.SafeLoader):
@@ -73,18 +117,153 @@ def load_yaml_strict(path: str | os.PathLike) -> Any:
                 continue  # safe_load refuses it with its own message
             if key in seen:
                 raise ConfigError(
-                    f"{path}: line {key_node.start_mark.line + 1}: duplicate key {key!r} "
-                    f"(first given on line {seen[key] + 1}); YAML would silently keep the last")
+                    f"{path}: line {key_node.start_mark.line + 1}: duplicate key "
+                    f"{_short(repr(key), 80)} (first given on line {seen[key] + 1}); YAML "
+                    "would silently keep the last")
             seen[key] = key_node.start_mark.line
         return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
 
     StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
                                  construct_mapping)
     with open(path) as fh:
+        loader = StrictLoader(fh)
         try:
-            return yaml.load(fh, Loader=StrictLoader)  # noqa: S506 (a SafeLoader subclass)
+            node = loader.get_single_node()
+            if node is None:
+                return None
+            _check_yaml_size(path, node)
+            return loader.construct_document(node)
         except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: not valid YAML: {err}") from None
+            raise ConfigError(f"{path}: not valid YAML: {_short(str(err))}") from None
+        finally:
+            loader.dispose()
+
+
+def _check_yaml_size(path, root) -> None:
+    """Refuse a YAML node graph whose expansion (every alias counted as a copy of its
+    anchor) exceeds :data:`MAX_CONFIG_VALUES`; shared nodes are measured once."""
+    import yaml
+
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    # iterative post-order over the node graph (aliases make it a DAG, or even a cycle)
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        if id(node) in sizes:
+            continue
+        if isinstance(node, yaml.ScalarNode):
+            sizes[id(node)] = 1
+            continue
+        children = ([c for pair in node.value for c in pair]
+                    if isinstance(node, yaml.MappingNode) else list(node.value))
+        if not done:
+            if id(node) in open_nodes:
+                raise ConfigError(f"{path}: line {node.start_mark.line + 1}: this value "
+                                  "contains itself through a YAML alias (*name)")
+            open_nodes.add(id(node))
+            stack.append((node, True))
+            for child in children:
+                if id(child) in open_nodes:
+                    raise ConfigError(f"{path}: line {child.start_mark.line + 1}: this value "
+                                      "contains itself through a YAML alias (*name)")
+                if id(child) not in sizes:
+                    stack.append((child, False))
+            continue
+        open_nodes.discard(id(node))
+        total = 1 + sum(sizes.get(id(c), 0) for c in children)
+        sizes[id(node)] = total
+        if total > MAX_CONFIG_VALUES:
+            raise ConfigError(
+                f"{path}: line {node.start_mark.line + 1}: this value expands to more than "
+                f"{MAX_CONFIG_VALUES} values through YAML aliases (*name) (an alias bomb?); "
+                "a config is far smaller: write the values out, or use fewer aliases")
+
+
+def check_plain_values(config: Any, prefix: str = "") -> None:
+    """One rule over the whole merged config, before any schema: every mapping key is a
+    string, every number finite, and the whole expands to at most :data:`MAX_CONFIG_VALUES`
+    values. A :class:`ConfigError` names the key path, e.g.
+    ``studies.mori_ueda.grids[0].lr[1]: nan is not a finite number``.
+
+    JSON Schema lets NaN through ``minimum``/``exclusiveMinimum`` (every comparison with NaN
+    is false) and +-inf through any open bound; YAML reads ``.nan``, ``.inf``, ``-.inf``. A
+    non-string key is what YAML 1.1 makes of an unquoted ``on``, ``off``, ``yes``, ``no``,
+    ``true`` (booleans) or ``1`` (a number): it would silently name no key."""
+    _check_config_size(config, prefix)
+    seen: set[int] = set()
+    stack: list[tuple[str, Any]] = [(prefix, config)]
+    while stack:
+        key, value = stack.pop()
+        if isinstance(value, str) and (key == "results" or key.endswith("_dir")):
+            _check_path_text(key, value)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{key or 'config'}: {value} is not a finite number (NaN and "
+                              "+-inf are refused everywhere in a config)")
+        if isinstance(value, (dict, list, tuple)):
+            if id(value) in seen:  # shared through a YAML alias: checked where first seen
+                continue
+            seen.add(id(value))
+        if isinstance(value, dict):
+            children = []
+            for k, v in value.items():
+                if not isinstance(k, str):
+                    hint = (" (YAML 1.1 reads an unquoted on/off/yes/no/true/false as a "
+                            "boolean: quote it)" if isinstance(k, bool) else "")
+                    raise ConfigError(f"{key or 'config'}: key {_short(repr(k), 80)} is not a "
+                                      f"string{hint}")
+                children.append((f"{key}.{k}" if key else k, v))
+            stack.extend(reversed(children))
+        elif isinstance(value, (list, tuple)):
+            stack.extend(reversed([(f"{key}[{i}]", v) for i, v in enumerate(value)]))
+
+
+# Characters a path the config names (``results``, an input ``*_dir``) may not hold: Snakemake
+# reads braces in a rule's input and output paths as wildcards, glob characters are expanded
+# by tools and shells, and control characters (a newline) make a path no log can show.
+_BAD_PATH_CHARS = re.compile(r"[{}*?\[\]\x00-\x1f\x7f]")
+
+
+def _check_path_text(key: str, value: str) -> None:
+    bad = _BAD_PATH_CHARS.search(value)
+    if bad:
+        raise ConfigError(f"{key}: {_short(repr(value), 120)} holds {bad.group()!r}; a path "
+                          "the config names may not hold wildcard braces, glob characters "
+                          "(* ? [ ]) or control characters such as a newline")
+
+
+def _check_config_size(config: Any, prefix: str) -> None:
+    """Refuse a config whose expansion (shared sub-objects counted at every use) exceeds
+    :data:`MAX_CONFIG_VALUES`, measuring each shared object once (so a bomb costs nothing)."""
+    sizes: dict[int, int] = {}
+    open_ids: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(config, False)]
+    while stack:
+        value, done = stack.pop()
+        if not isinstance(value, (dict, list, tuple)) or id(value) in sizes:
+            continue
+        children = [v for v in (value.values() if isinstance(value, dict) else value)
+                    if isinstance(v, (dict, list, tuple))]
+        if not done:
+            if id(value) in open_ids:
+                raise ConfigError(f"{prefix or 'config'}: a value contains itself")
+            open_ids.add(id(value))
+            stack.append((value, True))
+            for child in children:
+                if id(child) in open_ids:
+                    raise ConfigError(f"{prefix or 'config'}: a value contains itself "
+                                      "(a recursive YAML alias?)")
+                if id(child) not in sizes:
+                    stack.append((child, False))
+            continue
+        open_ids.discard(id(value))
+        total = 1 + len(value) - len(children) + sum(sizes[id(c)] for c in children)
+        sizes[id(value)] = total
+        if total > MAX_CONFIG_VALUES:
+            raise ConfigError(
+                f"{prefix or 'config'}: the config expands to more than {MAX_CONFIG_VALUES} "
+                "values (YAML aliases repeating a value many times, an alias bomb?); a config "
+                "is far smaller")
 
 
 @functools.cache
@@ -123,6 +302,16 @@ def _validator_class():
                                         type_checker=type_checker)
 
 
+@functools.cache
+def _format_checker():
+    """The schemas' one custom format, ``name`` (:data:`NAME_PATTERN`)."""
+    import jsonschema
+
+    checker = jsonschema.FormatChecker(formats=())
+    checker.checks("name")(lambda instance: not isinstance(instance, str) or is_name(instance))
+    return checker
+
+
 def _copy(value: Any) -> Any:
     import copy
 
@@ -141,7 +330,7 @@ def validate_against(instance: MutableMapping[str, Any], schema_path: str | Path
     """Validate ``instance`` in place against a YAML JSON-schema, filling in defaults.
     The first error is a :class:`ConfigError` naming the offending key under ``prefix``."""
     schema = _load_schema(str(schema_path))
-    validator = _validator_class()(schema)
+    validator = _validator_class()(schema, format_checker=_format_checker())
     errors = sorted(validator.iter_errors(instance), key=lambda e: (len(e.absolute_path),
                                                                     list(map(str, e.path))))
     if errors:
@@ -150,7 +339,11 @@ def validate_against(instance: MutableMapping[str, Any], schema_path: str | Path
         while err.context:
             err = sorted(err.context, key=lambda e: -len(e.absolute_path))[0]
         key = _key_path(prefix, err.absolute_path) or "config"
-        raise ConfigError(f"{key}: {err.message}")
+        if err.validator == "format" and err.validator_value == "name":
+            message = f"{_short(repr(err.instance), 80)} is not a valid name: {NAME_RULE}"
+        else:
+            message = _short(err.message)
+        raise ConfigError(f"{key}: {message}")
 
 
 # How check_config treats an input file or directory the config names but that is absent:
@@ -212,9 +405,11 @@ def _check_config(config: MutableMapping[str, Any], missing_data: str) -> None:
     from depthlab.activations import check_activation
     from depthlab.studies import plugin, schema_path
 
+    check_plain_values(config)
     validate_against(config, SCHEMA_DIR / "config.schema.yaml")
     _check_results(config["results"])
     _check_datasets(config["datasets"])
+    _check_dataset_sizes(config)
     _check_data_files(config["datasets"], config["results"], missing_data)
     for name, spec in config["kernels"].items():
         if "activation" in spec:
@@ -223,7 +418,9 @@ def _check_config(config: MutableMapping[str, Any], missing_data: str) -> None:
         key = f"studies.{name}"
         module = plugin(study["kind"], f"{key}.kind")
         validate_against(study, schema_path(study["kind"]), key)
+        check_limits(key, study, config)
         module.check(key, study, config)
+    _check_total_runs(config)
 
 
 def _check_results(results: str) -> None:
@@ -304,3 +501,153 @@ def _check_parity_dataset(key: str, ds: Mapping[str, Any]) -> None:
     if ds["generator"] == "mnist_parity" and (ds["n_train"] > 60000 or ds["n_test"] > 10000):
         raise ConfigError(f"{key}: n_train = {ds['n_train']} / n_test = {ds['n_test']} exceed "
                           "MNIST's 60000 training / 10000 test images")
+
+
+# --------------------------------------------------------------------------- bounded plans
+
+# Blocks of a study that span no grid (their lists are figure settings, claim settings,
+# training schedules, or ranges).
+_NOT_GRIDS = frozenset({"figures", "claims", "table41", "table1", "summary", "training",
+                        "description", "data"})
+_NOT_AXES = frozenset({"bounds", "fit_range", "image_shape", "strides", "pack",
+                       "lr_decay_epochs", "accumulation_gammas"})
+_GB = 1e9
+
+
+def study_grids(key: str, study: Mapping[str, Any]) -> list[tuple[str, dict[str, int]]]:
+    """Every block of a study that spans a grid, as (key path, {axis: length}): a mapping
+    whose list-valued entries are the axes it crosses (``grids[i]`` of every kind, Nichani's
+    ``fully_conv`` and ``linear[i]``, Xiao's ``plane``, ``pool``, ``cliff``, ...). The product
+    of the lengths is the number of cells: an upper bound on the runs it trains."""
+    out = []
+    stack: list[tuple[str, Any]] = [(key, study)]
+    while stack:
+        k, value = stack.pop()
+        if isinstance(value, dict):
+            axes = {name: len(x) for name, x in value.items()
+                    if isinstance(x, list) and x and name not in _NOT_AXES
+                    and name not in _NOT_GRIDS}
+            if axes and k != key:
+                out.append((k, axes))
+            stack.extend(reversed([(f"{k}.{name}", x) for name, x in value.items()
+                                   if name not in _NOT_GRIDS]))
+        elif isinstance(value, list):
+            stack.extend(reversed([(f"{k}[{i}]", x) for i, x in enumerate(value)
+                                   if isinstance(x, dict)]))
+    return out
+
+
+def _cells(axes: Mapping[str, int]) -> int:
+    return math.prod(axes.values())
+
+
+def check_limits(key: str, study: Mapping[str, Any], config: Mapping[str, Any]) -> None:
+    """Bounded plans for one (schema-validated) study, before its plug-in's checks or any
+    DAG: no grid block spans more than ``limits.max_cells`` cells, and no job's memory
+    estimated from shapes (:func:`memory_estimates`) exceeds ``limits.max_job_memory_gb``.
+    Each error names the key and the count or estimate, and how to override it."""
+    limits = config["limits"]
+    for grid, axes in study_grids(key, study):
+        cells = _cells(axes)
+        if cells > limits["max_cells"]:
+            shape = " x ".join(f"{name} {n}" for name, n in axes.items())
+            raise ConfigError(
+                f"{grid}: {cells} grid cells ({shape}) exceed limits.max_cells = "
+                f"{limits['max_cells']}; a plan this large takes minutes and gigabytes to "
+                "build before any job runs. Shrink the grid, or raise limits.max_cells")
+    cap = limits["max_job_memory_gb"]
+    for where, nbytes, what in memory_estimates(key, study, config):
+        if nbytes > cap * _GB:
+            raise ConfigError(
+                f"{where}: {what}: about {nbytes / _GB:,.1f} GB in one job, over "
+                f"limits.max_job_memory_gb = {cap:g}; shrink it, or raise "
+                "limits.max_job_memory_gb if the machines that run it have that memory")
+
+
+def _check_total_runs(config: Mapping[str, Any]) -> None:
+    """The whole config's grids together: at most ``limits.max_runs`` cells (each a run, or
+    a few)."""
+    limits = config["limits"]
+    per_study = {name: sum(_cells(axes) for _, axes in study_grids(f"studies.{name}", study))
+                 for name, study in config["studies"].items()}
+    total = sum(per_study.values())
+    if total > limits["max_runs"]:
+        biggest = sorted(per_study.items(), key=lambda kv: -kv[1])[:3]
+        listing = ", ".join(f"studies.{name}: {n}" for name, n in biggest)
+        raise ConfigError(f"studies: {total} grid cells in all ({listing}) exceed "
+                          f"limits.max_runs = {limits['max_runs']}; shrink the grids, or "
+                          "raise limits.max_runs")
+
+
+def _check_dataset_sizes(config: Mapping[str, Any]) -> None:
+    """A dataset's arrays must fit one job: (n_train + n_test) x d float64 values."""
+    cap = config["limits"]["max_job_memory_gb"]
+    for name, ds in config["datasets"].items():
+        nbytes = 8 * (ds["n_train"] + ds["n_test"]) * ds["d"]
+        if nbytes > cap * _GB:
+            raise ConfigError(
+                f"datasets.{name}: (n_train + n_test) x d = ({ds['n_train']} + "
+                f"{ds['n_test']}) x {ds['d']} float64 inputs: about {nbytes / _GB:,.1f} "
+                f"GB in one job, over limits.max_job_memory_gb = {cap:g}; shrink it, or "
+                "raise limits.max_job_memory_gb")
+
+
+def _ints(values: Any) -> list[int]:
+    return [v for v in (values or []) if isinstance(v, int) and not isinstance(v, bool)]
+
+
+def memory_estimates(key: str, study: Mapping[str, Any],
+                     config: Mapping[str, Any]) -> list[tuple[str, float, str]]:
+    """(key, bytes, what) for the obvious per-job memory of a study, from shapes alone: an
+    n x n float64 Gram matrix of a kernel baseline or kernel predictor, and a net's width x
+    width float64 weight matrices x depth (x the nets one job packs). Lower bounds (no
+    activations, gradients or optimizer state), so a refusal is never a false alarm."""
+    kind = study.get("kind")
+    out: list[tuple[str, float, str]] = []
+
+    def gram(where: str, n: int, m: int | None = None, why: str = "") -> None:
+        m = n if m is None else m
+        out.append((where, 8.0 * n * m, f"a {n} x {m} float64 Gram matrix{why}"))
+
+    def weights(where: str, width: int, depth: int, members: int = 1) -> None:
+        what = (f"width x width float64 weights x depth ({width} x {width} x {depth}"
+                + (f", x {members} nets packed in one job" if members > 1 else "") + ")")
+        out.append((where, 8.0 * width * width * max(depth, 1) * members, what))
+
+    if kind in ("mori_ueda", "geiger"):
+        pack = study.get("training", {}).get("pack", []) if kind == "mori_ueda" \
+            else study.get("dynamics", {}).get("pack", [])
+        for i, grid in enumerate(study.get("grids", [])):
+            members = 1
+            if "seed" in pack:
+                members *= len(grid.get("seeds", []))
+            if "lr" in pack:
+                members *= len(grid.get("lr", []))
+            if "alpha" in pack:
+                members *= len(grid.get("alpha", grid.get("alpha_sqrt_h", [])))
+            widths, depths = _ints(grid.get("width")), _ints(grid.get("depth"))
+            if widths and depths:
+                weights(f"{key}.grids[{i}].width", max(widths), max(depths), members)
+    if kind == "mori_ueda" and "kernel_baseline" in study:
+        sizes = [n for grid in study.get("grids", []) for n in _ints(grid.get("n_train"))]
+        if sizes:
+            gram(f"{key}.kernel_baseline", max(sizes),
+                 why=" (the largest n_train of the study's grids)")
+    if kind == "xiao":
+        for block in ("plane", "pool"):
+            spec = study.get(block)
+            if isinstance(spec, dict) and isinstance(spec.get("n_train"), int):
+                gram(f"{key}.{block}.n_train", spec["n_train"] + spec.get("n_test", 0),
+                     spec["n_train"], " (train + test rows x train columns)")
+        for block in ("cliff", "plane_nets"):
+            spec = study.get(block)
+            if isinstance(spec, dict) and isinstance(spec.get("width"), int):
+                depths = _ints(spec.get("depths")) or _ints(study.get("plane", {}).get("depths"))
+                weights(f"{key}.{block}.width", spec["width"], max(depths or [1]))
+    if kind == "nichani" and isinstance(study.get("kernels"), dict):
+        data = study.get("data", {})
+        per_class = study["kernels"].get("train_per_class") or data.get("n_train_per_class")
+        if isinstance(per_class, int) and data.get("classes"):
+            gram(f"{key}.data.n_train_per_class", per_class * len(data["classes"]),
+                 why=" (classes x training images per class)")
+    return out

@@ -95,7 +95,9 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds.
 
     The temporary file lives in the same directory so the final rename is atomic on
-    POSIX file systems (including the shared file systems clusters use).
+    POSIX file systems (including the shared file systems clusters use). The rename replaces
+    the directory entry: a symbolic link planted at `path` is replaced, its target never
+    written (tests/unit/test_unsafe_outputs.py).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -136,6 +138,37 @@ def _warn_if_written_meanwhile(path: Path, before: tuple[int, int, int] | None) 
             "%s was written by another process while this job made it (two workflow runs "
             "in the same directory?); replacing it with this job's copy. Run one snakemake "
             "per working directory.", path)
+
+
+class UnsafeOutputError(RuntimeError):
+    """A path a job would write is a symbolic link: the write would land on its target."""
+
+
+def links_under(directory: str | os.PathLike) -> list[Path]:
+    """Every symbolic link (to a file or a directory, dangling or not) under ``directory``,
+    without following any (``directory`` itself may be a link, e.g. to scratch storage)."""
+    found = []
+    for root, dirs, files in os.walk(directory):  # followlinks=False: linked dirs not entered
+        found.extend(Path(root, name) for name in sorted(dirs + files)
+                     if os.path.islink(os.path.join(root, name)))
+    return sorted(found)
+
+
+def refuse_links(directory: str | os.PathLike) -> None:
+    """Refuse a run while a symbolic link sits under the results ``directory``: Snakemake
+    opens benchmark and log files with a plain ``open(path, "w")``, which follows a link, so a
+    link planted where a job writes (``results/benchmarks/...tsv -> ~/.bashrc``) would
+    overwrite its target; a dataset linked in from elsewhere would be read as this config's.
+    depthlab itself makes no links there. An :class:`UnsafeOutputError` names them."""
+    links = links_under(directory)
+    if links:
+        shown = "; ".join(f"{link} -> {os.readlink(link)}" for link in links[:5])
+        more = f" (and {len(links) - 5} more)" if len(links) > 5 else ""
+        raise UnsafeOutputError(
+            f"{directory}: {len(links)} symbolic link(s) under the results directory: "
+            f"{shown}{more}. A job writing one would write its target instead (outside "
+            f"{directory}, or over another result); depthlab makes no links there. Remove "
+            "them (or replace each with a copy of its target) and rerun.")
 
 
 class InputFileError(RuntimeError):

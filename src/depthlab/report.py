@@ -5,6 +5,13 @@ it twice: a standalone HTML page (a report result, opened full-width in the repo
 and an HTML fragment that ``report/workflow.rst`` embeds in the report's landing page. Both
 state each study's data source, scale and verdict counts and the software versions that
 trained the members and evaluated the claims; every number comes from the CSVs.
+
+The papers' claims (``origin`` "paper") and depthlab's own consistency checks (``origin``
+"project", e.g. a net against its kernel regression where the paper states nothing) are kept
+apart: the joined CSV lists every paper claim first, then the project checks (each group in
+study order), and the page shows them as two tables, each counted on its own. A paper claim's
+row shows the paper's words (``quote``) and their place (``where``) beside the criterion the
+project checks them with.
 """
 
 from __future__ import annotations
@@ -17,7 +24,15 @@ from urllib.parse import quote
 
 import pandas as pd
 
-from depthlab.claims import COLUMNS, VERDICTS, read_claims, verdict_counts
+from depthlab.claims import (
+    COLUMNS,
+    ORIGINS,
+    PAPER_CLAIM,
+    PROJECT_CHECK,
+    VERDICTS,
+    read_claims,
+    verdict_counts,
+)
 from depthlab.provenance import atomic_output
 
 __all__ = ["scorecard_frame", "scorecard_html", "software_summary", "write_scorecard"]
@@ -45,6 +60,8 @@ _CSS = """
 .depthlab-scorecard .notes { color: #4b5563; font-size: 11px; min-width: 16em; }
 .depthlab-scorecard td.statement { min-width: 18em; }
 .depthlab-scorecard td.criterion { min-width: 13em; }
+.depthlab-scorecard td.quote { min-width: 16em; font-style: italic; }
+.depthlab-scorecard h3 { font-size: 15px; margin: 10px 0 4px 0; }
 .depthlab-scorecard .scroll { overflow-x: auto; max-width: 100%; }
 .depthlab-scorecard .mono { font-family: ui-monospace, monospace; font-size: 11px; }
 """
@@ -61,11 +78,18 @@ div.gap-3:has(#claims-scorecard) > div { max-width: 100%; min-width: 0; }
 
 
 def scorecard_frame(claims: Mapping[str, str | Path]) -> pd.DataFrame:
-    """The claims of every study (``{study: claims.csv}``), in the given study order."""
+    """The claims of every study (``{study: claims.csv}``): the paper claims of every study
+    (in the given study order, each study's rows in its own order), then the project checks
+    the same way."""
     frames = [read_claims(path) for path in claims.values()]
     if not frames:
         return pd.DataFrame(columns=list(COLUMNS))
-    return pd.concat(frames, ignore_index=True)[list(COLUMNS)]
+    frame = pd.concat(frames, ignore_index=True)[list(COLUMNS)]
+    bad = sorted(set(frame["origin"]) - set(ORIGINS))
+    if bad:
+        raise ValueError(f"claims: unknown origin(s) {bad}; rows are one of {list(ORIGINS)}")
+    rank = frame["origin"].map({o: i for i, o in enumerate(ORIGINS)})
+    return frame.iloc[rank.argsort(kind="stable").to_numpy()].reset_index(drop=True)
 
 
 def _versions(cell: str) -> list[dict[str, str]]:
@@ -130,50 +154,41 @@ def scorecard_html(frame: pd.DataFrame, *, figures: Mapping[str, str] | None = N
     if frame.empty:
         parts.append("<p>No claims were checked (no study has claims).</p></div>")
         return _page("\n".join(parts)) if not fragment else "\n".join(parts)
-    totals = verdict_counts(frame)
-    parts.append('<p class="small">' + ", ".join(
-        f"{_badge(v)} {totals[v]}" for v in VERDICTS)
-        + f" of {len(frame)} claims. Each row: one claim of the paper checked on the study's "
-        "cube; values are means over seeds of converged members only (diverged or capped "
-        "runs never count), &plusmn; as the uncertainty column says. Source: "
-        '<span class="mono">claims.csv</span> of each study.</p>')
+    paper = frame[frame["origin"] == PAPER_CLAIM]
+    project = frame[frame["origin"] == PROJECT_CHECK]
+    parts.append('<p class="small totals" data-origin="paper">Paper claims: '
+                 + _counts_text(paper) + ". Each row: one claim of the paper (its own words "
+                 "and place) checked on the study's cube; values are means over seeds of "
+                 "converged members only (diverged or capped runs never count), &plusmn; as "
+                 "the uncertainty column says. Source: "
+                 '<span class="mono">claims.csv</span> of each study.</p>')
+    if len(project):
+        parts.append('<p class="small totals" data-origin="project">Project checks '
+                     "(depthlab's own consistency checks, not claims of the papers; counted "
+                     "apart): " + _counts_text(project) + ".</p>")
 
     parts.append('<div class="scroll"><table class="studies"><thead><tr><th>study</th><th>kind</th>'
                  "<th>paper</th><th>data source</th><th>scale</th>"
                  + "".join(f"<th>{html.escape(v)}</th>" for v in VERDICTS)
-                 + "</tr></thead><tbody>")
+                 + "<th>project checks</th></tr></thead><tbody>")
     for study, rows in frame.groupby("study", sort=False):
-        counts = verdict_counts(rows)
+        counts = verdict_counts(rows[rows["origin"] == PAPER_CLAIM])
+        n_project = int((rows["origin"] == PROJECT_CHECK).sum())
         parts.append(
             f'<tr data-study="{html.escape(study)}"><td>{html.escape(study)}</td>'
             f"<td>{html.escape(kinds.get(study, ''))}</td>"
             f"<td>{html.escape('; '.join(dict.fromkeys(rows['paper'])))}</td>"
             f"<td>{html.escape('; '.join(dict.fromkeys(rows['data_source'])))}</td>"
             f"<td>{html.escape('; '.join(dict.fromkeys(rows['scale'].astype(str))))}</td>"
-            + "".join(f'<td class="num">{counts[v]}</td>' for v in VERDICTS) + "</tr>")
+            + "".join(f'<td class="num">{counts[v]}</td>' for v in VERDICTS)
+            + f'<td class="num">{n_project}</td></tr>')
     parts.append("</tbody></table></div>")
 
-    parts.append('<div class="scroll"><table class="claims"><thead><tr><th>study</th><th>claim</th>'
-                 "<th>where</th><th>statement</th><th>paper</th><th>measured</th>"
-                 "<th>&plusmn;</th><th>criterion</th><th>verdict</th><th>figure</th>"
-                 "<th>n</th><th>notes</th></tr></thead><tbody>")
-    for r in frame.itertuples(index=False):
-        parts.append(
-            f'<tr class="claim" data-study="{html.escape(r.study)}" '
-            f'data-claim="{html.escape(r.claim_id)}" data-verdict="{html.escape(r.verdict)}">'
-            f'<td>{html.escape(r.study)}</td><td class="mono">{html.escape(r.claim_id)}</td>'
-            f'<td>{html.escape(r.where)}</td><td class="statement">{html.escape(r.statement)}</td>'
-            f'<td class="num">{_fmt(r.paper_value)}</td>'
-            f'<td class="num">{_fmt(r.measured)}</td>'
-            f'<td class="num" title="{html.escape(r.uncertainty_kind)}">'
-            f"{_fmt(r.uncertainty, 2)}</td>"
-            f'<td class="small criterion">{html.escape(r.criterion)}</td>'
-            f"<td>{_badge(r.verdict)}</td>"
-            f"<td>{_figure_cell(r.study, r.figure, figures, fragment)}</td>"
-            f'<td class="num" title="members used (excluded: {int(r.n_excluded)})">'
-            f"{int(r.n_members)}</td>"
-            f'<td class="notes">{html.escape(r.notes)}</td></tr>')
-    parts.append("</tbody></table></div>")
+    parts.append(_claims_table(paper, figures, fragment, quotes=True,
+                               title="Claims of the papers"))
+    if len(project):
+        parts.append(_claims_table(project, figures, fragment, quotes=False,
+                                   title="Project checks (not claims of the papers)"))
 
     software = software_summary(frame)
     for label, title in (("training", "trained with"), ("claims", "claims evaluated with")):
@@ -184,6 +199,47 @@ def scorecard_html(frame: pd.DataFrame, *, figures: Mapping[str, str] | None = N
     parts.append("</div>")
     body = "\n".join(parts)
     return body if fragment else _page(body)
+
+
+def _counts_text(rows: pd.DataFrame) -> str:
+    counts = verdict_counts(rows)
+    return (", ".join(f"{_badge(v)} {counts[v]}" for v in VERDICTS)
+            + f" of {len(rows)}")
+
+
+def _claims_table(rows: pd.DataFrame, figures: Mapping[str, str], links: bool, *,
+                  quotes: bool, title: str) -> str:
+    """One table of rows (paper claims with the paper's words, or project checks)."""
+    origin = PAPER_CLAIM if quotes else PROJECT_CHECK
+    parts = [f'<h3 data-origin="{origin}">{html.escape(title)}</h3>',
+             f'<div class="scroll"><table class="claims" data-origin="{origin}"><thead><tr>'
+             "<th>study</th><th>claim</th><th>where</th>"
+             + ("<th>the paper's words</th>" if quotes else "")
+             + "<th>checked here</th><th>paper</th><th>measured</th>"
+             "<th>&plusmn;</th><th>criterion</th><th>verdict</th><th>figure</th>"
+             "<th>n</th><th>notes</th></tr></thead><tbody>"]
+    for r in rows.itertuples(index=False):
+        parts.append(
+            f'<tr class="claim" data-study="{html.escape(r.study)}" '
+            f'data-claim="{html.escape(r.claim_id)}" data-verdict="{html.escape(r.verdict)}" '
+            f'data-origin="{html.escape(r.origin)}">'
+            f'<td>{html.escape(r.study)}</td><td class="mono">{html.escape(r.claim_id)}</td>'
+            f'<td>{html.escape(r.where)}</td>'
+            + (f'<td class="quote">&ldquo;{html.escape(r.quote)}&rdquo;</td>'
+               if quotes and r.quote else '<td class="quote"></td>' if quotes else "")
+            + f'<td class="statement">{html.escape(r.statement)}</td>'
+            f'<td class="num">{_fmt(r.paper_value)}</td>'
+            f'<td class="num">{_fmt(r.measured)}</td>'
+            f'<td class="num" title="{html.escape(r.uncertainty_kind)}">'
+            f"{_fmt(r.uncertainty, 2)}</td>"
+            f'<td class="small criterion">{html.escape(r.criterion)}</td>'
+            f"<td>{_badge(r.verdict)}</td>"
+            f"<td>{_figure_cell(r.study, r.figure, figures, links)}</td>"
+            f'<td class="num" title="members used (excluded: {int(r.n_excluded)})">'
+            f"{int(r.n_members)}</td>"
+            f'<td class="notes">{html.escape(r.notes)}</td></tr>')
+    parts.append("</tbody></table></div>")
+    return "\n".join(parts)
 
 
 def _page(body: str) -> str:

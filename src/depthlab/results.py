@@ -71,25 +71,35 @@ def read_record(path: str | Path, required: Sequence[str] = ()) -> dict[str, Any
 
 
 def write_arrays(path: str | Path, arrays: Mapping[str, Any], attrs: Mapping[str, Any],
-                 config_slice: Any) -> None:
+                 config_slice: Any,
+                 dataset_attrs: Mapping[str, Mapping[str, Any]] | None = None) -> None:
     """Arrays (numeric or strings) as datasets and scalar attributes, with provenance,
-    atomically: the result file of a study's job when no fixed schema fits."""
+    atomically: the result file of a study's job when no fixed schema fits.  An array keeps
+    its dtype (pass typed arrays to fix a column's type); ``dataset_attrs`` maps an array's
+    name to attributes of its dataset (e.g. units and a description)."""
     prov = provenance_attrs(config_slice)
+    dataset_attrs = dataset_attrs or {}
+    unknown = set(dataset_attrs) - set(arrays)
+    if unknown:
+        raise ValueError(f"dataset_attrs for arrays that are not written: {sorted(unknown)}")
     with atomic_output(path) as tmp, h5py.File(tmp, "w") as f:
         for name, value in arrays.items():
             arr = np.asarray(value)
             if arr.dtype.kind in "UO":
-                f.create_dataset(name, data=arr.astype(object), dtype=h5py.string_dtype())
+                ds = f.create_dataset(name, data=arr.astype(object), dtype=h5py.string_dtype())
             else:
-                f.create_dataset(name, data=arr)
+                ds = f.create_dataset(name, data=arr)
+            for key, attr in dataset_attrs.get(name, {}).items():
+                ds.attrs[key] = attr
         for key, value in {**prov, **attrs}.items():
             f.attrs[key] = value if isinstance(value, (str, int, float, np.number)) else str(value)
 
 
-def read_arrays(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+def read_arrays(path: str | Path, required: Sequence[str] = ()
+                ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """(arrays, attributes) of a :func:`write_arrays` file (checked open: a missing or
-    damaged file is an error naming it)."""
-    with open_h5_checked(path) as f:
+    damaged file, or one without the ``required`` datasets, is an error naming it)."""
+    with open_h5_checked(path, required=tuple(required)) as f:
         arrays = {name: (ds.asstr()[()] if h5py.check_string_dtype(ds.dtype) else ds[()])
                   for name, ds in f.items()}
         attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}

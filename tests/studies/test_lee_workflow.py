@@ -107,8 +107,85 @@ def test_config_checks(tiny):
     dlc.check_config(cfg)
     study = cfg["studies"]["lee"]
     assert study["training"]["dtype"] == "float32"  # schema defaults filled in
-    assert sorted(lee_grid.jobs(study)) == ["g0_deep_narrow_D20", "g1_he_uniform_D20",
-                                            "g1_torch_default_D20", "g2_deep_narrow_D6",
-                                            "g3_torch_default_D6"]
+    # runs are named by what they train (arch, init, depth, a key of the grid's other
+    # settings), not by where their grid sits: reordering the grids renames nothing
+    jobs = lee_grid.jobs(study)
+    assert sorted(name.rsplit("_", 1)[0] for name in jobs) == [
+        "cnn_deep_narrow_D6", "cnn_torch_default_D6", "mlp_deep_narrow_D20",
+        "mlp_he_uniform_D20", "mlp_torch_default_D20"]
+    reordered = copy.deepcopy(study)
+    reordered["grids"] = reordered["grids"][::-1]
+    reordered["grids"][2]["lr"] = reordered["grids"][2]["lr"][::-1]
+    assert {n: [(m.init, m.depth, m.lr_label, m.seed) for m in ms]
+            for n, ms in lee_grid.jobs(reordered).items()} == {
+        n: [(m.init, m.depth, m.lr_label, m.seed) for m in ms] for n, ms in jobs.items()}
+    # one setting of one grid renames that grid's runs only
+    longer = copy.deepcopy(study)
+    longer["grids"][1]["epochs"] = 3
+    assert set(lee_grid.jobs(longer)) ^ set(jobs) == {
+        n for n in set(lee_grid.jobs(longer)) | set(jobs) if "_D20_" in n and "deep" not in n}
     study["training"]["pack"] = False
     assert len(lee_grid.jobs(study)) == 7
+
+
+def _planned(work, config, tmp_name):
+    """The jobs (rule: count) `snakemake -n --rerun-triggers mtime params` plans for ``config``
+    on the finished run in ``work``; the config file keeps the run's file name (the claims'
+    scale is named after it)."""
+    sub = work / tmp_name
+    sub.mkdir()
+    (sub / "tiny_lee.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    proc = run_snakemake("-n", "--rerun-triggers", "mtime", "params", "--configfile",
+                         str(sub / "tiny_lee.yaml"), cwd=work)
+    text = proc.stdout + proc.stderr
+    if "Nothing to be done" in text:
+        return {}
+    stats = text.split("Job stats:", 1)[1].split("total", 1)[0]
+    jobs = {}
+    for line in stats.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit() and parts[0] != "all":
+            jobs[parts[0]] = int(parts[1])
+    return jobs
+
+
+def test_a_title_edit_reruns_that_figure_only(lee_run, tiny):
+    """The rerun contract on a finished run, by Snakemake itself (the DAG-level model of
+    every kind and both configs is tests/workflow/test_rerun_contract.py)."""
+    work = lee_run.parents[1]
+    assert _planned(work, tiny, "same") == {}
+    edited = copy.deepcopy(tiny)
+    edited["studies"]["lee"]["figures"]["fig4_2a"]["title"] = "Fig. 4.2(a), retitled"
+    assert _planned(work, edited, "title") == {"lee_fig4_2a": 1}
+
+
+def test_reordered_grids_retrain_nothing(lee_run, tiny):
+    work = lee_run.parents[1]
+    reordered = copy.deepcopy(tiny)
+    study = reordered["studies"]["lee"]
+    n = len(study["grids"])
+    study["grids"] = study["grids"][::-1]
+    for g in study["grids"]:
+        g["init"], g["lr"] = g["init"][::-1], g["lr"][::-1]
+    for row in study["table41"]:
+        if row["grid"] is not None:
+            row["grid"] = n - 1 - row["grid"]
+    planned = _planned(work, reordered, "reordered")
+    # the cube lists runs in config order and Table 4.1 names grids by position: summaries
+    # rerun, no net, kernel or data set
+    assert not set(planned) & {"lee_train", "lee_data", "lee_gram", "lee_kernel", "lee_toy",
+                               "lee_ntk_spread_job"}, planned
+    assert "lee_cube" in planned
+
+
+def test_a_figure_named_like_a_rule_fails_at_load_naming_the_key(tmp_path, tiny):
+    """Figure `table41` would be rule lee_table41, the table's: refused when the config is
+    loaded, with its key, not by Snakemake's CreateRuleException."""
+    cfg = copy.deepcopy(tiny)
+    cfg["studies"]["lee"]["figures"]["table41"] = {"plot": "lee_toy_fit"}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    proc = run_snakemake("-n", "--configfile", "c.yaml", cwd=tmp_path, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "studies.lee.figures.table41" in out and "lee_table41" in out, out[-2000:]
+    assert "CreateRuleException" not in out

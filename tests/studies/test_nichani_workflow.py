@@ -103,7 +103,7 @@ def _kernel_cube(losses, accs):
         {"k_test_loss": (("kernel", "kernel_depth"), [losses]),
          "k_test_acc": (("kernel", "kernel_depth"), [accs]),
          "k_train_acc": (("kernel", "kernel_depth"), [[1.0] * 5]),
-         "k_n_test": ("kernel", [100]), "k_n_train": ("kernel", [50])},
+         "k_n_test": ("kernel", [1000]), "k_n_train": ("kernel", [50])},
         coords={"kernel": ["cntk_x"], "kernel_depth": depths},
         attrs={"n_test": 100, "n_classes": 10, "data_source": "synthetic"})
 

@@ -259,7 +259,7 @@ def test_empirical_lambda_max_matches_the_explicit_jacobian(one_thread):
     for m in range(2):
         flat = [t[m:m + 1] for wb in params for t in wb]
         f = xtrain._flat_forward(len(params), x, 1.5, B)
-        jac = jacrev(lambda *ts: f(*ts).reshape(-1), argnums=tuple(range(len(flat))))(*flat)
+        jac = jacrev(lambda *ts, f=f: f(*ts).reshape(-1), argnums=tuple(range(len(flat))))(*flat)
         j = torch.cat([t.reshape(t.shape[0], -1) for t in jac], dim=1)
         assert got[m] == pytest.approx(float(torch.linalg.eigvalsh(j @ j.T)[-1]), rel=1e-6)
     lam_an, _ = xtrain.analytic_eta(x.numpy(), 3, 1.5, B)

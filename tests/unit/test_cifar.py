@@ -96,3 +96,51 @@ def test_bad_contents(tmp_path):
         {b"data": np.zeros((2, 100), np.uint8), b"labels": [0, 1]}, protocol=2))
     with pytest.raises(ValueError, match="3072"):
         read_cifar10(tmp_path)
+
+
+@pytest.mark.parametrize("batch, match", [
+    # int64 pixels of 300 would be cast to 44 by a uint8 conversion
+    ({b"data": np.full((2, 3072), 300, np.int64), b"labels": [0, 1]},
+     r"test_batch: pixel values 300..300 outside 0..255"),
+    ({b"data": np.full((2, 3072), -1, np.int16), b"labels": [0, 1]},
+     r"test_batch: pixel values -1..-1 outside 0..255"),
+    ({b"data": np.full((2, 3072), 0.5), b"labels": [0, 1]},
+     r"test_batch: pixels are float64, expected uint8"),
+    ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 10]},
+     r"test_batch: label 10 at row 1; labels must be 0..9"),
+    ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [-1, 0]},
+     r"test_batch: label -1 at row 0"),
+    ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0.0, 3.5]},
+     r"test_batch: labels are float64, expected integers"),
+    ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 1, 2]},
+     r"test_batch: 3 labels for 2 images"),
+])
+def test_values_outside_the_declared_type_name_the_file(tmp_path, batch, match):
+    """Pixels outside uint8 0..255, labels outside 0..9 or not integers are refused with the
+    file named (issue 25), in place of a silent cast."""
+    _write_batches(tmp_path)
+    (tmp_path / TEST_BATCH).write_bytes(pickle.dumps(batch, protocol=2))
+    with pytest.raises(ValueError, match=match):
+        read_cifar10(tmp_path)
+
+
+def test_integer_pixels_in_range_are_accepted(tmp_path):
+    written = _write_batches(tmp_path)
+    data, labels = written[TEST_BATCH]
+    (tmp_path / TEST_BATCH).write_bytes(pickle.dumps(
+        {b"data": data.astype(np.int64), b"labels": labels}, protocol=2))
+    out = read_cifar10(tmp_path)
+    assert out["x_test"].dtype == np.uint8
+    np.testing.assert_array_equal(out["x_test"].reshape(len(data), -1), data)
+
+
+def test_binary_batch_label_out_of_range_names_the_file(tmp_path):
+    rng = np.random.default_rng(0)
+    for name in (*TRAIN_BATCHES, TEST_BATCH):
+        rec = rng.integers(0, 256, size=(2, 3073), dtype=np.uint8)
+        rec[:, 0] = 9
+        if name == "data_batch_3":
+            rec[1, 0] = 12
+        (tmp_path / f"{name}.bin").write_bytes(rec.tobytes())
+    with pytest.raises(ValueError, match=r"data_batch_3.bin: label 12 at row 1"):
+        read_cifar10(tmp_path, fmt="binary")

@@ -1,11 +1,11 @@
-"""The claims mechanism (depthlab.claims) and the two studies' claims on hand-built cubes whose
-answers are known: claims that hold, fail and are not resolved, diverged and capped members
-left out, config overrides (per kind and per claim id) including an impossible tolerance that
-turns a claim into `fails` rather than dropping it, the CSV and the scorecard."""
+"""The claims mechanism (depthlab.claims): the one statistics rule and its helpers (seed and
+binomial standard errors, separated verdicts with symmetric margins, trends, exponents),
+settings, the CSV, and the scorecard that keeps the papers' claims apart from the project's
+own checks. Each study's claims are tested on hand-built cubes in test_claims_<study>.py."""
 
-import importlib
 import json
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -13,10 +13,7 @@ import pytest
 import xarray as xr
 
 from depthlab import claims as dc
-from depthlab.report import scorecard_html, software_summary, write_scorecard
-from depthlab.studies.geiger.paper_claims import claims as geiger_claims
-from depthlab.studies.mori_ueda.paper_claims import claims as mori_claims
-from depthlab.studies.mori_ueda.summary import depth_effect_table
+from depthlab.report import scorecard_frame, scorecard_html, software_summary, write_scorecard
 
 # ----------------------------------------------------------------------------- mechanism
 
@@ -112,239 +109,135 @@ def test_check_claim_keys():
         dc.check_claim_keys({"claims": {"table1_kernel_L7": {"tolerance": 0}}}, results)
 
 
-# ----------------------------------------------------------------------------- Mori & Ueda
-
-DATASETS = {  # name: (generator, k, d)
-    "local2": ("k_local", 2, 20),     # deeper better: holds; NTK fails: holds
-    "global2": ("k_global", 2, 10),   # shallower better, but deep wins: fails
-    "local1": ("k_local", 1, 10),     # shallower better, bars overlap: not resolved
-    "noisy2": ("k_local", 2, 20),     # a diverged deep member would flip the sign
-    "dead2": ("k_local", 2, 20),      # all but one deep member capped: not resolved
-}
-SHALLOW = [0.30, 0.32, 0.31, 0.33]
-ERRORS = {  # dataset: (L=1 errors over seeds, L=7 errors, L=7 statuses)
-    "local2": (SHALLOW, [0.20, 0.21, 0.22, 0.19], None),
-    "global2": (SHALLOW, [0.10, 0.11, 0.12, 0.09], None),
-    "local1": ([0.10, 0.14, 0.12, 0.12], [0.11, 0.15, 0.13, 0.13], None),
-    "noisy2": (SHALLOW, [0.20, 0.21, 0.22, 0.95], ["converged"] * 3 + ["diverged"]),
-    "dead2": (SHALLOW, [0.20, 0.5, 0.5, 0.5], ["converged"] + ["max_epochs"] * 3),
-}
-NTK = {"local2": 0.48, "global2": 0.12, "local1": 0.13, "noisy2": 0.47, "dead2": 0.47}
+# ----------------------------------------------------------------------------- the rule
 
 
-def _mori_cube() -> xr.Dataset:
-    names = list(DATASETS)
-    shape = (len(names), 1, 2, 1, 1, 4)  # dataset, n_train, depth, width, lr, seed
-    err = np.full(shape, np.nan)
-    status = np.full(shape, "converged", dtype=object)
-    for i, ds in enumerate(names):
-        lo, hi, hi_status = ERRORS[ds]
-        err[i, 0, 0, 0, 0] = lo
-        err[i, 0, 1, 0, 0] = hi
-        if hi_status:
-            status[i, 0, 1, 0, 0] = hi_status
-    dims = ("dataset", "n_train", "depth", "width", "lr", "seed")
-    cube = xr.Dataset(
-        {"test_error": (dims, err), "status": (dims, status.astype(str)),
-         "ntk_test_error": (("dataset", "n_train", "kernel_depth"),
-                            np.array([[[NTK[d]]] for d in names]))},
-        coords={"dataset": names, "n_train": [1000], "depth": [1, 7], "width": [100],
-                "lr": [0.1], "seed": [0, 1, 2, 3], "kernel_depth": [1]})
-    return cube.assign_coords(
-        generator=("dataset", [DATASETS[d][0] for d in names]),
-        k=("dataset", [DATASETS[d][1] for d in names]),
-        d=("dataset", [DATASETS[d][2] for d in names]),
-        data_source=("dataset", ["synthetic Gaussian inputs"] * len(names)))
+def test_seed_se_is_the_standard_error_over_finite_members():
+    assert dc.seed_se([1.0, 2.0, 3.0]) == pytest.approx(1.0 / math.sqrt(3))
+    assert dc.seed_se([1.0, 2.0, 3.0, math.nan]) == pytest.approx(1.0 / math.sqrt(3))
+    assert math.isnan(dc.seed_se([0.3]))          # one seed: no spread to measure
+    assert math.isnan(dc.seed_se([]))
+    assert dc.mean_se([0.1, 0.3, math.nan]) == pytest.approx((0.2, 0.1, 2))
+    assert dc.mean_se([math.nan])[2] == 0
 
 
-MORI_STUDY = {"kind": "mori_ueda",
-              "figures": {"fig2": {"plot": "test_error_vs_n", "datasets": list(DATASETS),
-                                   "lr": 0.1}}}
+def test_binomial_se():
+    assert dc.binomial_se(0.2, 400) == pytest.approx(0.02)
+    # a perfect score still has an error bar (p clipped to 1/(2n))
+    assert dc.binomial_se(0.0, 100) == pytest.approx(math.sqrt(0.005 * 0.995 / 100))
+    assert dc.binomial_se(1.0, 100) == pytest.approx(dc.binomial_se(0.0, 100))
+    assert math.isnan(dc.binomial_se(0.2, 0)) and math.isnan(dc.binomial_se(math.nan, 10))
+    assert math.isnan(dc.binomial_se(0.2, None))
+    assert dc.combined_se(0.03, 0.04) == pytest.approx(0.05)
+    assert math.isnan(dc.combined_se(0.03, math.nan))
 
 
-def _by_id(results):
-    return {r.claim_id: r for r in results}
+@pytest.mark.parametrize("diff,se,sign,k,verdict", [
+    (-0.10, 0.04, -1, 2.0, dc.HOLDS),          # the paper's sign, 2.5 SE away
+    (+0.10, 0.04, -1, 2.0, dc.FAILS),          # the same distance on the other side: fails
+    (-0.07, 0.04, -1, 2.0, dc.NOT_RESOLVED),   # inside 2 SE
+    (+0.07, 0.04, -1, 2.0, dc.NOT_RESOLVED),   # symmetric: inside on the fails side too
+    (-0.08, 0.04, -1, 2.0, dc.NOT_RESOLVED),   # on the margin is not separated
+    (-0.10, math.nan, -1, 2.0, dc.NOT_RESOLVED),  # no SE (one seed): never separated
+    (math.nan, 0.01, +1, 2.0, dc.NOT_RESOLVED),
+    (+0.001, math.nan, +1, 0.0, dc.HOLDS),     # k = 0: the noise margin is off
+    (-0.001, 0.5, +1, 0.0, dc.FAILS),
+])
+def test_separated_verdict_margins_are_symmetric(diff, se, sign, k, verdict):
+    assert dc.separated_verdict(diff, se, sign, k) == verdict
 
 
-def test_mori_claims_hold_fail_and_not_resolved():
-    got = _by_id(mori_claims(_mori_cube(), MORI_STUDY))
-    assert got["depth_effect_fig2_local2_N1000_H100"].verdict == dc.HOLDS
-    assert got["depth_effect_fig2_global2_N1000_H100"].verdict == dc.FAILS
-    local1 = got["depth_effect_fig2_local1_N1000_H100"]
-    assert local1.verdict == dc.NOT_RESOLVED and "overlap" in local1.notes
-    r = got["depth_effect_fig2_local2_N1000_H100"]
-    assert r.measured == pytest.approx(0.205 - 0.315)
-    assert r.uncertainty == pytest.approx(np.hypot(np.std(SHALLOW), np.std(ERRORS["local2"][1])))
-    assert (r.n_members, r.n_excluded, r.figure) == (8, 0, "fig2")
-    assert r.where.startswith("Sec. 3.2") and r.paper.startswith("Mori")
-    # Sec. 3.3: the NTK fails on 2-local labels, is comparable on 2-global and 1-local ones
-    assert got["ntk_fig2_local2_N1000_H100"].verdict == dc.HOLDS
-    assert got["ntk_fig2_local2_N1000_H100"].measured == pytest.approx(0.48 - 0.205)
-    assert got["ntk_fig2_global2_N1000_H100"].verdict == dc.HOLDS
-    assert got["ntk_fig2_local1_N1000_H100"].verdict == dc.HOLDS
-    assert all(r.verdict in dc.VERDICTS for r in got.values())
+def test_separated_verdict_default_k_and_bad_arguments():
+    assert dc.SEPARATION_K == 2.0
+    assert dc.separated_verdict(0.21, 0.1, +1) == dc.HOLDS
+    assert dc.separated_verdict(0.19, 0.1, +1) == dc.NOT_RESOLVED
+    with pytest.raises(ValueError):
+        dc.separated_verdict(0.2, 0.1, 0)
+    with pytest.raises(ValueError):
+        dc.separated_verdict(0.2, math.nan, 2)
+    with pytest.raises(ValueError):
+        dc.separated_verdict(0.2, 0.1, 1, k=-1)
 
 
-def test_mori_diverged_and_capped_members_never_count():
-    got = _by_id(mori_claims(_mori_cube(), MORI_STUDY))
-    noisy = got["depth_effect_fig2_noisy2_N1000_H100"]
-    # counted, the diverged member (0.95) would make deep worse (+0.07, bars overlapping)
-    assert noisy.verdict == dc.HOLDS and noisy.measured == pytest.approx(0.21 - 0.315)
-    assert (noisy.n_members, noisy.n_excluded) == (7, 1) and "1 diverged" in noisy.notes
-    dead = got["depth_effect_fig2_dead2_N1000_H100"]
-    assert dead.verdict == dc.NOT_RESOLVED and math.isnan(dead.measured)
-    assert dead.n_excluded == 3 and "3 max_epochs" in dead.notes and "L = 7: 1" in dead.notes
-    assert got["ntk_fig2_dead2_N1000_H100"].verdict == dc.NOT_RESOLVED
+def test_separated_threshold_verdict():
+    # "gap >= 0.1": holds above 0.1 + 2 SE, fails below 0.1 - 2 SE
+    assert dc.separated_threshold_verdict(0.25, 0.1, 0.05, above=True) == dc.HOLDS
+    assert dc.separated_threshold_verdict(-0.05, 0.1, 0.05, above=True) == dc.FAILS
+    assert dc.separated_threshold_verdict(0.15, 0.1, 0.05, above=True) == dc.NOT_RESOLVED
+    # "|change| <= 0.02"
+    assert dc.separated_threshold_verdict(0.0, 0.02, 0.005, above=False) == dc.HOLDS
+    assert dc.separated_threshold_verdict(0.05, 0.02, 0.005, above=False) == dc.FAILS
 
 
-def test_mori_verdicts_match_the_summary_table_when_all_members_converged():
-    cube = _mori_cube()
-    table = depth_effect_table(cube, MORI_STUDY["figures"])
-    got = _by_id(mori_claims(cube, MORI_STUDY))
-    for row in table.itertuples():
-        if row.dataset in ("noisy2", "dead2"):
-            continue
-        r = got[f"depth_effect_fig2_{row.dataset}_N1000_H100"]
-        assert r.measured == pytest.approx(row.depth_effect)
-        assert r.uncertainty == pytest.approx(row.depth_effect_std)
-        expected = (dc.NOT_RESOLVED if not row.separated
-                    else dc.HOLDS if row.sign_as_paper else dc.FAILS)
-        assert r.verdict == expected
-        ntk = got[f"ntk_fig2_{row.dataset}_N1000_H100"]
-        assert ntk.measured == pytest.approx(row.ntk_gap)
+def test_linear_trend_slope_and_standard_error():
+    x = [1, 1, 2, 2, 3, 3]
+    y = [1.0, 1.2, 2.0, 2.2, 3.0, 3.2]
+    slope, se, n = dc.linear_trend(x, y)
+    assert slope == pytest.approx(1.0) and n == 6
+    resid = np.array(y) - (0.1 + np.array(x, float))
+    sxx = ((np.array(x) - 2.0) ** 2).sum()
+    assert se == pytest.approx(math.sqrt((resid ** 2).sum() / 4 / sxx))
+    assert dc.linear_trend([1, 2, 3], [1.0, 2.0, 3.0])[1] == pytest.approx(0.0)
+    # two points: a slope but no SE; one distinct x: neither
+    s2, se2, _ = dc.linear_trend([1, 2], [1.0, 3.0])
+    assert s2 == pytest.approx(2.0) and math.isnan(se2)
+    assert all(math.isnan(v) for v in dc.linear_trend([2, 2, 2], [1.0, 2.0, 3.0])[:2])
+    assert dc.linear_trend([1, 2, math.nan, 4], [1.0, 2.0, 3.0, math.nan])[2] == 2
+    with pytest.raises(ValueError):
+        dc.linear_trend([1, 2], [1.0])
 
 
-def test_mori_config_overrides_make_claims_fail_not_vanish():
-    study = {**MORI_STUDY, "claims": {"ntk": {"min_gap": 1.0},
-                                      "depth_effect_fig2_local2_N1000_H100": {
-                                          "separation": 100.0}}}
-    base = _by_id(mori_claims(_mori_cube(), MORI_STUDY))
-    got = _by_id(mori_claims(_mori_cube(), study))
-    assert set(got) == set(base)  # no row disappears
-    assert got["ntk_fig2_local2_N1000_H100"].verdict == dc.FAILS          # gap 0.275 < 1.0
-    assert got["ntk_fig2_global2_N1000_H100"].verdict == dc.HOLDS         # 0.02 < 1.0
-    assert got["depth_effect_fig2_local2_N1000_H100"].verdict == dc.NOT_RESOLVED
-    assert got["depth_effect_fig2_global2_N1000_H100"].verdict == dc.FAILS  # untouched
-    assert "100 x" in got["depth_effect_fig2_local2_N1000_H100"].criterion
+@pytest.mark.parametrize("slope,se,verdict", [
+    (-0.52, 0.05, dc.HOLDS),        # -1/2, far from both midpoints (-0.25, -0.75)
+    (-0.98, 0.05, dc.FAILS),        # the 1/h rival
+    (0.02, 0.05, dc.FAILS),         # the h-independent rival
+    (-0.70, 0.05, dc.NOT_RESOLVED),  # within 2 SE of the midpoint to -1
+    (-0.5, 0.2, dc.NOT_RESOLVED),   # noise straddles both midpoints
+    (-0.5, math.nan, dc.NOT_RESOLVED),
+])
+def test_exponent_verdict_against_rivals(slope, se, verdict):
+    assert dc.exponent_verdict(slope, se, -0.5, (0.0, -1.0)) == verdict
 
 
-# ----------------------------------------------------------------------------- Geiger
-
-WIDTHS = [8, 32]
-X = [0.001, 0.01, 0.1, 1e4]  # sqrt(h) alpha of the grid
-
-
-def _geiger_cube(a_kernel=1.25, a_weights=0.35, feature_err=(0.08, 0.09, 0.085),
-                 lazy_err=(0.12, 0.13, 0.125), lazy_net_err=None, status=None):
-    """Power laws ntk_change = x^-a, sqrt(h) w_change = x^-b on a sparse alpha axis (each
-    width its own alphas, as sqrt(h) alpha grids give), 3 seeds; test errors per seed."""
-    alphas = sorted({x / np.sqrt(w) for x in X for w in WIDTHS})
-    seeds = [0, 1, 2]
-    shape = (1, 1, len(WIDTHS), len(alphas), len(seeds))
-    ntk = np.full(shape, np.nan)
-    wch = np.full(shape, np.nan)
-    err = np.full(shape, np.nan)
-    st = np.full(shape, "not_run", dtype=object)
-    lazy_net_err = lazy_err if lazy_net_err is None else lazy_net_err
-    for i, w in enumerate(WIDTHS):
-        for x in X:
-            j = alphas.index(x / np.sqrt(w))
-            ntk[0, 0, i, j] = x ** -a_kernel
-            wch[0, 0, i, j] = x ** -a_weights / np.sqrt(w)
-            err[0, 0, i, j] = lazy_net_err if x > 100 else feature_err
-            st[0, 0, i, j] = "converged"
-    if status:
-        for (w, x, seed), s in status.items():
-            st[0, 0, WIDTHS.index(w), alphas.index(x / np.sqrt(w)), seed] = s
-    dims = ("activation", "depth", "width", "alpha", "seed")
-    lazy = np.broadcast_to(np.array(lazy_err), (1, 1, len(WIDTHS), 3)).copy()
-    cube = xr.Dataset(
-        {"ntk_change": (dims, ntk), "w_change": (dims, wch), "test_err": (dims, err),
-         "status": (dims, st.astype(str)),
-         "lazy_test_err": (("activation", "depth", "width", "seed"), lazy),
-         "lazy_status": (("activation", "depth", "width", "seed"),
-                         np.full(lazy.shape, "converged"))},
-        coords={"activation": ["softplus"], "depth": [2], "width": WIDTHS, "alpha": alphas,
-                "seed": seeds})
-    cube = cube.assign_coords(sqrt_h_alpha=np.sqrt(cube["width"]) * cube["alpha"])
-    cube.attrs["data_source"] = "scikit-learn digits (8x8, bundled), not MNIST"
-    return cube
+def test_exponent_verdict_single_rival_and_errors():
+    assert dc.exponent_verdict(-0.55, 0.05, -0.5, -1.0) == dc.HOLDS
+    assert dc.exponent_verdict(-0.2, 0.05, -0.5, -1.0) == dc.HOLDS  # on the paper's side
+    with pytest.raises(ValueError):
+        dc.exponent_verdict(-0.5, 0.1, -0.5, -0.5)
 
 
-GEIGER_STUDY = {"kind": "geiger", "table1": {"depths": [2], "fit_range": [5e-4, 0.2]},
-                "figures": {"fig1c": {"plot": "geiger_error_vs_alpha", "activation": "softplus",
-                                      "depth": 2},
-                            "fig3a": {"plot": "geiger_kernel_change",
-                                      "activation": "softplus", "depth": 2}}}
+def test_separation_note_gives_the_numbers():
+    assert dc.separation_note(-0.3, 0.1) == "effect -0.3 vs 2 x SE 0.1 = 0.2: separated"
+    assert "inside the noise" in dc.separation_note(0.1, 0.1, 2, what="slope")
+    assert "cannot be measured" in dc.separation_note(0.1, math.nan)
 
 
-def test_geiger_table1_within_tolerance_and_impossible_tolerance():
-    cube = _geiger_cube(a_kernel=1.25, a_weights=0.60)
-    got = _by_id(geiger_claims(cube, GEIGER_STUDY))
-    kernel, weights = got["table1_kernel_L2"], got["table1_weights_L2"]
-    assert kernel.verdict == dc.HOLDS and kernel.measured == pytest.approx(1.25)
-    assert kernel.paper_value == 1.25 and kernel.figure == "fig3a"
-    assert kernel.n_members == 2 * 3 * 3  # 2 widths x 3 sqrt(h) alpha in range x 3 seeds
-    assert weights.verdict == dc.FAILS and weights.measured == pytest.approx(0.60)
-    assert "not MNIST" in kernel.data_source
-    # the issue's example: a tolerance made impossible turns `holds` into `fails`
-    study = {**GEIGER_STUDY, "claims": {"table1_kernel_L2": {"tolerance": 0.0}}}
-    cube = _geiger_cube(a_kernel=1.26)
-    assert _by_id(geiger_claims(cube, GEIGER_STUDY))["table1_kernel_L2"].verdict == dc.HOLDS
-    impossible = _by_id(geiger_claims(cube, study))["table1_kernel_L2"]
-    assert impossible.verdict == dc.FAILS and "<= 0 x 1.25" in impossible.criterion
-
-
-def test_geiger_lazy_limit_and_feature_vs_lazy():
-    got = _by_id(geiger_claims(_geiger_cube(), GEIGER_STUDY))
-    for w in WIDTHS:
-        lazy = got[f"lazy_limit_softplus_L2_h{w}"]
-        assert lazy.verdict == dc.HOLDS and lazy.measured == 0.0 and lazy.n_members == 3
-        assert lazy.figure == "fig1c"
-        feat = got[f"feature_vs_lazy_softplus_L2_h{w}"]
-        assert feat.verdict == dc.HOLDS and feat.measured == pytest.approx(0.085 - 0.125)
-    # the net no longer matches its frozen NTK at the largest sqrt(h) alpha: fails
-    off = _by_id(geiger_claims(_geiger_cube(lazy_net_err=(0.15, 0.16, 0.155)), GEIGER_STUDY))
-    assert off["lazy_limit_softplus_L2_h8"].verdict == dc.FAILS
-    assert off["lazy_limit_softplus_L2_h8"].measured == pytest.approx(0.03)
-    # lazy better than feature, separated: fails; overlapping: not resolved
-    worse = _by_id(geiger_claims(_geiger_cube(feature_err=(0.2, 0.21, 0.22)), GEIGER_STUDY))
-    assert worse["feature_vs_lazy_softplus_L2_h8"].verdict == dc.FAILS
-    close = _by_id(geiger_claims(_geiger_cube(feature_err=(0.11, 0.14, 0.12)), GEIGER_STUDY))
-    assert close["feature_vs_lazy_softplus_L2_h8"].verdict == dc.NOT_RESOLVED
-    # a grid that does not reach the lazy regime cannot test the lazy limit
-    study = {**GEIGER_STUDY, "claims": {"lazy_limit": {"min_sqrt_h_alpha": 1e5}}}
-    far = _by_id(geiger_claims(_geiger_cube(), study))["lazy_limit_softplus_L2_h8"]
-    assert far.verdict == dc.NOT_RESOLVED and "not reached" in far.notes
-
-
-def test_geiger_diverged_and_capped_runs_never_count():
-    # seed 2 diverged at the largest sqrt(h) alpha with a wild error, and two feature-regime
-    # seeds hit the step cap: the lazy claim holds on the two good seeds, the feature claim
-    # is not resolved (one converged seed)
-    status = {(8, 1e4, 2): "diverged", (8, 0.001, 0): "max_steps", (8, 0.001, 1): "max_steps"}
-    cube = _geiger_cube(status=status)
-    cube["test_err"].loc[dict(width=8, alpha=1e4 / np.sqrt(8), seed=2)] = 0.5
-    got = _by_id(geiger_claims(cube, GEIGER_STUDY))
-    lazy = got["lazy_limit_softplus_L2_h8"]
-    assert lazy.verdict == dc.HOLDS and lazy.n_members == 2 and lazy.n_excluded == 1
-    assert "1 diverged" in lazy.notes
-    feat = got["feature_vs_lazy_softplus_L2_h8"]
-    assert feat.verdict == dc.NOT_RESOLVED and feat.n_excluded == 2
-    assert "2 max_steps" in feat.notes
-    # Table 1 fits converged runs only: 2 capped runs in the fit range are counted out
-    kernel = got["table1_kernel_L2"]
-    assert kernel.n_members == 2 * 3 * 3 - 2 and kernel.n_excluded == 2
-    assert kernel.verdict == dc.HOLDS
+def test_origin_is_paper_or_project():
+    assert dc.ORIGINS == (dc.PAPER_CLAIM, dc.PROJECT_CHECK) == ("paper", "project")
+    assert _result().origin == dc.PAPER_CLAIM
+    with pytest.raises(ValueError, match="origin 'mine'"):
+        _result(origin="mine")
 
 
 # ----------------------------------------------------------------------------- scorecard
 
 
-def test_scorecard_joins_studies_and_renders_every_row(tmp_path):
+def _study_rows(prefix, *, project=0):
+    rows = [_result(f"{prefix}_a", dc.HOLDS, quote="Deeper is better.", where="Sec. 3.2",
+                    figure="fig2", data_source="synthetic, not MNIST"),
+            _result(f"{prefix}_b", dc.FAILS, quote="Shallower is better.", where="Fig. 1"),
+            _result(f"{prefix}_c", dc.NOT_RESOLVED, quote="The NTK fails.", where="Sec. 3.3")]
+    # project checks interleaved with the paper's claims in a study's own CSV
+    for i in range(project):
+        rows.insert(1, _result(f"{prefix}_own{i}", dc.HOLDS, origin=dc.PROJECT_CHECK,
+                               where="", statement="net agrees with its kernel"))
+    return rows
+
+
+def test_scorecard_keeps_project_checks_apart_and_quotes_the_papers(tmp_path):
     paths = {}
-    for study, results in (("tiny", mori_claims(_mori_cube(), MORI_STUDY)),
-                           ("geiger_fc", geiger_claims(_geiger_cube(), GEIGER_STUDY))):
+    for study, results in (("tiny", _study_rows("t")),
+                           ("lee", _study_rows("l", project=2))):
         paths[study] = tmp_path / study / "claims.csv"
         dc.write_claims(results, paths[study], study=study, scale="laptop",
                         config_slice={}, cube_attrs={})
@@ -352,31 +245,48 @@ def test_scorecard_joins_studies_and_renders_every_row(tmp_path):
                             html_path=tmp_path / "claims.html",
                             fragment_path=tmp_path / "claims_fragment.html",
                             figures={"tiny/fig2": "results/tiny/figures/fig2.png"},
-                            kinds={"tiny": "mori_ueda", "geiger_fc": "geiger"})
-    n = len(frame)
-    assert list(dict.fromkeys(frame["study"])) == ["tiny", "geiger_fc"]
+                            kinds={"tiny": "mori_ueda", "lee": "lee"})
+    # the CSV: every paper claim (study order, each study's own order), then project checks
+    assert frame["claim_id"].tolist() == ["t_a", "t_b", "t_c", "l_a", "l_b", "l_c",
+                                          "l_own1", "l_own0"]
+    assert frame["origin"].tolist() == ["paper"] * 6 + ["project"] * 2
     assert pd.read_csv(tmp_path / "claims.csv")["claim_id"].tolist() == frame[
         "claim_id"].tolist()
     page = (tmp_path / "claims.html").read_text()
     fragment = (tmp_path / "claims_fragment.html").read_text()
     assert page.startswith("<!doctype html>") and "<html" not in fragment
     for text in (page, fragment):
-        assert text.count('<tr class="claim"') == n
+        # one row per claim, in the CSV's order
+        ids = re.findall(r'<tr class="claim"[^>]*data-claim="([^"]+)"', text)
+        assert ids == frame["claim_id"].tolist()
         for verdict in dc.VERDICTS:
             assert f'data-verdict="{verdict}"' in text
+        # two tables, each counted on its own: 2 holds of 6 paper claims, 2 of 2 checks
+        paper_totals = re.search(r'class="small totals" data-origin="paper">(.*?)</p>', text)
+        assert re.search(r"holds</span> 2,.*fails</span> 2,.*at this scale</span> 2 of 6",
+                         paper_totals.group(1))
+        project_totals = re.search(r'data-origin="project">Project checks(.*?)</p>', text)
+        assert re.search(r"holds</span> 2,.*fails</span> 0,.*scale</span> 0 of 2",
+                         project_totals.group(1))
+        paper_table, project_table = re.findall(r'<table class="claims".*?</table>', text,
+                                                re.S)
+        assert 'data-origin="paper"' in paper_table and "the paper's words" in paper_table
+        assert "&ldquo;Deeper is better.&rdquo;" in paper_table and "Sec. 3.2" in paper_table
+        assert "own0" not in paper_table and "t_a" not in project_table
+        assert project_table.count('data-origin="project"') == 3  # the table and 2 rows
+        # the per-study table: paper verdicts per study and its project checks apart
+        lee = re.search(r'<tr data-study="lee">(.*?)</tr>', text).group(1)
+        assert re.findall(r'<td class="num">(\d+)</td>', lee) == ["1", "1", "1", "2"]
         assert "not MNIST" in text and "mori_ueda" in text
     # the landing-page fragment links figures into the report app, the page does not
     assert "app.showResultInfo" in fragment and "app.showResultInfo" not in page
     assert "numpy" in software_summary(frame)["claims"]
-    empty = scorecard_html(frame.iloc[:0])
-    assert "No claims" in empty
+    assert "No claims" in scorecard_html(frame.iloc[:0])
 
 
-def test_schema_snippet_allows_every_setting_of_every_claim_kind():
-    # the modules (a plug-in's `claims` attribute is the function)
-    mc = importlib.import_module("depthlab.studies.mori_ueda.paper_claims")
-    gc = importlib.import_module("depthlab.studies.geiger.paper_claims")
-    allowed = set(dc.CLAIMS_SCHEMA["additionalProperties"]["properties"])
-    for module in (mc, gc):
-        for kind, defaults in module.DEFAULTS.items():
-            assert set(defaults) <= allowed, (module.__name__, kind)
+def test_scorecard_without_project_checks_has_one_table(tmp_path):
+    path = tmp_path / "tiny" / "claims.csv"
+    dc.write_claims(_study_rows("t"), path, study="tiny", scale="laptop", config_slice={})
+    frame = scorecard_frame({"tiny": path})
+    text = scorecard_html(frame)
+    assert text.count('<table class="claims"') == 1 and "Project checks" not in text

@@ -141,3 +141,24 @@ def test_config_check_names_the_key(tmp_path):
     cfg["studies"]["nichani"]["data"].update(source="digits", classes=[3, 12])
     with pytest.raises(dlc.ConfigError, match=r"studies\.nichani\.data\.classes.*0\.\.9"):
         dlc.check_config(cfg)
+
+
+@pytest.mark.parametrize("batch, match", [
+    ({"data": np.full((2, 3072), 256, np.int32), "labels": [1, 2]},
+     r"val_data: pixel values 256..256 outside 0..255"),
+    ({"data": np.zeros((2, 3072), np.float32), "labels": [1, 2]},
+     r"val_data: pixels are float32, expected uint8"),
+    ({"data": np.zeros((2, 3072), np.uint8), "labels": [1, 1001]},
+     r"val_data: labels must be 1..1000 \(1-based\), got 1..1001"),
+    ({"data": np.zeros((2, 3072), np.uint8), "labels": [1.0, 2.5]},
+     r"val_data: labels are float64, expected integers"),
+    ({"data": np.zeros((2, 3072), np.uint8), "labels": [1]},
+     r"val_data: 1 labels for 2 images"),
+])
+def test_values_outside_the_declared_type_name_the_file(tmp_path, batch, match):
+    """Pixels outside uint8 0..255 and labels outside 1..1000 or not integers are refused,
+    naming the file (issue 25), through the full reader as a study would call it."""
+    _write(tmp_path)
+    (tmp_path / "val_data").write_bytes(pickle.dumps(batch))
+    with pytest.raises(ValueError, match=match):
+        read_imagenet32(tmp_path)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from depthlab.data.synthetic import k_local_labels
-from depthlab.training.lr_search import (
+from depthlab.studies.mori_ueda.lr_search import (
     DIVERGED_ERROR,
     fold_error,
     make_folds,
@@ -85,7 +85,7 @@ def test_deterministic(problem, result):
 def test_fold_error_matches_direct_training(problem, result):
     """A trace entry's fold error is the validation error of a network trained on the fold's
     complement with member seed = search seed."""
-    from depthlab.training.lr_search import _train_config
+    from depthlab.studies.mori_ueda.lr_search import _train_config
     from depthlab.training.packed_sgd import Member, train_members
 
     x, y = problem

@@ -83,6 +83,50 @@ def test_read_idx_rejects_bad_files(tmp_path):
         read_idx(good)
 
 
+def _idx_header(type_byte: int, shape) -> bytes:
+    return bytes([0, 0, type_byte, len(shape)]) + struct.pack(f">{len(shape)}I", *shape)
+
+
+@pytest.mark.parametrize("case, match", [
+    # labels written as int32 (type byte 0x0C): a valid IDX file, not MNIST's declared type
+    ("int32_labels", r"t10k-labels-idx1-ubyte: IDX type is int32.*0x08"),
+    # type byte says int32 but the data are one byte per label: sizes disagree
+    ("type_byte_lies", r"t10k-labels-idx1-ubyte: IDX header says shape \(30,\)"),
+    ("label_10", r"t10k-labels-idx1-ubyte: label 10 at row 3; MNIST labels are 0..9"),
+    ("images_2d", r"train-images-idx3-ubyte: IDX shape \(60, 784\)"),
+    ("count_mismatch", r"train-images-idx3-ubyte: 59 images but .*train-labels-idx1-ubyte "
+                       r"has 60 labels"),
+    ("zero_dims", r"t10k-labels-idx1-ubyte: IDX header declares 0 dimensions"),
+    ("truncated_gz", r"t10k-labels-idx1-ubyte.gz: unreadable"),
+])
+def test_load_mnist_refuses_values_outside_the_declared_type(tmp_path, case, match):
+    """Files whose header or values disagree with MNIST's declared types are refused, naming
+    the file (issue 25: they were read anyway)."""
+    root = tmp_path / "m"
+    arrays = make_mnist_dir(root, compress=(case == "truncated_gz"))
+    labels = root / MNIST_FILES["test_labels"]
+    images = root / MNIST_FILES["train_images"]
+    if case == "int32_labels":
+        write_idx(labels, arrays["test_labels"].astype(np.int32))
+    elif case == "type_byte_lies":
+        labels.write_bytes(_idx_header(0x0C, (30,)) + arrays["test_labels"].tobytes())
+    elif case == "label_10":
+        y = arrays["test_labels"].copy()
+        y[3] = 10
+        write_idx(labels, y)
+    elif case == "images_2d":
+        write_idx(images, arrays["train_images"].reshape(60, 784))
+    elif case == "count_mismatch":
+        write_idx(images, arrays["train_images"][:59])
+    elif case == "zero_dims":
+        labels.write_bytes(bytes([0, 0, 8, 0]))
+    elif case == "truncated_gz":
+        gz = root / (MNIST_FILES["test_labels"] + ".gz")
+        gz.write_bytes(gz.read_bytes()[:-10])
+    with pytest.raises(ValueError, match=match):
+        load_mnist(root)
+
+
 @pytest.mark.parametrize("compress", [False, True])
 def test_load_mnist_raw_and_gz(tmp_path, compress):
     arrays = make_mnist_dir(tmp_path / "m", compress=compress)

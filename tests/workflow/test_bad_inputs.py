@@ -5,6 +5,7 @@ caching and concurrency checks that are not config rows."""
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import re
 import textwrap
@@ -22,9 +23,12 @@ from depthlab.studies.geiger import grid as geiger_grid
 from depthlab.studies.mori_ueda import grid as mori_grid
 
 TABLE = REPO / "tests" / "bad_inputs.md"
-BASES = {"tiny": "tests/data/tiny.yaml", "geiger": "tests/data/tiny_geiger.yaml"}
+BASES = {"tiny": "tests/data/tiny.yaml", "geiger": "tests/data/tiny_geiger.yaml",
+         "lee": "tests/data/tiny_lee.yaml", "nichani": "tests/data/tiny_nichani.yaml",
+         "xiao": "tests/data/tiny_xiao.yaml"}
 VALID = ["config/config.yaml", "config/paper.yaml", "tests/data/tiny.yaml",
-         "tests/data/tiny_geiger.yaml", "tests/slurm/tiny.yaml"]
+         "tests/data/tiny_geiger.yaml", "tests/slurm/tiny.yaml", "tests/data/tiny_lee.yaml",
+         "tests/data/tiny_nichani.yaml", "tests/data/tiny_xiao.yaml"]
 
 
 def _rows() -> list[dict[str, str]]:
@@ -44,7 +48,8 @@ def _rows() -> list[dict[str, str]]:
 
 
 ROWS = _rows()
-_PATH = re.compile(r'\["([^"]*)"\]|\[(\d+)\]|\.?([A-Za-z_][A-Za-z0-9_]*)')
+# a key is a name, [index] or ["quoted"] (a JSON string: "fig\\n1" is a newline)
+_PATH = re.compile(r'\[("(?:[^"\\]|\\.)*")\]|\[(\d+)\]|\.?([A-Za-z_][A-Za-z0-9_]*)')
 
 
 def _parse_path(path: str) -> list[str | int]:
@@ -53,8 +58,8 @@ def _parse_path(path: str) -> list[str | int]:
         m = _PATH.match(path, pos)
         assert m and m.end() > pos, f"bad path {path!r} at {pos}"
         quoted, index, name = m.groups()
-        parts.append(int(index) if index is not None else (quoted if quoted is not None
-                                                          else name))
+        parts.append(int(index) if index is not None else (json.loads(quoted)
+                                                          if quoted is not None else name))
         pos = m.end()
     return parts
 

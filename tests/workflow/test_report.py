@@ -43,8 +43,10 @@ def _report_config() -> dict:
                    "alpha_sqrt_h": [0.01, 0.1, 1.0e4], "seeds": [0]}]
     g["figures"] = {name: g["figures"][name] for name in ("fig1c", "fig3a")}
     # one seed gives Table 1 two fit points: allowed for every table1 claim (kind setting),
-    # and one claim made impossible (id setting): it must show as failing, not disappear
-    g["claims"] = {"table1": {"min_points": 2}, "table1_kernel_L2": {"tolerance": 0.0}}
+    # and one claim made impossible (id setting: no tolerance and, as two points leave the
+    # fit without an SE, no noise margin): it must show as failing, not disappear
+    g["claims"] = {"table1": {"min_points": 2},
+                   "table1_kernel_L2": {"tolerance": 0.0, "separation": 0.0}}
     return {
         "results": "results",
         "scale": "tiny",

@@ -68,7 +68,7 @@ def test_end_to_end_tiny(tmp_path, tiny_config):
     assert np.all((trained.values[run.values] >= 0) & (trained.values[run.values] <= 1))
 
     # lr: [cv] -> a cached search whose choice the training used (cube lr coordinate 0).
-    from depthlab.training.lr_search import read_lr_search
+    from depthlab.studies.mori_ueda.lr_search import read_lr_search
 
     search = read_lr_search(res / "tiny" / "lr_search" / "local1" / "N60" / "L2_H32.h5")
     assert 0.01 <= search["lr"] <= 0.5 and len(search["trace"]) == 2

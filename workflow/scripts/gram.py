@@ -6,13 +6,14 @@ import numpy as np  # noqa: E402
 from _common import limit_threads, setup_logging  # noqa: E402
 
 from depthlab.data import read_dataset  # noqa: E402
+from depthlab.data.io import expected_dataset  # noqa: E402
 from depthlab.kernels.gram import compute_gram_file  # noqa: E402
 from depthlab.provenance import provenance_attrs  # noqa: E402
 
 log = setup_logging(snakemake.log[0])
 limit_threads(snakemake.threads)
 wc = snakemake.wildcards
-data = read_dataset(snakemake.input.data)
+data = read_dataset(snakemake.input.data, expect=expected_dataset(snakemake))
 spec = dict(snakemake.params.spec)
 log.info("Gram of %s, kernel %s %s, depth %s", wc.dataset, wc.kernel, spec, wc.depth)
 compute_gram_file(

@@ -5,6 +5,7 @@ sys.path.insert(0, str(Path(snakemake.scriptdir)))
 from _common import limit_threads, setup_logging  # noqa: E402
 
 from depthlab.data import read_dataset  # noqa: E402
+from depthlab.data.io import expected_dataset  # noqa: E402
 from depthlab.kernels.regression import check_gram_dataset, ntk_test_error  # noqa: E402
 from depthlab.results import write_regression  # noqa: E402
 
@@ -12,7 +13,8 @@ log = setup_logging(snakemake.log[0])
 limit_threads(snakemake.threads)
 wc = snakemake.wildcards
 n_train = int(wc.n_train)
-data = read_dataset(snakemake.input.data, n_train=n_train)  # verifies its content hash
+# verifies its content hash, and that it is the dataset the config names
+data = read_dataset(snakemake.input.data, n_train=n_train, expect=expected_dataset(snakemake))
 check_gram_dataset(snakemake.input.gram, data["attrs"]["content_hash"], snakemake.input.data)
 result = ntk_test_error(
     snakemake.input.gram, n_train, data["y_train"], data["y_test"], data["n_classes"],

@@ -95,7 +95,9 @@ def _read_binary(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if raw.size % _RECORD:
         raise ValueError(f"{path}: {raw.size} bytes is not a whole number of 3073-byte records")
     rec = raw.reshape(-1, _RECORD)
-    return rec[:, 1:].reshape(-1, 3, 32, 32).copy(), rec[:, 0].astype(np.int64)
+    labels = rec[:, 0].astype(np.int64)
+    _check_labels(path, labels, 0, 9)
+    return rec[:, 1:].reshape(-1, 3, 32, 32).copy(), labels
 
 
 def _read_python(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -106,10 +108,45 @@ def _read_python(path: Path) -> tuple[np.ndarray, np.ndarray]:
     data, labels = get("data"), get("labels")
     if data is None or labels is None:
         raise ValueError(f"{path}: a CIFAR batch needs 'data' and 'labels'")
-    data = np.asarray(data, dtype=np.uint8)
-    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
-        raise ValueError(f"{path}: data has shape {data.shape}, expected (n, 3072)")
-    return data.reshape(-1, 3, 32, 32), np.asarray(labels, dtype=np.int64)
+    data = as_pixels(path, data)
+    labels = as_labels(path, labels, len(data))
+    _check_labels(path, labels, 0, 9)
+    return data.reshape(-1, 3, 32, 32), labels
+
+
+def as_pixels(path: Path, data: Any) -> np.ndarray:
+    """A batch's ``data`` as uint8 (n, 3072), refusing what a uint8 cast would wrap.
+
+    ``np.asarray(data, dtype=np.uint8)`` turns 300 into 44 and -1 into 255 without a word, so
+    values are checked in their own type first: integers in 0..255, shape (n, 3072).
+    """
+    arr = np.asarray(data)
+    if arr.ndim != 2 or arr.shape[1] != 3 * 32 * 32:
+        raise ValueError(f"{path}: data has shape {arr.shape}, expected (n, 3072)")
+    if arr.dtype == np.uint8:
+        return arr
+    if arr.dtype.kind not in "iu" or arr.dtype == np.bool_:
+        raise ValueError(f"{path}: pixels are {arr.dtype}, expected uint8 integers 0..255")
+    if arr.size and (arr.min() < 0 or arr.max() > 255):
+        raise ValueError(f"{path}: pixel values {arr.min()}..{arr.max()} outside 0..255")
+    return arr.astype(np.uint8)
+
+
+def as_labels(path: Path, labels: Any, n: int) -> np.ndarray:
+    """A batch's labels as int64, one per image, refusing non-integers (3.5 would cast to 3)."""
+    arr = np.asarray(labels).ravel()
+    if arr.size and arr.dtype.kind not in "iu":
+        raise ValueError(f"{path}: labels are {arr.dtype}, expected integers")
+    if len(arr) != n:
+        raise ValueError(f"{path}: {len(arr)} labels for {n} images")
+    return arr.astype(np.int64)
+
+
+def _check_labels(path: Path, labels: np.ndarray, lo: int, hi: int) -> None:
+    if len(labels) and (labels.min() < lo or labels.max() > hi):
+        bad = int(np.flatnonzero((labels < lo) | (labels > hi))[0])
+        raise ValueError(f"{path}: label {int(labels[bad])} at row {bad}; labels must be "
+                         f"{lo}..{hi}")
 
 
 def find_cifar10_files(directory: str | os.PathLike, fmt: str = "python") -> list[Path]:
@@ -127,11 +164,8 @@ def find_cifar10_files(directory: str | os.PathLike, fmt: str = "python") -> lis
 def read_cifar10(directory: str | os.PathLike, fmt: str = "python") -> dict[str, np.ndarray]:
     """The five training batches and the test batch (see the module doc)."""
     reader = _read_binary if fmt == "binary" else _read_python
+    # each reader checks its file's pixels and labels (0..9, one per image) and names it
     parts = [reader(path) for path in find_cifar10_files(directory, fmt)]
-    base = _batch_dir(directory, fmt)
-    for x, y in parts:
-        if len(x) != len(y) or (len(y) and (y.min() < 0 or y.max() > 9)):
-            raise ValueError(f"CIFAR-10 batch in {base}: labels must be 0..9, one per image")
     return {"x_train": np.concatenate([p[0] for p in parts[:-1]]),
             "y_train": np.concatenate([p[1] for p in parts[:-1]]),
             "x_test": parts[-1][0], "y_test": parts[-1][1]}

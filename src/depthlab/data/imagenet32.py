@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from depthlab.data.cifar import restricted_loads
+from depthlab.data.cifar import as_labels, as_pixels, restricted_loads
 
 __all__ = ["IMAGENET32_TRAIN", "IMAGENET32_VAL", "ImageNet32NotFoundError",
            "find_imagenet32_files", "read_imagenet32", "read_imagenet32_batch"]
@@ -65,12 +65,10 @@ def read_imagenet32_batch(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarr
     data, labels = get("data"), get("labels")
     if data is None or labels is None:
         raise ValueError(f"{path}: an ImageNet32 batch needs 'data' and 'labels'")
-    data = np.asarray(data)
-    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
-        raise ValueError(f"{path}: data is {data.dtype} {data.shape}, expected uint8 (n, 3072)")
-    labels = np.asarray(labels, dtype=np.int64).ravel()
-    if len(labels) != len(data):
-        raise ValueError(f"{path}: {len(labels)} labels for {len(data)} images")
+    # pixels integers 0..255 in (n, 3072), labels integers 1..1000, one per image; the
+    # error names the file (shared with the CIFAR reader: same layout)
+    data = as_pixels(path, data)
+    labels = as_labels(path, labels, len(data))
     if len(labels) and (labels.min() < 1 or labels.max() > 1000):
         raise ValueError(f"{path}: labels must be 1..1000 (1-based), got "
                          f"{labels.min()}..{labels.max()}")

@@ -16,6 +16,7 @@ from depthlab.provenance import (
     content_hash,
     open_h5_checked,
     provenance_attrs,
+    to_json,
 )
 
 _ARRAYS = ("train/x", "train/y", "test/x", "test/y")
@@ -48,14 +49,23 @@ def write_dataset(path: str | Path, data: Mapping[str, Any], config_slice: Mappi
 
 
 def read_dataset(path: str | Path, n_train: int | None = None, *,
-                 verify: bool = True) -> dict[str, Any]:
+                 verify: bool = True, expect: Mapping[str, Any] | None = None
+                 ) -> dict[str, Any]:
     """Load a dataset; `n_train` takes the first N training rows (nested training sets).
 
     With ``verify`` (the default) the content hash stored at write time is recomputed over
     every array, so a file whose numbers changed since (flipped labels, a bad copy) is an
     :class:`InputFileError` naming it, never silently trained on. Cost: one SHA-256 pass over
     the file's arrays (about 10 ms for the largest laptop dataset, tests/unit/test_data.py).
+
+    ``expect`` is the config slice the requesting job asks for (``config["datasets"][name]``,
+    defaults filled in): the file's stored config slice (generator, parameters, seed) must
+    equal it, so another dataset's file copied or linked in its place, or a file made from an
+    older config, is an :class:`InputFileError` naming the file and both slices. Every
+    workflow script passes it (:func:`expected_dataset`).
     """
+    if expect is not None:
+        check_dataset_config(path, expect)
     with open_h5_checked(path, required=_ARRAYS) as f:
         available = f["train/x"].shape[0]
         if n_train is not None and n_train > available:
@@ -82,6 +92,40 @@ def read_dataset(path: str | Path, n_train: int | None = None, *,
     out["n_classes"] = int(out["attrs"].get("n_classes", 2))
     out["config"] = json.loads(out["attrs"]["config"])
     return out
+
+
+def check_dataset_config(path: str | Path, expect: Mapping[str, Any]) -> None:
+    """The dataset file at ``path`` was made from the config slice ``expect``, else an
+    :class:`InputFileError` naming the file, what it was made from and what was asked."""
+    with open_h5_checked(path, required=_ARRAYS) as f:
+        stored_text = f.attrs.get("config")
+    if stored_text is None:
+        raise InputFileError(f"{path}: no config attribute, so what made it is unknown; was "
+                             "it made by depthlab? Delete it and rerun the rule that makes it.")
+    try:
+        stored = json.loads(str(stored_text))
+    except ValueError as err:
+        raise InputFileError(f"{path}: its config attribute is not JSON ({err}); delete it "
+                             "and rerun the rule that makes it.") from None
+    if to_json(stored) != to_json(dict(expect)):
+        differ = sorted(k for k in set(stored) | set(expect) if stored.get(k) != expect.get(k))
+        raise InputFileError(
+            f"{path}: made from another dataset config than the one asking for it "
+            f"(differs in {differ}): the file holds {_short(to_json(stored))}, the config "
+            f"asks for {_short(to_json(dict(expect)))}. Was another dataset's file copied or "
+            "linked here? Delete it and rerun the rule that makes it.")
+
+
+def expected_dataset(smk: Any, name: str | None = None) -> dict[str, Any]:
+    """The config slice a workflow script's job expects of its dataset file: the dataset
+    ``name`` (default: the job's ``dataset`` wildcard) in the job's config."""
+    if name is None:
+        name = smk.wildcards.dataset
+    return dict(smk.config["datasets"][name])
+
+
+def _short(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}..."
 
 
 def dataset_source(path: str | Path) -> str:

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,7 @@ __all__ = [
     "read_idx",
     "find_mnist_files",
     "load_mnist",
+    "check_mnist_arrays",
     "parity_labels",
     "fit_pca_whitening",
     "parity_pca_split",
@@ -93,11 +95,16 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     then the data in C order.  Returns the array in native byte order.
     """
     path = Path(path)
-    with _open(path) as fh:
-        raw = fh.read()
+    try:
+        with _open(path) as fh:
+            raw = fh.read()
+    except (EOFError, OSError, zlib.error) as err:  # a truncated or corrupt .gz
+        raise ValueError(f"{path}: unreadable ({err})") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
         raise ValueError(f"{path}: not an IDX file (magic bytes {raw[:4].hex()})")
     dtype, ndim = _IDX_DTYPES[raw[2]], raw[3]
+    if ndim == 0:
+        raise ValueError(f"{path}: IDX header declares 0 dimensions")
     header = 4 + 4 * ndim
     if len(raw) < header:
         raise ValueError(f"{path}: truncated IDX header")
@@ -144,19 +151,35 @@ def load_mnist(mnist_dir: str | os.PathLike) -> dict[str, np.ndarray]:
     """The four MNIST arrays: ``x_train`` (60000, 28, 28) uint8, ``y_train`` (60000,),
     ``x_test`` (10000, 28, 28), ``y_test`` (10000,) -- whatever sizes the files hold."""
     files = find_mnist_files(mnist_dir)
-    out = {
-        "x_train": read_idx(files["train_images"]),
-        "y_train": read_idx(files["train_labels"]),
-        "x_test": read_idx(files["test_images"]),
-        "y_test": read_idx(files["test_labels"]),
-    }
+    out = {}
     for split in ("train", "test"):
-        x, y = out[f"x_{split}"], out[f"y_{split}"]
-        if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
-            raise ValueError(
-                f"{mnist_dir}: {split} images {x.shape} and labels {y.shape} do not match"
-            )
+        x_path, y_path = files[f"{split}_images"], files[f"{split}_labels"]
+        x, y = read_idx(x_path), read_idx(y_path)
+        check_mnist_arrays(x_path, x, y_path, y)
+        out[f"x_{split}"], out[f"y_{split}"] = x, y
     return out
+
+
+def check_mnist_arrays(x_path: Path, x: np.ndarray, y_path: Path, y: np.ndarray) -> None:
+    """MNIST's declared types: images ubyte (n, rows, cols), labels ubyte (n,) in 0..9.
+
+    An IDX header can declare any type and shape; a file declaring another (an int32 label
+    file, a float image file) or holding a label outside 0..9 is someone else's data or a
+    corrupt file, and is refused naming the file rather than trained on.
+    """
+    for path, arr, ndim, what in ((x_path, x, 3, "images (n, rows, cols)"),
+                                  (y_path, y, 1, "labels (n,)")):
+        if arr.dtype != np.uint8:
+            raise ValueError(f"{path}: IDX type is {arr.dtype}, MNIST {what} are unsigned "
+                             "bytes (type byte 0x08)")
+        if arr.ndim != ndim:
+            raise ValueError(f"{path}: IDX shape {arr.shape}, MNIST {what} have {ndim} "
+                             "dimension(s)")
+    if len(x) != len(y):
+        raise ValueError(f"{x_path}: {len(x)} images but {y_path} has {len(y)} labels")
+    if len(y) and y.max() > 9:
+        bad = int(np.flatnonzero(y > 9)[0])
+        raise ValueError(f"{y_path}: label {int(y[bad])} at row {bad}; MNIST labels are 0..9")
 
 
 def parity_labels(digits: Any) -> np.ndarray:

@@ -46,12 +46,13 @@ from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-__all__ = ["KINDS", "lazy_plugin_attributes", "plugin", "rules_path", "schema_path",
+__all__ = ["KINDS", "PRESENTATION_KEYS", "check_figure_rule_names", "config_slice",
+           "figure_rule_name", "lazy_plugin_attributes", "plugin", "rules_path", "schema_path",
            "study_targets"]
 
 _HERE = Path(__file__).resolve().parent
@@ -72,6 +73,74 @@ def plugin(kind: str, key: str = "kind") -> ModuleType:
     return importlib.import_module(f"{__name__}.{kind}")
 
 
+# Keys of a study block that no job computing results reads: what the figures draw, what the
+# claims judge, prose. A cube's params drop them, so a title edit reruns one figure.
+PRESENTATION_KEYS: tuple[str, ...] = ("description", "figures", "claims")
+
+
+def config_slice(block: Mapping[str, Any], *paths: str, drop: Iterable[str] = ()
+                 ) -> dict[str, Any]:
+    """The slice of a config block one job reads: what a rule passes as its params.
+
+    Snakemake's ``--rerun-triggers params`` reruns a job when the repr of its params
+    changes, so a rule that passes a whole study block reruns on an edit of any key of it
+    (a figure title retrained Lee's nets). The rule names instead what the job reads:
+
+    * ``paths``: dotted key paths into nested mappings (``"deep_narrow"``,
+      ``"training.stability_subset"``); the slice keeps the nesting, e.g.
+      ``{"training": {"stability_subset": 1500}}``. A path absent from ``block`` is left
+      out (an optional block), so the job sees what the full block would have shown it.
+    * no ``paths``: every top-level key but those in ``drop`` (e.g. a cube reads all its
+      study but :data:`PRESENTATION_KEYS`).
+
+    The values are deep copies: a job cannot edit the config another job reads.
+    """
+    import copy
+
+    drop = set(drop)
+    if not paths:
+        return {k: copy.deepcopy(v) for k, v in block.items() if k not in drop}
+    out: dict[str, Any] = {}
+    for path in paths:
+        keys = path.split(".")
+        node: Any = block
+        for key in keys:
+            if not isinstance(node, Mapping) or key not in node:
+                break
+            node = node[key]
+        else:
+            target = out
+            for key in keys[:-1]:
+                target = target.setdefault(key, {})
+            target[keys[-1]] = copy.deepcopy(node)
+    return out
+
+
+def figure_rule_name(kind: str, figure: str) -> str:
+    """The rule drawing ``figure`` of a ``kind`` study (rules/figures.smk)."""
+    return f"{kind}_{figure}"
+
+
+def check_figure_rule_names(studies: Mapping[str, Mapping[str, Any]],
+                            figures: Mapping[str, Mapping[str, Any]],
+                            taken: Iterable[str]) -> None:
+    """Refuse a figure whose rule name (:func:`figure_rule_name`) is already a rule of the
+    workflow (``taken``, the rules defined before the figure rules): e.g. a Lee figure named
+    ``table41`` or ``cube`` would be rule ``lee_table41`` / ``lee_cube``. Raises
+    :class:`depthlab.config.ConfigError` naming ``studies.<name>.figures.<figure>``."""
+    from depthlab.config import ConfigError
+
+    taken = set(taken)
+    for name, study in studies.items():
+        for fig in figures.get(name) or {}:
+            rule = figure_rule_name(study["kind"], fig)
+            if rule in taken:
+                raise ConfigError(
+                    f"studies.{name}.figures.{fig}: a figure's rule is named "
+                    f"<kind>_<figure>, and {rule!r} is already the rule of another "
+                    f"{study['kind']} job; rename the figure")
+
+
 def schema_path(kind: str) -> Path:
     return _REPO / "workflow" / "schemas" / "studies" / f"{kind}.schema.yaml"
 
@@ -84,7 +153,7 @@ def study_targets(name: str, study: dict[str, Any], results: str,
                   extra: Iterable[str] = ()) -> list[str]:
     """The usual ``targets`` of a plug-in: the cube, every figure (PDF and PNG), the study's
     own tables (``extra``, file names under its folder) and its claims."""
-    figures = [f"{results}/{name}/figures/{fig}.{ext}" for fig in study["figures"]
+    figures = [f"{results}/{name}/figures/{fig}.{ext}" for fig in study.get("figures") or {}
                for ext in ("pdf", "png")]
     tables = [f"{results}/{name}/{table}" for table in extra]
     return [f"{results}/{name}/cube.nc", *figures, *tables, f"{results}/{name}/claims.csv"]

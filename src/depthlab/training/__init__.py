@@ -5,7 +5,6 @@
 * :mod:`~depthlab.training.device`: device choice and the progress-log sink;
 * :mod:`~depthlab.training.packed_sgd`: packed mini-batch SGD of FC nets
   (:func:`train_members`), bitwise identical per member whatever the pack;
-* :mod:`~depthlab.training.lr_search`: learning rate by k-fold CV + Bayesian optimisation;
 * :mod:`~depthlab.training.hinge`: the momentum hinge-loss flow with App. A's adaptive step
   (Geiger et al.), for any scalar-output module;
 * :mod:`~depthlab.training.module`: a plain trainer for any ``nn.Module``.

@@ -119,8 +119,9 @@ class _AutogradEngine:
 
 
 class _FCEngine:
-    """Hand-written forward/backward of a :func:`geiger_fc` net (NTKLinear and GainActivation
-    modules in an nn.Sequential): the same numbers as autograd, about twice as fast on CPU."""
+    """Hand-written forward/backward of a plain FC net (an nn.Sequential of NTKLinear and
+    GainActivation modules, :func:`depthlab.models.fc_net`): the same numbers as autograd,
+    about twice as fast on CPU."""
 
     def __init__(self, model: nn.Module):
         self.layers: list[tuple[str, Any, str, str]] = []
@@ -130,7 +131,8 @@ class _FCEngine:
             elif isinstance(m, GainActivation):
                 self.layers.append(("act", m, "", ""))
             else:
-                raise TypeError(f"not a geiger_fc layer: {m!r}")
+                raise TypeError(
+                    f"not a layer of a plain FC net (NTKLinear / GainActivation): {m!r}")
         self.names = [k for k, _ in model.named_parameters()]
 
     @staticmethod
@@ -280,211 +282,20 @@ class TrajectoryRecorder:
         )
 
 
-def hinge_flow(
-    model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    *,
-    alpha: float,
-    out0: torch.Tensor | None = None,
-    mu: float | None = 1000.0,
-    tau: float | None = None,
-    temperature: float = 0.0,
-    df_band: tuple[float, float] = DF_BAND,
-    df_target: float = DF_TARGET,
-    dt0: float | None = None,
-    max_steps: int = 1_000_000,
-    max_time: float = math.inf,
-    max_retries: int = 60,
-    batch_seed: int = 0,
-    record_per_decade: int = 10,
-    on_record: Callable[[dict[str, torch.Tensor], dict[str, Any]], dict[str, Any]] | None = None,
-    return_steps: bool = False,
-    device: str = "cpu",
-    log: Log = None,
-) -> dict[str, Any]:
-    """Train ``F = alpha (f(w, x) - f(w0, x))`` on the hinge loss (module doc): the loop
-    around :class:`StepControl` and :class:`TrajectoryRecorder`.
-
-    ``model`` is any torch module with a scalar output; its parameters are read at the start
-    and *overwritten with the final ones* at the end.  ``y`` holds ``+-1``.  ``out0`` is
-    ``f(w0, x)`` (computed if None).  ``on_record(params, row)`` may add entries to a
-    trajectory row (``params``: name -> tensor, current).  Returns ``status``, ``t``,
-    ``n_steps``, ``n_rejected``, ``n_band_violations``, ``t1``, ``t2``, ``aloss`` (final
-    ``alpha^2 L``), ``train_outputs`` (final ``F`` on x), ``records`` (list of row dicts),
-    ``temperature_eff`` (min, max over steps; T > 0 only) and, with ``return_steps``,
-    per-accepted-step arrays ``step_t`` (time after the step), ``step_dt``, ``step_df``
-    (``alpha max |f_new - f_old|`` over the checked points) and ``step_batch``.
-    """
-    control = StepControl(df_band, df_target, dt0, max_retries)
-    recorder = TrajectoryRecorder(record_per_decade, log)
-    alpha = float(alpha)
-    n = x.shape[0]
-    y = y.reshape(-1).to(x.dtype)
-    stochastic = temperature > 0
-    engine = hinge_engine(model)
-    names = engine.names
-    w = {k: p.detach().clone() for k, p in model.named_parameters()}
-    w0 = {k: v.clone() for k, v in w.items()}
-    v = {k: torch.zeros_like(p) for k, p in w.items()}
-    w0_norm = math.sqrt(sum(float(p.pow(2).sum()) for p in w0.values()))
-
-    def f(params: Mapping[str, torch.Tensor], xs: torch.Tensor) -> torch.Tensor:
-        return engine.forward(params, xs, False)[0]
-
-    if out0 is None:
-        out0 = f(w, x)
-    out0 = out0.reshape(-1).to(x.dtype)
-    gen = torch.Generator().manual_seed(int(batch_seed))
-
-    def margins(out: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
-        o0, yy = (out0, y) if idx is None else (out0[idx], y[idx])
-        return alpha * (out - o0) * yy
-
-    def grad_at(params, out: torch.Tensor, cache, idx: torch.Tensor | None):
-        """grad L (batch mean for a batch) from a forward pass with its cache."""
-        yy = y if idx is None else y[idx]
-        m = margins(out, idx)
-        cot = torch.where(m < 1.0, -yy, torch.zeros_like(yy)) / (alpha * len(yy))
-        return engine.grad(params, cache, cot)
-
-    t = 0.0
-    n_steps = 0
-    status = None
-    t2 = math.nan
-    steps: dict[str, list[float]] = {"step_t": [], "step_dt": [], "step_df": [], "step_batch": []}
-    t_eff = [math.inf, -math.inf]
-
-    # full-batch state: outputs and gradient at the current w
-    out_full, cache = engine.forward(w, x, True)
-    g = grad_at(w, out_full, cache, None)
-    aloss = float(torch.clamp_min(1.0 - margins(out_full, None), 0).mean())
-    recorder.start(aloss)
-
-    def record() -> None:
-        nonlocal out_full
-        m = margins(out_full, None)
-        if stochastic:
-            out_full = f(w, x)
-            m = margins(out_full, None)
-            recorder.note_loss(t, float(torch.clamp_min(1.0 - m, 0).mean()))
-        row: dict[str, Any] = {
-            "t": t,
-            "step": n_steps,
-            "aloss": float(torch.clamp_min(1.0 - m, 0).mean()),
-            "train_err": float((m <= 0).to(x.dtype).mean()),
-            "w_change": math.sqrt(sum(float((w[k] - w0[k]).pow(2).sum()) for k in names))
-            / w0_norm,
-            "dt": control.dt,
-        }
-        if on_record is not None:
-            row.update(on_record(w, row))
-        recorder.add(row)
-
-    record()
-    recorder.due(t)
-    while status is None:
-        if aloss == 0.0 and not stochastic:
-            status, t2 = CONVERGED, t
-            break
-        if n_steps >= max_steps or t >= max_time:
-            status = MAX_STEPS
-            break
-        control.begin()
-        while True:
-            if stochastic:
-                b_real = n / ((temperature / control.dt) * (n - 1) + 1.0)
-                b = int(min(n, max(1, round(b_real))))
-                idx = torch.randperm(n, generator=gen)[:b].sort().values.to(x.device)
-                xs = x[idx]
-                out_old, cache = engine.forward(w, xs, True)
-                g = grad_at(w, out_old, cache, idx)
-            else:
-                b, idx, out_old, xs = n, None, out_full, x
-            dt = control.dt
-            decay = _momentum_decay(t, dt, mu, tau)
-            # foreach kernels: one call per update instead of one per parameter tensor
-            v_list = torch._foreach_mul([v[k] for k in names], decay)
-            torch._foreach_add_(v_list, [g[k] for k in names], alpha=-(1.0 - decay))
-            w_list = torch._foreach_add([w[k] for k in names], v_list, alpha=dt)
-            v_new = dict(zip(names, v_list, strict=True))
-            w_new = dict(zip(names, w_list, strict=True))
-            out_new, cache = engine.forward(w_new, xs, not stochastic)
-            df = alpha * float((out_new - out_old).abs().max())
-            verdict = control.judge(df)
-            if verdict == StepControl.DIVERGED:
-                status = DIVERGED
-            if verdict != StepControl.RETRY:
-                break
-        if status is not None:
-            break
-        # accept
-        w, v = w_new, v_new
-        t += dt
-        n_steps += 1
-        if stochastic:
-            t_b = dt / b * (1.0 - (b - 1) / (n - 1)) if n > 1 else dt
-            t_eff = [min(t_eff[0], t_b), max(t_eff[1], t_b)]
-            m_b = margins(out_new, idx)
-            if bool((m_b >= 1.0).all()):
-                with torch.no_grad():
-                    out_full = f(w, x)
-                aloss = float(torch.clamp_min(1.0 - margins(out_full, None), 0).mean())
-            else:
-                aloss = math.nan  # unknown without a full evaluation
-        else:
-            out_full = out_new
-            aloss = float(torch.clamp_min(1.0 - margins(out_full, None), 0).mean())
-            if aloss > 0.0:
-                g = grad_at(w, out_full, cache, None)
-        if return_steps:
-            steps["step_t"].append(t)
-            steps["step_dt"].append(dt)
-            steps["step_df"].append(df)
-            steps["step_batch"].append(b)
-        if not math.isnan(aloss):
-            recorder.note_loss(t, aloss)
-        if stochastic and aloss == 0.0:
-            status, t2 = CONVERGED, t
-        if recorder.due(t):
-            record()
-        control.accepted(df)
-    record()
-    with torch.no_grad():
-        for k, p in model.named_parameters():
-            p.copy_(w[k])
-    if stochastic:
-        with torch.no_grad():
-            out_full = f(w, x)
-    out = {
-        "status": status,
-        "t": t,
-        "n_steps": n_steps,
-        "n_rejected": control.n_rejected,
-        "n_band_violations": control.n_violations,
-        "t1": recorder.t1,
-        "t2": t2,
-        "aloss": recorder.rows[-1]["aloss"],
-        "train_outputs": alpha * (out_full - out0),
-        "records": recorder.rows,
-        "temperature_eff": tuple(t_eff) if stochastic else (0.0, 0.0),
-    }
-    if return_steps:
-        out.update({k: np.asarray(vals) for k, vals in steps.items()})
-    return out
-
-
 def hinge_engine(model: nn.Module) -> _FCEngine | _AutogradEngine:
     """The hand-written FC engine where it applies (same numbers, ~2x faster), else autograd."""
     return _FCEngine(model) if _FCEngine.applies(model) else _AutogradEngine(model)
 
 
-# ------------------------------------------------------------------------------- packed
+# ------------------------------------------------------------------------------- packs
 #
-# Packed dynamics: M nets of one FC architecture (the members; they differ in initial weights
-# and alpha) trained together, each with its own step control, momentum, clock, stopping and
-# records.  A member's trajectory is bitwise the one `hinge_flow` gives it alone on CPU; the
-# rules that keep it so were found by probing torch 2.x / MKL float64 kernels
+# One loop, :func:`_flow`, trains a pack of nets: M nets (the members; they differ in initial
+# weights and alpha), each with its own step control, momentum, clock, stopping and records,
+# their parameters as flat rows ``(rows, P)``.  :func:`hinge_flow` is a pack of one
+# (:class:`_LoneEngine`: the member's own forward/backward on views of its row, any module);
+# :func:`packed_hinge_flow` packs FC nets of one architecture (:class:`_PackedFC`: batched
+# matmuls over the pack).  A member's trajectory in a pack is bitwise the one it has alone on
+# CPU; the rules that keep it so were found by probing torch 2.x / MKL float64 kernels
 # (tests/unit/test_packed_hinge.py checks them end to end):
 #
 # * hidden layers: ``baddbmm`` over the pack gives, per member, the bits of the unpacked
@@ -496,11 +307,12 @@ def hinge_engine(model: nn.Module) -> _FCEngine | _AutogradEngine:
 #   once per training-set size, on random operands of its shapes, against the unpacked op,
 #   and where the bits differ that matmul runs member by member with the unpacked op (kernel
 #   choice depends on shapes and alignment, not on values);
-# * a pack has at least two rows (a lone member is duplicated): a batch of one takes MKL's
-#   plain-gemm path;
+# * a batched pack has at least two rows (a lone member is duplicated): a batch of one takes
+#   MKL's plain-gemm path;
 # * per-member scalars enter element-wise ops as broadcast tensors, with the same rounding
 #   as the Python scalar: ``v * decay``; the fused ``add(a, b, alpha=c)`` is an fma, and so is
-#   ``addcmul(a, b, c)`` (while ``a + b * c`` rounds twice);
+#   ``addcmul(a, b, c)`` (while ``a + b * c`` rounds twice); a pack of one row uses the
+#   Python scalars themselves (no tensors to build at every step);
 # * row-wise reductions (``mean``/``amax``/``sum`` over a member's slab) equal the unpacked
 #   whole-tensor ones; records (rare) are computed from a member's parameters copied out,
 #   with the unpacked code.
@@ -510,13 +322,95 @@ def hinge_engine(model: nn.Module) -> _FCEngine | _AutogradEngine:
 _FLAT_ALIGN = 8  # doubles: 64 bytes
 
 
-class _PackedFC:
+class _FlatRows:
+    """Members' parameters as flat rows ``(rows, P)``: ``slots`` maps a parameter name to its
+    (offset, shape) in a row, each offset a multiple of ``_FLAT_ALIGN``; ``min_rows`` is the
+    least number of rows the engine computes on (a lone member is repeated up to it)."""
+
+    names: list[str]
+    slots: dict[str, tuple[int, tuple[int, ...]]]
+    width: int
+    min_rows = 1
+
+    def pad(self, members: list[int]) -> list[int]:
+        """The pack's rows for these members (each member once, repeated when too few)."""
+        return members * self.min_rows if len(members) < self.min_rows else members
+
+    def flatten(self, params: list[Mapping[str, torch.Tensor]]) -> torch.Tensor:
+        """Stack members' parameter dicts into flat rows (zero padding between tensors)."""
+        ref = params[0][self.names[0]]
+        flat = torch.zeros(len(params), self.width, dtype=ref.dtype, device=ref.device)
+        for k, (off, shape) in self.slots.items():
+            size = math.prod(shape)
+            flat[:, off : off + size] = torch.stack([p[k].reshape(-1) for p in params])
+        return flat
+
+    def view(self, flat: torch.Tensor, key: str) -> torch.Tensor:
+        """(members, *shape) view of one parameter tensor in flat rows."""
+        off, shape = self.slots[key]
+        return flat[:, off : off + math.prod(shape)].view(flat.shape[0], *shape)
+
+    def member(self, row: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One member's parameters (a flat row), copied out as fresh tensors."""
+        return {k: row[off : off + math.prod(shape)].reshape(shape).clone()
+                for k, (off, shape) in self.slots.items()}
+
+
+class _LoneEngine(_FlatRows):
+    """A pack of one: the net's own engine (:func:`hinge_engine`, any scalar-output module)
+    run on views of its flat row; outputs ``(1, n)``, gradients a ``(1, P)`` row."""
+
+    def __init__(self, model: nn.Module):
+        self.single = hinge_engine(model)
+        self.names = self.single.names
+        self.slots, offset = {}, 0
+        self._pads: list[int] = []  # zeros after each tensor, up to the next aligned offset
+        for k, p in model.named_parameters():
+            self.slots[k] = (offset, tuple(p.shape))
+            size = -(-p.numel() // _FLAT_ALIGN) * _FLAT_ALIGN
+            self._pads.append(size - p.numel())
+            offset += size
+        self.width = offset
+        self._chunks = [c for k, pad in zip(self.names, self._pads, strict=True)
+                        for c in (math.prod(self.slots[k][1]), pad)]
+        self._last: tuple[torch.Tensor, dict[str, torch.Tensor]] | None = None
+        self._zeros: torch.Tensor | None = None
+
+    def _params(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
+        # the step's forward and backward read the same row: its views are made once
+        if self._last is None or self._last[0] is not flat:
+            parts = flat[0].split(self._chunks)  # tensor, padding, tensor, padding, ...
+            self._last = (flat, {k: parts[2 * j].view(shape)
+                                 for j, (k, (_, shape)) in enumerate(self.slots.items())})
+        return self._last[1]
+
+    def forward(self, flat: torch.Tensor, xs: torch.Tensor, need_grad: bool):
+        out, cache = self.single.forward(self._params(flat), xs, need_grad)
+        return out.reshape(1, -1), cache
+
+    def grad(self, flat: torch.Tensor, cache, cot: torch.Tensor) -> torch.Tensor:
+        grads = self.single.grad(self._params(flat), cache, cot.reshape(-1))
+        if self._zeros is None:
+            self._zeros = flat.new_zeros(_FLAT_ALIGN)
+        parts = []
+        for k, pad in zip(self.names, self._pads, strict=True):
+            parts.append(grads[k].reshape(-1))
+            if pad:
+                parts.append(self._zeros[:pad])
+        return torch.cat(parts).reshape(1, -1)
+
+
+class _PackedFC(_FlatRows):
     """The :class:`_FCEngine` forward/backward for a pack of nets of one FC architecture,
-    parameters as flat rows ``(members, P)`` (one row per member)."""
+    parameters as flat rows ``(members, P)`` (one row per member, at least two rows)."""
+
+    min_rows = 2  # a batch of one takes MKL's plain-gemm path (section note)
 
     def __init__(self, models: list[nn.Module]):
         if not models or not all(_FCEngine.applies(m) for m in models):
-            raise TypeError("packing needs geiger_fc nets (NTKLinear and GainActivation)")
+            raise TypeError("packing needs plain FC nets (an nn.Sequential of NTKLinear and "
+                            "GainActivation)")
+        self.single = _FCEngine(models[0])  # a member's own engine (initial outputs)
         ref = list(models[0].named_children())
         self.layers: list[tuple] = []
         self.slots: dict[str, tuple[int, tuple[int, ...]]] = {}
@@ -549,25 +443,6 @@ class _PackedFC:
             else:
                 out.append(("act", m.activation, m.gain, m.beta))
         return out
-
-    def flatten(self, params: list[Mapping[str, torch.Tensor]]) -> torch.Tensor:
-        """Stack members' parameter dicts into flat rows (zero padding between tensors)."""
-        ref = params[0][self.names[0]]
-        flat = torch.zeros(len(params), self.width, dtype=ref.dtype, device=ref.device)
-        for k, (off, shape) in self.slots.items():
-            size = math.prod(shape)
-            flat[:, off : off + size] = torch.stack([p[k].reshape(-1) for p in params])
-        return flat
-
-    def view(self, flat: torch.Tensor, key: str) -> torch.Tensor:
-        """(members, *shape) view of one parameter tensor in flat rows."""
-        off, shape = self.slots[key]
-        return flat[:, off : off + math.prod(shape)].view(flat.shape[0], *shape)
-
-    def member(self, row: torch.Tensor) -> dict[str, torch.Tensor]:
-        """One member's parameters (a flat row), copied out as fresh tensors."""
-        return {k: row[off : off + math.prod(shape)].reshape(shape).clone()
-                for k, (off, shape) in self.slots.items()}
 
     def _batched_inputs(self, xs: torch.Tensor, rows: int) -> torch.Tensor:
         key = (id(xs), rows)
@@ -657,6 +532,295 @@ class _PackedFC:
         return self._op(op, a, b, bias, w_scale, b_std, transposed, self._batched[key])
 
 
+def _flow(
+    engine: _LoneEngine | _PackedFC,
+    models: list[nn.Module],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    alphas: list[float],
+    out0: list[torch.Tensor] | None,
+    mu: float | None,
+    tau: float | None,
+    temperature: float,
+    df_band: tuple[float, float],
+    df_target: float,
+    dt0: float | None,
+    max_steps: int,
+    max_time: float,
+    max_retries: int,
+    batch_seed: int,
+    record_per_decade: int,
+    on_record: Callable[[int, dict[str, torch.Tensor], dict[str, Any]], dict[str, Any]] | None,
+    return_steps: bool,
+    logs: list[Log],
+) -> list[dict[str, Any]]:
+    """The dynamics of a pack (section note above); :func:`hinge_flow` documents the
+    arguments and a member's result, :func:`packed_hinge_flow` the pack.
+
+    A round makes one tentative step for every running member at its own ``dt``; each member
+    judges its own; those accepted move on (their next round starts a new step), the rejected
+    retry at their new ``dt``, so each member sees exactly its own sequence of operations.  A
+    member that stops (converged, max_steps, diverged) leaves the pack.  The stochastic
+    variant (``temperature > 0``) draws one batch per tentative step: packs of one only."""
+    m_count = len(models)
+    if len(alphas) != m_count:
+        raise ValueError(f"{m_count} models but {len(alphas)} alphas")
+    stochastic = temperature > 0
+    if stochastic and m_count != 1:
+        raise ValueError("the stochastic variant (temperature > 0) trains one net at a time")
+    names = engine.names
+    y = y.reshape(-1).to(x.dtype)
+    alphas = [float(a) for a in alphas]
+    w0 = [{k: p.detach().clone() for k, p in m.named_parameters()} for m in models]
+    w0_norm = [math.sqrt(sum(float(p.pow(2).sum()) for p in w.values())) for w in w0]
+    if out0 is None:
+        out0 = [engine.single.forward(w, x, False)[0] for w in w0]
+    out0 = [o.reshape(-1).to(x.dtype) for o in out0]
+    gen = torch.Generator().manual_seed(int(batch_seed))
+
+    controls = [StepControl(df_band, df_target, dt0, max_retries) for _ in range(m_count)]
+    recorders = [TrajectoryRecorder(record_per_decade, logs[i]) for i in range(m_count)]
+    t = [0.0] * m_count
+    n_steps = [0] * m_count
+    status: list[str | None] = [None] * m_count
+    t2 = [math.nan] * m_count
+    in_step = [False] * m_count
+    steps = [{"step_t": [], "step_dt": [], "step_df": [], "step_batch": []}
+             for _ in range(m_count)]
+    t_eff = [math.inf, -math.inf]  # stochastic only (one member)
+    results: list[dict[str, Any] | None] = [None] * m_count
+
+    # the pack: row r holds member rows[r]
+    rows = engine.pad(list(range(m_count)))
+    w = engine.flatten([w0[i] for i in rows])
+    v = torch.zeros_like(w)
+    o0 = torch.stack([out0[i] for i in rows])
+    a_t = torch.tensor([alphas[i] for i in rows], dtype=x.dtype, device=x.device)[:, None]
+    n = x.shape[0]
+
+    def margins(out: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
+        if idx is None:
+            return a_t * (out - o0) * y
+        return a_t * (out - o0[:, idx]) * y[idx]
+
+    def cotangent(m: torch.Tensor, yy: torch.Tensor) -> torch.Tensor:
+        """d L / d out (batch-mean loss for a batch)."""
+        return torch.where(m < 1.0, -yy, torch.zeros_like(yy)) / (a_t * len(yy))
+
+    def alosses(m: torch.Tensor) -> list[float]:
+        return torch.clamp_min(1.0 - m, 0).mean(1).tolist()
+
+    def col(vals: list[float]) -> torch.Tensor:
+        return torch.tensor(vals, dtype=x.dtype, device=x.device)[:, None]
+
+    # full-batch state: outputs and gradient at the current w
+    out_full, cache = engine.forward(w, x, True)
+    m_full = margins(out_full)
+    g = engine.grad(w, cache, cotangent(m_full, y))
+    aloss = [0.0] * m_count
+    for i, value in zip(rows, alosses(m_full), strict=True):
+        aloss[i] = value
+    for i in range(m_count):
+        recorders[i].start(aloss[i])
+
+    def record(i: int, r: int) -> None:
+        nonlocal out_full
+        if stochastic:  # alpha^2 L is only known at full evaluations
+            out_full = engine.forward(w, x, False)[0]
+        mm = alphas[i] * (out_full[r].clone() - out0[i]) * y
+        value = float(torch.clamp_min(1.0 - mm, 0).mean())
+        if stochastic:
+            recorders[i].note_loss(t[i], value)
+        params = engine.member(w[r])
+        row: dict[str, Any] = {
+            "t": t[i],
+            "step": n_steps[i],
+            "aloss": value,
+            "train_err": float((mm <= 0).to(x.dtype).mean()),
+            "w_change": math.sqrt(sum(float((params[k] - w0[i][k]).pow(2).sum())
+                                      for k in names)) / w0_norm[i],
+            "dt": controls[i].dt,
+        }
+        if on_record is not None:
+            row.update(on_record(i, params, row))
+        recorders[i].add(row)
+
+    def finish(i: int, r: int) -> None:
+        record(i, r)  # (stochastic: out_full is now the full evaluation at the final w)
+        params = engine.member(w[r])
+        with torch.no_grad():
+            for k, p in models[i].named_parameters():
+                p.copy_(params[k])
+        res = {
+            "status": status[i], "t": t[i], "n_steps": n_steps[i],
+            "n_rejected": controls[i].n_rejected,
+            "n_band_violations": controls[i].n_violations,
+            "t1": recorders[i].t1, "t2": t2[i], "aloss": recorders[i].rows[-1]["aloss"],
+            "train_outputs": alphas[i] * (out_full[r].clone() - out0[i]),
+            "records": recorders[i].rows,
+            "temperature_eff": tuple(t_eff) if stochastic else (0.0, 0.0),
+        }
+        if return_steps:
+            res.update({k: np.asarray(vals) for k, vals in steps[i].items()})
+        results[i] = res
+
+    for r, i in enumerate(rows[:m_count]):
+        record(i, r)
+        recorders[i].due(0.0)
+    while True:
+        # members between steps: stop, or begin a new step
+        first = {}
+        for r, i in enumerate(rows):
+            first.setdefault(i, r)
+        for i, r in first.items():
+            if status[i] is None and not in_step[i]:
+                if aloss[i] == 0.0 and not stochastic:
+                    status[i], t2[i] = CONVERGED, t[i]
+                elif n_steps[i] >= max_steps or t[i] >= max_time:
+                    status[i] = MAX_STEPS
+                else:
+                    controls[i].begin()
+                    in_step[i] = True
+            if status[i] is not None and results[i] is None:
+                finish(i, r)
+        running = [i for i in first if status[i] is None]
+        if not running:
+            break
+        if running != list(first):  # members left: compact the pack
+            new_rows = engine.pad(running)
+            idx = torch.tensor([first[i] for i in new_rows], device=w.device)
+            w, v, g = w[idx], v[idx], g[idx]
+            out_full, o0, a_t = out_full[idx], o0[idx], a_t[idx]
+            rows = new_rows
+        # one tentative step for every running member
+        dts = [controls[i].dt for i in rows]
+        if stochastic:  # a fresh batch (eq. 19) and its gradient at every try
+            b = int(min(n, max(1, round(n / ((temperature / dts[0]) * (n - 1) + 1.0)))))
+            batch = torch.randperm(n, generator=gen)[:b].sort().values.to(x.device)
+            xs = x[batch]
+            out_old, cache = engine.forward(w, xs, True)
+            g = engine.grad(w, cache, cotangent(margins(out_old, batch), y[batch]))
+        else:
+            b, batch, out_old, xs = n, None, out_full, x
+        decays = [_momentum_decay(t[i], dt, mu, tau) for i, dt in zip(rows, dts, strict=True)]
+        if len(rows) == 1:  # Python scalars: the same rounding, without building tensors
+            v_new = torch.add(v * decays[0], g, alpha=-(1.0 - decays[0]))
+            w_new = torch.add(w, v_new, alpha=dts[0])
+        else:
+            v_new = torch.addcmul(v * col(decays), g, col([-(1.0 - d) for d in decays]))
+            w_new = torch.addcmul(w, v_new, col(dts))
+        out_new, cache = engine.forward(w_new, xs, not stochastic)
+        dfs = (out_new - out_old).abs().amax(1).tolist()
+        verdicts: dict[int, str] = {}
+        for r, i in enumerate(rows):
+            if i not in verdicts:
+                df = alphas[i] * dfs[r]
+                verdicts[i] = controls[i].judge(df)
+                if verdicts[i] == StepControl.DIVERGED:
+                    status[i] = DIVERGED
+                dfs[r] = df
+        accepted = [verdicts[i] == StepControl.ACCEPT for i in rows]
+        if not any(accepted):
+            continue
+        if all(accepted):
+            w, v = w_new, v_new
+        else:
+            acc = torch.tensor(accepted, device=w.device)[:, None]
+            w, v = torch.where(acc, w_new, w), torch.where(acc, v_new, v)
+        if stochastic:
+            if bool((margins(out_new, batch) >= 1.0).all()):
+                out_full = engine.forward(w, x, False)[0]
+                new_loss = alosses(margins(out_full))
+            else:
+                new_loss = [math.nan]  # unknown without a full evaluation
+        else:
+            out_full = out_new if all(accepted) else torch.where(acc, out_new, out_full)
+            m_full = margins(out_full)
+            new_loss = alosses(m_full)
+            refresh = [a and new_loss[r] > 0.0 for r, a in enumerate(accepted)]
+            if all(refresh):
+                g = engine.grad(w, cache, cotangent(m_full, y))
+            elif any(refresh):
+                g = torch.where(torch.tensor(refresh, device=w.device)[:, None],
+                                engine.grad(w, cache, cotangent(m_full, y)), g)
+        done = set()
+        for r, i in enumerate(rows):
+            if not accepted[r] or i in done:
+                continue
+            done.add(i)
+            dt, df = dts[r], dfs[r]
+            t[i] += dt
+            n_steps[i] += 1
+            aloss[i] = new_loss[r]
+            in_step[i] = False
+            if stochastic:
+                t_b = dt / b * (1.0 - (b - 1) / (n - 1)) if n > 1 else dt
+                t_eff = [min(t_eff[0], t_b), max(t_eff[1], t_b)]
+            if return_steps:
+                steps[i]["step_t"].append(t[i])
+                steps[i]["step_dt"].append(dt)
+                steps[i]["step_df"].append(df)
+                steps[i]["step_batch"].append(b)
+            if not math.isnan(aloss[i]):
+                recorders[i].note_loss(t[i], aloss[i])
+            if stochastic and aloss[i] == 0.0:
+                status[i], t2[i] = CONVERGED, t[i]
+            if recorders[i].due(t[i]):
+                record(i, r)
+            controls[i].accepted(df)
+    return results
+
+
+def hinge_flow(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    alpha: float,
+    out0: torch.Tensor | None = None,
+    mu: float | None = 1000.0,
+    tau: float | None = None,
+    temperature: float = 0.0,
+    df_band: tuple[float, float] = DF_BAND,
+    df_target: float = DF_TARGET,
+    dt0: float | None = None,
+    max_steps: int = 1_000_000,
+    max_time: float = math.inf,
+    max_retries: int = 60,
+    batch_seed: int = 0,
+    record_per_decade: int = 10,
+    on_record: Callable[[dict[str, torch.Tensor], dict[str, Any]], dict[str, Any]] | None = None,
+    return_steps: bool = False,
+    device: str = "cpu",
+    log: Log = None,
+) -> dict[str, Any]:
+    """Train ``F = alpha (f(w, x) - f(w0, x))`` on the hinge loss (module doc): the loop
+    around :class:`StepControl` and :class:`TrajectoryRecorder`, as a pack of one.
+
+    ``model`` is any torch module with a scalar output; its parameters are read at the start
+    and *overwritten with the final ones* at the end.  ``y`` holds ``+-1``.  ``out0`` is
+    ``f(w0, x)`` (computed if None).  ``on_record(params, row)`` may add entries to a
+    trajectory row (``params``: name -> tensor, a copy of the current ones).  Returns
+    ``status``, ``t``, ``n_steps``, ``n_rejected``, ``n_band_violations``, ``t1``, ``t2``,
+    ``aloss`` (final ``alpha^2 L``), ``train_outputs`` (final ``F`` on x), ``records`` (list
+    of row dicts), ``temperature_eff`` (min, max over steps; T > 0 only) and, with
+    ``return_steps``, per-accepted-step arrays ``step_t`` (time after the step), ``step_dt``,
+    ``step_df`` (``alpha max |f_new - f_old|`` over the checked points) and ``step_batch``.
+    ``device`` is unused (the model's and x's device count); kept for callers.
+    """
+    del device
+    hook = None if on_record is None else (lambda i, params, row: on_record(params, row))
+    return _flow(
+        _LoneEngine(model), [model], x, y, alphas=[alpha],
+        out0=None if out0 is None else [out0], mu=mu, tau=tau, temperature=temperature,
+        df_band=df_band, df_target=df_target, dt0=dt0, max_steps=max_steps,
+        max_time=max_time, max_retries=max_retries, batch_seed=batch_seed,
+        record_per_decade=record_per_decade, on_record=hook, return_steps=return_steps,
+        logs=[log],
+    )[0]
+
+
 def packed_hinge_flow(
     models: list[nn.Module],
     x: torch.Tensor,
@@ -679,186 +843,22 @@ def packed_hinge_flow(
     labels: list[str] | None = None,
     log: Log = None,
 ) -> list[dict[str, Any]]:
-    """:func:`hinge_flow` (full batch) for several FC nets of one architecture at once:
-    member ``i`` is ``models[i]`` trained at ``alphas[i]`` (``out0[i]`` = its ``f(w0, x)``,
-    computed if None), and its result -- the list entry ``i``, the dict :func:`hinge_flow`
-    returns -- is bitwise the one ``hinge_flow`` gives it alone on CPU (module note above).
+    """:func:`hinge_flow` (full batch) for several FC nets of one architecture at once, their
+    matmuls batched over the pack: member ``i`` is ``models[i]`` trained at ``alphas[i]``
+    (``out0[i]`` = its ``f(w0, x)``, computed if None), and its result -- the list entry
+    ``i``, the dict :func:`hinge_flow` returns -- is bitwise the one ``hinge_flow`` gives it
+    alone on CPU (section note above).  ``on_record(i, params, row)`` as in
+    :func:`hinge_flow`, with the member index.  ``labels`` name the members in the log.
+    Parameters of ``models`` are overwritten with the final ones."""
+    labels = labels or [f"member {i}" for i in range(len(models))]
 
-    Every member has its own :class:`StepControl` and :class:`TrajectoryRecorder`. A round
-    makes one tentative step for every running member at its own ``dt``; each member judges
-    its own; those accepted move on (their next round starts a new step), the rejected retry
-    at their new ``dt``, so each member sees exactly its own sequence of operations.  A member
-    that stops (converged, max_steps, diverged) leaves the pack.  ``on_record(i, params,
-    row)`` as in :func:`hinge_flow`, with the member index.  ``labels`` name the members in
-    the log.  Parameters of ``models`` are overwritten with the final ones."""
-    m_count = len(models)
-    if len(alphas) != m_count:
-        raise ValueError(f"{m_count} models but {len(alphas)} alphas")
-    engine = _PackedFC(models)
-    names = engine.names
-    y = y.reshape(-1).to(x.dtype)
-    labels = labels or [f"member {i}" for i in range(m_count)]
-    alphas = [float(a) for a in alphas]
-    w0 = [{k: p.detach().clone() for k, p in m.named_parameters()} for m in models]
-    w0_norm = [math.sqrt(sum(float(p.pow(2).sum()) for p in w.values())) for w in w0]
-    single = _FCEngine(models[0])
-    if out0 is None:
-        out0 = [single.forward(w, x, False)[0] for w in w0]
-    out0 = [o.reshape(-1).to(x.dtype) for o in out0]
-
-    def logger(i: int):
+    def logger(i: int) -> Log:
         return None if log is None else (lambda msg: _emit(log, f"[{labels[i]}] {msg}"))
 
-    controls = [StepControl(df_band, df_target, dt0, max_retries) for _ in range(m_count)]
-    recorders = [TrajectoryRecorder(record_per_decade, logger(i)) for i in range(m_count)]
-    t = [0.0] * m_count
-    n_steps = [0] * m_count
-    status: list[str | None] = [None] * m_count
-    t2 = [math.nan] * m_count
-    in_step = [False] * m_count
-    steps = [{"step_t": [], "step_dt": [], "step_df": [], "step_batch": []}
-             for _ in range(m_count)]
-    results: list[dict[str, Any] | None] = [None] * m_count
-
-    # the pack: row r holds member rows[r] (a lone member twice: batches of one differ)
-    def pad(members: list[int]) -> list[int]:
-        return members * 2 if len(members) == 1 else members
-
-    rows = pad(list(range(m_count)))
-    w = engine.flatten([w0[i] for i in rows])
-    v = torch.zeros_like(w)
-    o0 = torch.stack([out0[i] for i in rows])
-    a_t = torch.tensor([alphas[i] for i in rows], dtype=x.dtype, device=x.device)[:, None]
-    n = x.shape[0]
-
-    def margins(out: torch.Tensor) -> torch.Tensor:
-        return a_t * (out - o0) * y
-
-    def cotangent(m: torch.Tensor) -> torch.Tensor:
-        return torch.where(m < 1.0, -y, torch.zeros_like(y)) / (a_t * n)
-
-    def alosses(m: torch.Tensor) -> list[float]:
-        return torch.clamp_min(1.0 - m, 0).mean(1).tolist()
-
-    out_full, cache = engine.forward(w, x, True)
-    m_full = margins(out_full)
-    g = engine.grad(w, cache, cotangent(m_full))
-    aloss = [0.0] * m_count
-    for i, value in zip(rows, alosses(m_full), strict=True):
-        aloss[i] = value
-    for i in range(m_count):
-        recorders[i].start(aloss[i])
-
-    def record(i: int, r: int) -> None:
-        params = engine.member(w[r])
-        mm = alphas[i] * (out_full[r].clone() - out0[i]) * y
-        row: dict[str, Any] = {
-            "t": t[i],
-            "step": n_steps[i],
-            "aloss": float(torch.clamp_min(1.0 - mm, 0).mean()),
-            "train_err": float((mm <= 0).to(x.dtype).mean()),
-            "w_change": math.sqrt(sum(float((params[k] - w0[i][k]).pow(2).sum())
-                                      for k in names)) / w0_norm[i],
-            "dt": controls[i].dt,
-        }
-        if on_record is not None:
-            row.update(on_record(i, params, row))
-        recorders[i].add(row)
-
-    def finish(i: int, r: int) -> None:
-        record(i, r)
-        params = engine.member(w[r])
-        with torch.no_grad():
-            for k, p in models[i].named_parameters():
-                p.copy_(params[k])
-        res = {
-            "status": status[i], "t": t[i], "n_steps": n_steps[i],
-            "n_rejected": controls[i].n_rejected,
-            "n_band_violations": controls[i].n_violations,
-            "t1": recorders[i].t1, "t2": t2[i], "aloss": recorders[i].rows[-1]["aloss"],
-            "train_outputs": alphas[i] * (out_full[r].clone() - out0[i]),
-            "records": recorders[i].rows, "temperature_eff": (0.0, 0.0),
-        }
-        if return_steps:
-            res.update({k: np.asarray(vals) for k, vals in steps[i].items()})
-        results[i] = res
-
-    for r, i in enumerate(rows[:m_count]):
-        record(i, r)
-        recorders[i].due(0.0)
-    while True:
-        # members between steps: stop, or begin a new step
-        first = {}
-        for r, i in enumerate(rows):
-            first.setdefault(i, r)
-        for i, r in first.items():
-            if status[i] is None and not in_step[i]:
-                if aloss[i] == 0.0:
-                    status[i], t2[i] = CONVERGED, t[i]
-                elif n_steps[i] >= max_steps or t[i] >= max_time:
-                    status[i] = MAX_STEPS
-                else:
-                    controls[i].begin()
-                    in_step[i] = True
-            if status[i] is not None and results[i] is None:
-                finish(i, r)
-        running = [i for i in first if status[i] is None]
-        if not running:
-            break
-        if running != list(first):  # members left: compact the pack
-            new_rows = pad(running)
-            idx = torch.tensor([first[i] for i in new_rows], device=w.device)
-            w, v, g = w[idx], v[idx], g[idx]
-            out_full, o0, a_t = out_full[idx], o0[idx], a_t[idx]
-            rows = new_rows
-        # one tentative step for every running member
-        dts = [controls[i].dt for i in rows]
-        decays = [_momentum_decay(t[i], dt, mu, tau) for i, dt in zip(rows, dts, strict=True)]
-        def col(vals: list[float]) -> torch.Tensor:
-            return torch.tensor(vals, dtype=x.dtype, device=x.device)[:, None]
-
-        v_new = torch.addcmul(v * col(decays), g, col([-(1.0 - d) for d in decays]))
-        w_new = torch.addcmul(w, v_new, col(dts))
-        out_new, cache = engine.forward(w_new, x, True)
-        dfs = (out_new - out_full).abs().amax(1).tolist()
-        verdicts: dict[int, str] = {}
-        for r, i in enumerate(rows):
-            if i not in verdicts:
-                df = alphas[i] * dfs[r]
-                verdicts[i] = controls[i].judge(df)
-                if verdicts[i] == StepControl.DIVERGED:
-                    status[i] = DIVERGED
-                dfs[r] = df
-        accepted = [verdicts[i] == StepControl.ACCEPT for i in rows]
-        if not any(accepted):
-            continue
-        acc = torch.tensor(accepted, device=w.device)[:, None]
-        w = torch.where(acc, w_new, w)
-        v = torch.where(acc, v_new, v)
-        out_full = torch.where(acc, out_new, out_full)
-        m_full = margins(out_full)
-        new_loss = alosses(m_full)
-        refresh = [a and new_loss[r] > 0.0 for r, a in enumerate(accepted)]
-        if any(refresh):
-            g = torch.where(torch.tensor(refresh, device=w.device)[:, None],
-                            engine.grad(w, cache, cotangent(m_full)), g)
-        done = set()
-        for r, i in enumerate(rows):
-            if not accepted[r] or i in done:
-                continue
-            done.add(i)
-            dt, df = dts[r], dfs[r]
-            t[i] += dt
-            n_steps[i] += 1
-            aloss[i] = new_loss[r]
-            in_step[i] = False
-            if return_steps:
-                steps[i]["step_t"].append(t[i])
-                steps[i]["step_dt"].append(dt)
-                steps[i]["step_df"].append(df)
-                steps[i]["step_batch"].append(n)
-            recorders[i].note_loss(t[i], aloss[i])
-            if recorders[i].due(t[i]):
-                record(i, r)
-            controls[i].accepted(df)
-    return results
+    return _flow(
+        _PackedFC(models), models, x, y, alphas=alphas, out0=out0, mu=mu, tau=tau,
+        temperature=0.0, df_band=df_band, df_target=df_target, dt0=dt0, max_steps=max_steps,
+        max_time=max_time, max_retries=max_retries, batch_seed=0,
+        record_per_decade=record_per_decade, on_record=on_record, return_steps=return_steps,
+        logs=[logger(i) for i in range(len(models))],
+    )

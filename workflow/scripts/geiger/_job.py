@@ -11,6 +11,7 @@ class GeigerJob:
     def __init__(self, smk):
 
         from depthlab.data import read_dataset
+        from depthlab.data.io import expected_dataset
 
         self.log = setup_logging(smk.log[0])
         limit_threads(smk.threads)  # torch and BLAS
@@ -23,7 +24,9 @@ class GeigerJob:
             self.cell["seed"] = int(wc.seed)
         if "alpha" in wc.keys():
             self.cell["alpha"] = float(wc.alpha)
-        self.data = read_dataset(smk.input.data, n_train=int(run["n_train"]))
+        self.data = read_dataset(
+            smk.input.data, n_train=int(run["n_train"]),
+            expect=expected_dataset(smk, smk.config["studies"][wc.study]["dataset"]))
         self.model = {"width": self.cell["width"], "depth": self.cell["depth"],
                       "activation": self.cell["activation"],
                       "beta": self.dyn["beta"], "architecture": run["architecture"],

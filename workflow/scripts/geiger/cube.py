@@ -15,7 +15,7 @@ build_cube = study_import(snakemake.scriptdir, "cube", "build_cube")
 log = setup_logging(snakemake.log[0])
 study = dict(snakemake.params.study)
 dataset = dict(snakemake.params.dataset)
-data = read_dataset(snakemake.input.data, n_train=study["n_train"])
+data = read_dataset(snakemake.input.data, n_train=study["n_train"], expect=dataset)
 cube = build_cube(
     list(snakemake.params.run_files), snakemake.input.lazy, y_test=data["y_test"],
     study_name=snakemake.wildcards.study, study=study, dataset=dataset,

@@ -22,9 +22,12 @@ if "kernel" in snakemake.input.keys():
     lam = float(read_arrays(snakemake.input.kernel)[1]["lambda_max_inf"])
 res = train_job(data, study, members, lam, checkpoint=snakemake.params.checkpoint, log=log)
 cell = res.pop("_attrs")
+# the params hold this job's grid only (grid 0): its position in the config is the cube's
+# business (studies/lee/cube.py), so a run file says nothing about it
+cell.pop("grid")
 write_arrays(snakemake.output[0], res, {**cell, "job": snakemake.wildcards.job},
          {"members": members, "training": study["training"], "data": study["data"],
-          "grid": study["grids"][cell["grid"]], "deep_narrow": study["deep_narrow"]})
+          "grid": study["grids"][0], "deep_narrow": study["deep_narrow"]})
 for i in range(len(members)):
     log.info("%s lr=%s seed=%d: %s after %d epochs, train loss %.4g, test acc %.4f, "
              "tau*lambda_max %.3g", cell["init"], res["lr_label"][i], res["seed"][i],

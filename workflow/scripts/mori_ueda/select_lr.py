@@ -7,7 +7,8 @@ sys.path.insert(0, str(Path(snakemake.scriptdir)))
 from _common import limit_threads, setup_logging  # noqa: E402
 
 from depthlab.data import read_dataset  # noqa: E402
-from depthlab.training.lr_search import select_lr, write_lr_search  # noqa: E402
+from depthlab.data.io import expected_dataset  # noqa: E402
+from depthlab.studies.mori_ueda.lr_search import select_lr, write_lr_search  # noqa: E402
 
 log = setup_logging(snakemake.log[0])
 limit_threads(snakemake.threads)  # torch and BLAS
@@ -16,7 +17,8 @@ search = dict(snakemake.params.search)
 settings = dict(snakemake.params.training)
 if "max_epochs" in search:
     settings["max_epochs"] = search["max_epochs"]
-data = read_dataset(snakemake.input.data, n_train=int(wc.n_train))
+data = read_dataset(snakemake.input.data, n_train=int(wc.n_train),
+                    expect=expected_dataset(snakemake))
 result = select_lr(
     data["x_train"], data["y_train"],
     depth=int(wc.depth), width=int(wc.width), n_classes=data["n_classes"],

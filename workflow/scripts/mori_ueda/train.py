@@ -7,7 +7,8 @@ sys.path.insert(0, str(Path(snakemake.scriptdir)))
 from _common import limit_threads, setup_logging, study_import  # noqa: E402
 
 from depthlab.data import read_dataset  # noqa: E402
-from depthlab.training.lr_search import read_lr_search  # noqa: E402
+from depthlab.data.io import expected_dataset  # noqa: E402
+from depthlab.studies.mori_ueda.lr_search import read_lr_search  # noqa: E402
 from depthlab.training.packed_sgd import Member, TrainConfig, train_members  # noqa: E402
 
 LR_CV = study_import(snakemake.scriptdir, "grid", "LR_CV")
@@ -27,7 +28,8 @@ if "lr_search" in snakemake.input.keys():
     log.info("learning rate chosen by cross-validation: %g", chosen_lr)
 members = [Member(seed=m["seed"], lr=chosen_lr if m["lr"] == LR_CV else m["lr"])
            for m in requested]
-data = read_dataset(snakemake.input.data, n_train=int(wc.n_train))
+data = read_dataset(snakemake.input.data, n_train=int(wc.n_train),
+                    expect=expected_dataset(snakemake))
 cfg = TrainConfig.from_settings(settings, depth=int(wc.depth), width=int(wc.width),
                                 n_classes=data["n_classes"])
 log.info("training %d member(s) %s with %s", len(members), members, cfg)

@@ -14,12 +14,13 @@ import xarray as xr
 
 from depthlab.provenance import provenance_attrs
 from depthlab.results import read_arrays
+from depthlab.studies.lee import grid as lee_grid
 
 RUN_SCALARS = ("lr_used", "epochs", "final_loss", "tau", "lambda_max_init", "tau_lambda_max")
 HISTORY = ("train_loss", "train_acc", "test_acc")
 
 
-def _runs(files: list[str], n_test: int) -> xr.Dataset:
+def _runs(files: list[str], n_test: int, grid_of_job: dict[str, int]) -> xr.Dataset:
     rows: list[dict[str, Any]] = []
     hists: list[dict[str, np.ndarray]] = []
     software = ""
@@ -28,7 +29,10 @@ def _runs(files: list[str], n_test: int) -> xr.Dataset:
         software = software or str(attrs.get("software_versions", ""))
         for i in range(len(arrays["seed"])):
             rows.append({
-                "job": str(attrs["job"]), "grid": int(attrs["grid"]), "init": str(attrs["init"]),
+                # the grid's position in the config now, not when the run was trained: run
+                # files are named by content and survive the grids being reordered
+                "job": str(attrs["job"]), "grid": grid_of_job[str(attrs["job"])],
+                "init": str(attrs["init"]),
                 "arch": str(attrs.get("arch", "mlp")), "pool": int(attrs.get("pool", 1)),
                 "depth": int(attrs["depth"]), "width": int(attrs["width"]),
                 "C_L": float(attrs["C_L"]), "lr_label": str(arrays["lr_label"][i]),
@@ -115,7 +119,8 @@ def build_cube(name: str, study: dict[str, Any], *, data: str, kernel: str,
     k_arr, k_attrs = read_arrays(kernel)
     y_test, y_train = d_arr["y_test"], d_arr["y_train"]
     n_classes = int(d_attrs["n_classes"])
-    runs_ds = _runs(runs, len(y_test))
+    grid_of_job = {job: ms[0].grid for job, ms in lee_grid.jobs(study).items()}
+    runs_ds = _runs(runs, len(y_test), grid_of_job)
     priors = np.bincount(y_train, minlength=n_classes) / len(y_train)
     base = xr.Dataset(
         {

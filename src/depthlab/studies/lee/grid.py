@@ -24,7 +24,7 @@ DIGITS_PIXELS, MNIST_PIXELS = 64, 784
 
 @dataclass(frozen=True)
 class Member:
-    grid: int
+    grid: int  # the grid's position in the config (the cube's `grid` coordinate)
     init: str
     depth: int
     lr_label: str  # "1e-05" or "sf0.5"
@@ -38,6 +38,11 @@ def lr_label(spec: Any) -> str:
     return f"{float(spec):g}"
 
 
+def _lr_key(spec: Any) -> tuple[bool, float]:
+    return (True, float(spec["stable_fraction"])) if isinstance(spec, dict) else (False,
+                                                                                 float(spec))
+
+
 def members(study: dict[str, Any]) -> list[Member]:
     out = []
     for g, grid in enumerate(study["grids"]):
@@ -49,17 +54,74 @@ def members(study: dict[str, Any]) -> list[Member]:
     return out
 
 
-def job_name(m: Member, pack: bool) -> str:
-    base = f"g{m.grid}_{m.init}_D{m.depth}"
+# Grid keys that a run's name spells out or that list its members; the others (arch, epochs,
+# C_L, pool, width, rho, beta) are hashed into the name.
+_NAMED_AXES = ("init", "depth", "lr", "seeds")
+
+
+def grid_key(grid: dict[str, Any], pack: bool) -> str:
+    """8 hex digits of the grid's settings a run of it depends on: the settings a run's
+    name does not spell out, and for a packed job its member lists as sets (lr x seeds).
+    Runs are keyed by what they train, not by where their grid sits in the config:
+    reordering the grids, or the values of an axis, renames no run file (and so retrains
+    nothing), and two grids differing in one setting never share a file."""
+    import hashlib
+    import json
+
+    content = {k: v for k, v in grid.items() if k not in _NAMED_AXES}
+    content.setdefault("arch", arch(grid))
+    if pack:
+        content["lr"] = sorted(({"stable_fraction": float(x["stable_fraction"])}
+                                if isinstance(x, dict) else float(x) for x in grid["lr"]),
+                               key=_lr_key)
+        content["seeds"] = sorted(int(x) for x in grid["seeds"])
+    text = json.dumps(content, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def job_name(m: Member, pack: bool, grid: dict[str, Any]) -> str:
+    """``<arch>_<init>_D<depth>_<grid key>`` (packed: every lr x seed of the cell), with
+    ``_lr<label>_s<seed>`` for one net per job."""
+    base = f"{arch(grid)}_{m.init}_D{m.depth}_{grid_key(grid, pack)}"
     return base if pack else f"{base}_lr{m.lr_label}_s{m.seed}"
 
 
+def _member_order(m: Member) -> tuple:
+    return (_lr_key(m.lr_spec), m.seed)
+
+
 def jobs(study: dict[str, Any]) -> dict[str, list[Member]]:
+    """Each job's members, in a canonical order (lr, then seed: the order in which a packed
+    job trains and stores them), so listing the values of an axis in another order changes
+    neither a job's name nor its params. A run two grids both list is trained once (the first
+    grid's)."""
     pack = bool(study["training"]["pack"])
     out: dict[str, list[Member]] = {}
+    seen: dict[str, set] = {}
     for m in members(study):
-        out.setdefault(job_name(m, pack), []).append(m)
-    return out
+        name = job_name(m, pack, study["grids"][m.grid])
+        ident = (m.init, m.depth, m.lr_label, m.seed)
+        if ident in seen.setdefault(name, set()):
+            continue
+        seen[name].add(ident)
+        out.setdefault(name, []).append(m)
+    return {name: sorted(ms, key=_member_order) for name, ms in out.items()}
+
+
+def train_slice(study: dict[str, Any], job_members: list[Member]) -> tuple[dict, list[dict]]:
+    """The study slice and members one training job reads (the lee_train rule's params):
+    the data, training and deep_narrow blocks and the job's one grid less its member lists,
+    its members pointing at it as grid 0. Neither a figure, the other grids nor this grid's
+    position in the config is in it."""
+    from dataclasses import asdict, replace
+
+    from depthlab.studies import config_slice
+
+    g = study["grids"][job_members[0].grid]
+    sliced = config_slice(study, "data", "training", "deep_narrow")
+    # the grid less its member lists (the members carry init, depth, lr and seed)
+    sliced["grids"] = [{k: v for k, v in g.items() if k not in _NAMED_AXES}]
+    return sliced, [asdict(replace(m, grid=0)) for m in job_members]
 
 
 def n_classes(study: dict[str, Any]) -> int:
@@ -98,10 +160,6 @@ def rho_beta(study: dict[str, Any], grid: dict[str, Any]) -> tuple[float, float]
     """The deep-narrow rho, beta of a grid (a CNN grid may override the study's)."""
     dn = study["deep_narrow"]
     return float(grid.get("rho", dn["rho"])), float(grid.get("beta", dn["beta"]))
-
-
-def uses_stable_fraction(study: dict[str, Any]) -> bool:
-    return any(isinstance(lr, dict) for g in study["grids"] for lr in g["lr"])
 
 
 def check(key: str, study: dict[str, Any], config: dict[str, Any]) -> None:
@@ -149,7 +207,7 @@ def check(key: str, study: dict[str, Any], config: dict[str, Any]) -> None:
                 raise ConfigError(f"{key}.toy.accumulation_gammas: {a} is not in (0, pi/2)")
     table = study.get("table41")
     if table:
-        names = {job_name(m, bool(study["training"]["pack"])) for m in members(study)}
+        names = set(jobs(study))
         for r, row in enumerate(table):
             if row.get("grid") is None:
                 if not row.get("note"):
@@ -179,7 +237,7 @@ def _check_cnn(gk: str, study: dict[str, Any], grid: dict[str, Any]) -> None:
 
 def _check_figures(key: str, study: dict[str, Any]) -> None:
     archs = {arch(g) for g in study["grids"]}
-    for name, fig in study["figures"].items():
+    for name, fig in (study.get("figures") or {}).items():
         want = "cnn" if fig["plot"] == "lee_cnn_train_curves" else (
             fig.get("arch", "mlp") if fig["plot"] == "lee_train_curves" else None)
         if want is not None and want not in archs:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
 from depthlab.studies.lee import grid
@@ -16,7 +15,15 @@ class LeeInputs:
         self.jobs = {name: grid.jobs(studies[name]) for name in names}
 
     def job_names(self, study: str) -> list[str]:
-        return sorted(self.jobs[study])
+        """In the order of the grids in the config (then init, depth, lr, seed as strings):
+        the cube's run order, the order runs had when files were named by grid position."""
+        def position(job: str) -> str:
+            m = self.jobs[study][job][0]
+            pack = bool(self.studies[study]["training"]["pack"])
+            return (f"g{m.grid}_{m.init}_D{m.depth}" if pack
+                    else f"g{m.grid}_{m.init}_D{m.depth}_lr{m.lr_label}_s{m.seed}")
+
+        return sorted(self.jobs[study], key=position)
 
     def run_files(self, study: str) -> list[str]:
         return [f"{self.results}/{study}/runs/{job}.h5" for job in self.job_names(study)]
@@ -28,12 +35,20 @@ class LeeInputs:
     def spread_file(self, study: str) -> list[str]:
         return [f"{self.results}/{study}/spread.h5"] if self.studies[study].get("spread") else []
 
-    def members(self, wildcards) -> list[dict[str, Any]]:
+    def _job(self, wildcards) -> list[grid.Member]:
         try:
-            return [asdict(m) for m in self.jobs[wildcards.study][wildcards.job]]
+            return self.jobs[wildcards.study][wildcards.job]
         except KeyError:
             raise ValueError(f"no training job {wildcards.job} in study "
                              f"{wildcards.study}") from None
+
+    def train_study(self, wildcards) -> dict[str, Any]:
+        """What a training job reads of its study (grid.train_slice): its params."""
+        return grid.train_slice(self.studies[wildcards.study], self._job(wildcards))[0]
+
+    def members(self, wildcards) -> list[dict[str, Any]]:
+        """The job's members, pointing at grid 0 of :meth:`train_study`."""
+        return grid.train_slice(self.studies[wildcards.study], self._job(wildcards))[1]
 
     def train_inputs(self, wildcards) -> dict[str, str]:
         base = f"{self.results}/{wildcards.study}"

@@ -3,7 +3,8 @@
 Packed SGD over dataset x N x depth x width x lr x seed grids (lr chosen by CV where asked),
 NTK baselines from the shared kernel targets, local stability s(v), one cube, the figures
 and a summary table of the depth effect.  Modules: ``grid`` (members and jobs), ``cube``,
-``figures``, ``summary``, ``stability``, ``claims``.
+``figures``, ``summary``, ``stability``, ``lr_search`` (learning rate by k-fold CV and
+Bayesian optimisation), ``records`` (run files), ``paper_claims``.
 """
 
 from __future__ import annotations

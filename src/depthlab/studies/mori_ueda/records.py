@@ -1,5 +1,7 @@
 """Mori-Ueda run files: one row per trained member of a training job, and the label-rule
-stability files (Fig. 5)."""
+stability files (Fig. 5) -- both in the shared array-file format
+(:func:`depthlab.results.write_arrays`): columns as datasets, cell and provenance as file
+attributes."""
 
 from __future__ import annotations
 
@@ -7,14 +9,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 
-from depthlab.provenance import atomic_output, open_h5_checked, provenance_attrs
-from depthlab.results import scalar_attr
+from depthlab.results import read_arrays, write_arrays
 from depthlab.training.status import STATUSES
 
-__all__ = ["RUN_FIELDS", "read_label_stability", "read_run", "write_run"]
+__all__ = ["RUN_FIELDS", "read_label_stability", "read_run", "write_label_stability",
+           "write_run"]
 
 RUN_FIELDS: dict[str, tuple[str, str, str]] = {
     # name: (dtype, units, description)
@@ -32,49 +33,42 @@ RUN_FIELDS: dict[str, tuple[str, str, str]] = {
 
 def write_run(path: str | Path, results: Sequence[Mapping[str, Any]], cell: Mapping[str, Any],
               config_slice: Any, stability_v: Sequence[float] | None = None) -> None:
-    attrs = provenance_attrs(config_slice, **{k: v for k, v in cell.items()})
+    """One job's members as columns: :data:`RUN_FIELDS` (typed, with units and a
+    description), ``status``, ``device`` and, with ``stability_v``, ``local_stability``
+    (members x v); the cell coordinates and the devices used as file attributes."""
+    status = [str(r["status"]) for r in results]
+    unknown = set(status) - set(STATUSES)
+    if unknown:
+        raise ValueError(f"unknown training status {unknown}; expected one of {STATUSES}")
+    arrays: dict[str, Any] = {name: np.array([r[name] for r in results], dtype=dtype)
+                              for name, (dtype, _, _) in RUN_FIELDS.items()}
+    arrays["status"] = np.array(status, dtype=object)
+    arrays["device"] = np.array([str(r.get("device", "")) for r in results], dtype=object)
+    described = {name: {"units": units, "description": description}
+                 for name, (_, units, description) in RUN_FIELDS.items()}
+    if stability_v is not None:
+        arrays["stability_v"] = np.asarray(stability_v, dtype="f8")
+        arrays["local_stability"] = np.array([r["local_stability"] for r in results],
+                                             dtype="f8")
+        described["local_stability"] = {"description": "local stability s(v), Mori-Ueda eq. (15)"}
     devices = sorted({str(r.get("device", "unknown")) for r in results})
-    attrs["device"] = ", ".join(devices)
-    with atomic_output(path) as tmp, h5py.File(tmp, "w") as f:
-        for name, (dtype, units, description) in RUN_FIELDS.items():
-            ds = f.create_dataset(name, data=np.array([r[name] for r in results], dtype=dtype))
-            ds.attrs["units"] = units
-            ds.attrs["description"] = description
-        status = [str(r["status"]) for r in results]
-        unknown = set(status) - set(STATUSES)
-        if unknown:
-            raise ValueError(f"unknown training status {unknown}; expected one of {STATUSES}")
-        f.create_dataset("status", data=np.array(status, dtype=h5py.string_dtype()))
-        f.create_dataset(
-            "device", data=np.array([str(r.get("device", "")) for r in results],
-                                    dtype=h5py.string_dtype()),
-        )
-        if stability_v is not None:
-            f.create_dataset("stability_v", data=np.asarray(stability_v, dtype="f8"))
-            ds = f.create_dataset(
-                "local_stability",
-                data=np.array([r["local_stability"] for r in results], dtype="f8"),
-            )
-            ds.attrs["description"] = "local stability s(v), Mori-Ueda eq. (15)"
-        f.attrs.update(attrs)
+    write_arrays(path, arrays, {**cell, "device": ", ".join(devices)}, config_slice,
+                 dataset_attrs=described)
 
 
 def read_run(path: str | Path) -> list[dict[str, Any]]:
     """Rows of a run file, each with the cell coordinates merged in."""
-    with open_h5_checked(path, required=(*RUN_FIELDS, "status")) as f:
-        cell = {k: f.attrs[k] for k in ("dataset", "n_train", "depth", "width")}
-        columns = {name: f[name][:] for name in RUN_FIELDS}
-        columns["status"] = f["status"].asstr()[:]
-        columns["device"] = f["device"].asstr()[:]
-        stability = f["local_stability"][:] if "local_stability" in f else None
-        stability_v = f["stability_v"][:] if "stability_v" in f else None
-        software = f.attrs["software_versions"]
+    arrays, attrs = read_arrays(path, required=(*RUN_FIELDS, "status"))
+    cell = {k: attrs[k] for k in ("dataset", "n_train", "depth", "width")}
+    columns = {name: arrays[name] for name in (*RUN_FIELDS, "status", "device")}
+    stability = arrays.get("local_stability")
+    stability_v = arrays.get("stability_v")
     rows = []
     for i in range(len(columns["seed"])):
         row = {name: col[i].item() if hasattr(col[i], "item") else col[i]
                for name, col in columns.items()}
-        row.update({k: scalar_attr(v) for k, v in cell.items()})
-        row["software_versions"] = software
+        row.update(cell)  # (read_arrays gives attributes as plain Python values)
+        row["software_versions"] = attrs["software_versions"]
         if stability is not None:
             row["local_stability"] = dict(zip(stability_v.tolist(), stability[i].tolist(),
                                               strict=True))
@@ -82,9 +76,16 @@ def read_run(path: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
+def write_label_stability(path: str | Path, v: Any, stability: Any,
+                          attrs: Mapping[str, Any], config_slice: Any) -> None:
+    """s(v) of a dataset's label rule: datasets ``v`` and ``stability``; ``attrs`` holds
+    ``dataset``, ``generator``, ``k`` and ``d``."""
+    write_arrays(path, {"v": v, "stability": stability}, attrs, config_slice)
+
+
 def read_label_stability(path: str | Path) -> dict[str, Any]:
-    with open_h5_checked(path, required=("v", "stability")) as f:
-        out = {"v": f["v"][:], "stability": f["stability"][:]}
-        for key in ("dataset", "generator", "k", "d"):
-            out[key] = scalar_attr(f.attrs[key])
-        return out
+    arrays, attrs = read_arrays(path, required=("v", "stability"))
+    out = {"v": arrays["v"], "stability": arrays["stability"]}
+    for key in ("dataset", "generator", "k", "d"):
+        out[key] = attrs[key]
+    return out

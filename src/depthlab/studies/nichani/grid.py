@@ -68,7 +68,9 @@ def train_jobs(study: dict[str, Any]) -> dict[str, dict[str, Any]]:
     fc = study.get("fully_conv")
     if not fc:
         return {}
-    seeds = [int(s) for s in fc["seeds"]]
+    # in ascending order whatever the config's: listing the seeds in another order renames
+    # nothing and changes no job's params (a job trains and stores its seeds in this order)
+    seeds = sorted({int(s) for s in fc["seeds"]})
     out = {f"fc_d{d}": {"model": "fully_conv", "depth": int(d), "seeds": seeds}
            for d in sorted(set(fc["depths"]))}
     if fc["fc_width"]:
@@ -142,7 +144,7 @@ def check(key: str, study: dict[str, Any], config: dict[str, Any]) -> None:
     if trpc and trpc > data["n_train_per_class"]:
         raise ConfigError(f"{key}.kernels.train_per_class: {trpc} > data.n_train_per_class = "
                           f"{data['n_train_per_class']}")
-    for name, fig in study["figures"].items():
+    for name, fig in (study.get("figures") or {}).items():
         fk = f"{key}.figures.{name}"
         plot = fig["plot"]
         if plot == "nichani_fully_conv" and not study.get("fully_conv"):

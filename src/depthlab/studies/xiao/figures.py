@@ -11,15 +11,34 @@ import numpy as np
 import xarray as xr
 
 from depthlab.plotting import finish, panels
+from depthlab.studies.xiao.table1 import KAPPA_CAP
 
 ARCH_STYLE = {"fc": "-", "cnn_f": "--", "cnn_p": ":"}
 
 
-def _note(cube: xr.Dataset, extra: str = "") -> str:
+def _note(cube: xr.Dataset, extra: str = "", *, data: str | None = None,
+          conv: bool = True) -> str:
+    """The footer: ``data`` names the inputs where they are not the study's data set (Fig. 1
+    uses Gaussian images); ``conv`` only for figures that show CNNs."""
     ch = json.loads(cube.attrs.get("choices", "{}"))
-    return (f"{extra} Data: {cube.attrs.get('data_source', '')}. erf, sigma_b^2 = "
-            f"{ch.get('b_var')}, critical sigma_w^2 = {ch.get('critical_w_var', 0):.4f}. "
-            f"{ch.get('conv', '')}. {ch.get('kappa', '')}. {ch.get('eta_theory', '')}.")
+    conv_text = f" {ch.get('conv', '')}." if conv else ""
+    return (f"{extra} Data: {data or cube.attrs.get('data_source', '')}. erf, sigma_b^2 = "
+            f"{ch.get('b_var')}, critical sigma_w^2 = {ch.get('critical_w_var', 0):.4f}."
+            f"{conv_text} {ch.get('kappa', '')}. {ch.get('eta_theory', '')}.")
+
+
+# Fig. 1 draws Gaussian images (the cube's phase block), not the study's data set
+FIG1_DATA = ("Gaussian images (synthetic): m images of 3 x k x k, each pixel's channel "
+             "vector at mean square 1")
+
+
+def _unsaturated(kappa: np.ndarray) -> np.ndarray:
+    """kappa with the depths where float64 saturates masked (NaN): beyond KAPPA_CAP the
+    smallest eigenvalues are rounding, so chi_1^l kappa plunges (to 1e-80 past l ~ 150 in
+    the ordered phase) for no reason of the theory."""
+    k = np.asarray(kappa, dtype=float).copy()
+    k[~(k < KAPPA_CAP)] = np.nan
+    return k
 
 
 def _phase_w(cube, phase):
@@ -38,7 +57,8 @@ def plot_kappa(cube: xr.Dataset, figure: Mapping[str, Any]):
                 for arch in cube.arch.values:
                     if phase == "critical" and arch == "cnn_p":
                         continue
-                    k = cube.phase_kappa.sel(size=size, arch=arch, w_phase=w).values
+                    k = _unsaturated(
+                        cube.phase_kappa.sel(size=size, arch=arch, w_phase=w).values)
                     y = k * chi**depth if phase == "ordered" else k
                     ax.loglog(depth, y, ARCH_STYLE[arch], label=f"{arch} {size}")
                     if phase == "critical":
@@ -60,7 +80,9 @@ def plot_kappa(cube: xr.Dataset, figure: Mapping[str, Any]):
     ax.set_title("(d) critical CNN-P: (md+2)/2", fontsize=9)
     ax.set_xlabel("depth l")
     axes[0].set_ylabel("kappa")
-    return finish(fig, axes, figure, _note(cube, "Grey lines: predicted limits."), grid=True)
+    return finish(fig, axes, figure, _note(
+        cube, f"Grey lines: predicted limits. Depths where kappa >= {KAPPA_CAP:g} (float64 "
+        "rounding sets the smallest eigenvalues) are not drawn.", data=FIG1_DATA), grid=True)
 
 
 def plot_rates(cube: xr.Dataset, figure: Mapping[str, Any]):
@@ -80,7 +102,7 @@ def plot_rates(cube: xr.Dataset, figure: Mapping[str, Any]):
     ax.loglog(depth, 10.0 / depth, color="0.5", lw=0.6, label="~ 1/l")
     ax.set_xlabel("depth l")
     ax.set_ylabel("|kappa - kappa_inf|")
-    return finish(fig, axes, figure, _note(cube, "Critical line."), grid=True)
+    return finish(fig, axes, figure, _note(cube, "Critical line.", data=FIG1_DATA), grid=True)
 
 
 def plot_dropout(cube: xr.Dataset, figure: Mapping[str, Any]):
@@ -95,14 +117,17 @@ def plot_dropout(cube: xr.Dataset, figure: Mapping[str, Any]):
         chi = float(cube.w_phase_chi_1.sel(w_phase=w))
         p = q / (1 - chi)
         for keep in cube.keep.values:
-            line, = ax.loglog(depth, cube.kappa_dropout.sel(keep=keep, w_phase=w).values,
+            line, = ax.loglog(depth, _unsaturated(
+                cube.kappa_dropout.sel(keep=keep, w_phase=w).values),
                               label=f"rho = {keep:g}, sigma_w^2 = {w:.3g}")
             if keep < 1:
                 ax.axhline(m * p / ((1 / keep - 1) * (p - b)) + 1, color=line.get_color(),
                            ls="--", lw=0.6)
     ax.set_xlabel("depth l")
     ax.set_ylabel("kappa")
-    return finish(fig, axes, figure, _note(cube, f"FC, m = {m}; dashed: eq. 85."), grid=True)
+    return finish(fig, axes, figure, _note(
+        cube, f"FC, m = {m}; dashed: eq. 85; depths where kappa >= {KAPPA_CAP:g} not drawn.",
+        data=FIG1_DATA, conv=False), grid=True)
 
 
 def plot_lr_cliff(cube: xr.Dataset, figure: Mapping[str, Any]):
@@ -134,7 +159,7 @@ def plot_lr_cliff(cube: xr.Dataset, figure: Mapping[str, Any]):
     note = (f"Finite erf nets, NTK parameterisation, width {s['width']}, n = {s['n_train']}, "
             f"full-batch GD {s['steps']} steps, seeds {s['seeds']}; diverged runs plotted at "
             "their best accuracy before divergence.")
-    return finish(fig, axes, figure, _note(cube, note), legend="first", grid=True)
+    return finish(fig, axes, figure, _note(cube, note, conv=False), legend="first", grid=True)
 
 
 def _plane_panel(fig, ax, cube, z, title, c):
@@ -185,7 +210,7 @@ def plot_plane(cube: xr.Dataset, figure: Mapping[str, Any]):
         z = cube[var].sel(plane_arch="fc", time_plane=t).values.T
         _plane_panel(fig, ax, cube, z, f"kernel: {what} accuracy, t = {t:g} steps at "
                                        "eta_theory", c)
-    return finish(fig, axes, figure, _note(cube, head), legend="first")
+    return finish(fig, axes, figure, _note(cube, head, conv=False), legend="first")
 
 
 def plot_pooling(cube: xr.Dataset, figure: Mapping[str, Any]):

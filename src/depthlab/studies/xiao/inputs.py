@@ -29,6 +29,14 @@ class XiaoInputs:
     def data_slice(self, study: str) -> dict[str, Any]:
         return grid.data_slice(self.studies[study])
 
+    def job_train_slice(self, study: str, block: str):
+        """A training job's params: :meth:`train_slice` less the block's job axes (depths,
+        w_vars): a job's depth and sigma_w^2 are its `run` params, so listing them in another
+        order, or adding a depth, reruns no other job."""
+        out = self.train_slice(study, block)
+        out[block] = {k: v for k, v in out[block].items() if k not in ("depths", "w_vars")}
+        return out
+
     def checkpoint(self, block: str):
         """Input function: the checkpoint file of one run of ``block`` (kept across retries,
         deleted when the run finishes)."""

@@ -1,0 +1,108 @@
+"""Does the probe predict a full job? (issue #24, item 4)
+
+For three job kinds -- a packed FC training job (rule train), a Geiger dynamics job (rule
+geiger_train) and a Gram (rule gram) -- at a reduced but non-trivial size: the probe's
+prediction for that size (its few timed steps x the job's step count, :mod:`depthlab.probe`)
+against the wall time of the whole job through the same library entry point the rule's
+script calls. Prints the relative error per kind (target: within +-30 %).
+
+    OMP_NUM_THREADS=1 python benchmarks/probe_check.py
+
+On a shared machine the timings are noisy: run it when the machine is quiet.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from depthlab.probe import kinds as K  # noqa: E402
+from depthlab.probe.plan import cpu_model  # noqa: E402
+
+
+def packed_fc() -> tuple[float, float, str]:
+    from depthlab.training.packed_sgd import Member, TrainConfig, train_members
+
+    n, nt, d, depth, width, m, b, epochs, check = 3000, 1000, 100, 3, 256, 4, 50, 4, 2
+    shape = {"d": d, "depth": depth, "width": width, "batch": b, "dtype": "float32",
+             "loss": "cross_entropy", "activation": "relu", "n_classes": 2, "M": m}
+    sec = K.packed_measure(shape, 5)
+    steps = epochs * math.ceil(n / b)
+    evalrows = math.ceil(epochs / check) * n + nt  # the rule's job_work for this job
+    pred = steps * sec[f"step_M{m}"] + evalrows * sec[f"evalrow_M{m}"]
+    gen = np.random.default_rng(1)
+    x, xt = gen.standard_normal((n, d)).astype(np.float32), gen.standard_normal((nt, d))
+    y, yt = gen.integers(0, 2, n), gen.integers(0, 2, nt)
+    cfg = TrainConfig(depth=depth, width=width, batch_size=b, check_every=check,
+                      max_epochs=epochs, device="cpu")
+    members = [Member(seed=s, lr=1e-3) for s in range(m)]
+    t0 = time.perf_counter()
+    res = train_members(x, y, xt.astype(np.float32), yt, members, cfg)
+    wall = time.perf_counter() - t0
+    assert all(r["status"] == "max_epochs" for r in res), res
+    return pred, wall, f"train: N={n}, L={depth}, H={width}, M={m}, {epochs} epochs"
+
+
+def geiger() -> tuple[float, float, str]:
+    from depthlab.studies.geiger.runs import train_lazy_feature
+
+    n, nt, d, width, depth, steps, subset = 2000, 1000, 10, 128, 5, 100, 256
+    shape = {"architecture": "fc", "activation": "softplus", "depth": depth, "width": width,
+             "n_train": n, "n_test": nt, "d": d, "image_shape": None, "temperature": 0.0,
+             "tau": None, "mu": 1000.0, "ntk_subset": subset}
+    sec = K.geiger_measure(shape, 5)
+    pred = sec["fixed"] + steps * sec["step"]
+    gen = np.random.default_rng(2)
+    x, xt = gen.standard_normal((n, d)), gen.standard_normal((nt, d))
+    y, yt = gen.integers(0, 2, n), gen.integers(0, 2, nt)
+    t0 = time.perf_counter()
+    res = train_lazy_feature(x, y, xt, yt, alpha=1.0, width=width, depth=depth, seed=0,
+                             activation="softplus", mu=1000.0, max_steps=steps,
+                             ntk_subset=subset, lazy=False)
+    wall = time.perf_counter() - t0
+    assert res["n_steps"] == steps, res["status"]
+    return pred, wall, f"geiger_train: N={n}, L={depth}, h={width}, {steps} steps"
+
+
+def gram() -> tuple[float, float, str]:
+    from depthlab.kernels.gram import compute_gram_file
+
+    n, nt, d, depth = 3000, 1000, 100, 7
+    spec = {"activation": "relu", "first_w_var": 1.0, "first_b_var": 0.01, "w_var": 2.0,
+            "b_var": 0.01}
+    sec = K.gram_measure({"spec": json.dumps(spec), "depth": depth, "d": d}, 5)
+    pred = sec["entry"] * (n * (n + 1) / 2 + nt * n)
+    gen = np.random.default_rng(3)
+    x, xt = gen.standard_normal((n, d)), gen.standard_normal((nt, d))
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        compute_gram_file(Path(tmp) / "gram.h5", x, xt, spec, depth, block_size=1024,
+                          n_threads=1)
+        wall = time.perf_counter() - t0
+    return pred, wall, f"gram: N={n}, N_test={nt}, d={d}, L={depth}"
+
+
+def main() -> int:
+    torch.set_num_threads(1)
+    print(f"CPU: {cpu_model()}, 1 thread, torch {torch.__version__}")
+    worst = 0.0
+    for check in (packed_fc, geiger, gram):
+        pred, wall, what = check()
+        err = (pred - wall) / wall
+        worst = max(worst, abs(err))
+        print(f"{what:55s} predicted {pred:8.2f}s  full job {wall:8.2f}s  error {err:+.1%}")
+    print(f"largest |error| {worst:.1%} (target 30 %)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

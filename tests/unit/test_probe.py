@@ -1,0 +1,123 @@
+"""The paper-scale probe (issue #24): job -> representative mapping, work counts, Slurm
+request evaluation, and the probe end to end on a tiny paper-like config."""
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from depthlab.probe.jobs import JobInfo
+from depthlab.probe.shapes import job_work, representatives, shape_class
+from depthlab.probe.slurm import requests
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = REPO / "tests" / "data" / "tiny.yaml"
+
+CONFIG = {
+    "datasets": {"a": {"d": 100, "n_train": 1000, "n_test": 500},
+                 "b": {"d": 40, "n_train": 1000, "n_test": 500},
+                 "mnist": {"d": 10, "n_train": 200, "n_test": 100}},
+    "studies": {"g": {"kind": "geiger", "dataset": "mnist"}},
+}
+TRAINING = {"batch_size": 50, "max_epochs": 100, "check_every": 10, "loss": "cross_entropy",
+            "activation": "relu"}
+
+
+def _train(dataset="a", n=1000, depth=2, width=64, seeds=(0, 1)):
+    members = [{"lr": 0.1, "seed": s} for s in seeds]
+    return JobInfo("train", {"study": "s", "dataset": dataset, "n_train": str(n),
+                             "depth": str(depth), "width": str(width), "member_set": "lr0.1"},
+                   {"training": TRAINING, "members": members}, 1)
+
+
+def _geiger(alpha, seed, width=32):
+    dyn = {"max_steps": 1000, "ntk_subset": 16, "temperature": 0.0, "tau": None, "mu": 1000.0}
+    return JobInfo("geiger_train", {"study": "g", "activation": "softplus", "depth": "2",
+                                    "width": str(width), "alpha": str(alpha), "seed": str(seed)},
+                   {"run": {"dynamics": dyn, "n_train": 200, "architecture": "fc",
+                            "image_shape": None}}, 1)
+
+
+def test_jobs_differing_only_in_counts_share_a_representative():
+    # N sets the number of steps, not their cost: same class; width and input size do not
+    assert shape_class(_train(n=1000), CONFIG) == shape_class(_train(n=200), CONFIG)
+    assert shape_class(_train(width=64), CONFIG) != shape_class(_train(width=128), CONFIG)
+    assert shape_class(_train(dataset="a"), CONFIG) != shape_class(_train(dataset="b"), CONFIG)
+    # a pack of 2 seeds and a lone seed (padded to 2 rows by packed_sgd) cost the same step
+    assert shape_class(_train(seeds=(0,)), CONFIG) == shape_class(_train(seeds=(0, 1)), CONFIG)
+    assert shape_class(_train(seeds=range(10)), CONFIG) != shape_class(_train(), CONFIG)
+    # Geiger: alpha and seed are not shape
+    assert shape_class(_geiger(0.1, 0), CONFIG) == shape_class(_geiger(100.0, 3), CONFIG)
+    assert shape_class(_geiger(0.1, 0), CONFIG) != shape_class(_geiger(0.1, 0, 64), CONFIG)
+    jobs = [_train(n=1000), _train(n=200), _train(width=128), _geiger(1, 0), _geiger(2, 1),
+            JobInfo("cube", {"study": "s"}, {}, 1)]
+    reps = representatives(jobs, CONFIG)
+    assert sorted(len(v) for v in reps.values()) == [1, 1, 2, 2]
+    kinds = {c.rule: c.kind for c in reps}
+    assert kinds["cube"] == "unprobed" and kinds["train"] == "packed_fc"
+    # every job is under exactly one class, the first job of a class is its representative
+    assert sum(len(v) for v in reps.values()) == len(jobs)
+    assert reps[shape_class(jobs[1], CONFIG)][0] is jobs[0]
+
+
+def test_work_counts_follow_the_config():
+    w = job_work(_train(n=1000), CONFIG)
+    assert w["step_M2"] == 100 * 20  # max_epochs x ceil(N / B)
+    assert w["evalrow_M2"] == 10 * 1000 + 500  # a full-set check every 10 epochs, one test
+    assert job_work(_train(n=1010), CONFIG)["step_M2"] == 100 * 21  # the short last batch
+    assert job_work(_geiger(0.1, 0), CONFIG) == {"fixed": 1.0, "step": 1000.0}
+    gram = JobInfo("gram", {"dataset": "a", "kernel": "k", "depth": "3"},
+                   {"spec": {"activation": "relu"}, "block_size": 64}, 1)
+    assert job_work(gram, CONFIG)["entry"] == 1000 * 1001 / 2 + 500 * 1000
+
+
+def test_slurm_requests_precedence_and_expressions():
+    job = JobInfo("kernel_regression", {"n_train": "30000"}, {}, 1,
+                  extra={"rule_resources": {"runtime": 60, "mem_mb": 8000}})
+    profile = {"default-resources": {"runtime": 30, "mem_mb": 4000},
+               "set-resources": {"kernel_regression": {
+                   "mem_mb": "4000 + 16 * int(wildcards.n_train) ** 2 // 10 ** 6"}},
+               "set-threads": {"kernel_regression": 8}}
+    req = requests(job, profile)
+    assert req["mem_mb"] == 4000 + 16 * 30000**2 // 10**6  # the profile's expression
+    assert req["runtime"] == 60 and req["source"]["runtime"] == "rule"
+    assert req["threads"] == 8 and req["gpu"] == 0
+    other = JobInfo("cube", {}, {}, 1)
+    assert requests(other, profile)["runtime"] == 30  # default-resources
+
+
+def test_probe_end_to_end_on_tiny_config(tmp_path):
+    # a profile whose train request is far too small: the check must flag it
+    profile = tmp_path / "profile.yaml"
+    profile.write_text(yaml.safe_dump({
+        "default-resources": {"runtime": 30, "mem_mb": 4000},
+        "set-resources": {"train": {"runtime": 0, "mem_mb": 10}},
+        "set-threads": {"train": 1}}))
+    out = tmp_path / "probe"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+           "OPENBLAS_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "depthlab.probe", "--configfile", str(TINY), "--out", str(out),
+         "--profile", str(profile), "--budget", "15", "--max-rep", "3"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    jobs = list(csv.DictReader(open(out / "jobs.csv")))
+    dry = subprocess.run([str(Path(sys.executable).with_name("snakemake")), "-n", "--quiet",
+                          "rules", "--configfile", str(TINY), "--forceall"],
+                         cwd=REPO, capture_output=True, text=True, timeout=120)
+    total = [ln.split()[-1] for ln in dry.stdout.splitlines() if ln.startswith("total")]
+    assert total and len(jobs) == int(total[0])  # every job of the DAG, no more, no less
+    train = [j for j in jobs if j["rule"] == "train"]
+    assert train and all(j["status"] == "measured" for j in train)
+    assert all(float(j["core_s"]) > 0 and float(j["mem_pred_mb"]) > 100 for j in train)
+    assert {j["status"] for j in jobs if j["rule"] == "cube"} == {"unprobed"}
+    cost = {(r["study"], r["rule"]): r for r in csv.DictReader(open(out / "cost.csv"))}
+    row = cost[("tiny", "train")]
+    assert int(row["jobs"]) == len(train) and float(row["core_hours"]) > 0
+    assert "request runtime" in row["flags"] and "request mem_mb" in row["flags"]
+    reps = list(csv.DictReader(open(out / "representatives.csv")))
+    assert all("synthetic" in r["data"] for r in reps if r["status"] == "measured")
+    assert "CPU" in (out / "report.md").read_text() or "Xeon" in (out / "report.md").read_text()
