@@ -420,6 +420,7 @@ def _check_config(config: MutableMapping[str, Any], missing_data: str) -> None:
         validate_against(study, schema_path(study["kind"]), key)
         check_limits(key, study, config)
         module.check(key, study, config)
+        _check_claim_keys(key, study)
     _check_total_runs(config)
 
 
@@ -651,3 +652,26 @@ def memory_estimates(key: str, study: Mapping[str, Any],
             gram(f"{key}.data.n_train_per_class", per_class * len(data["classes"]),
                  why=" (classes x training images per class)")
     return out
+
+
+def _check_claim_keys(key: str, study: Mapping[str, Any]) -> None:
+    """Every key of a study's ``claims:`` block names a claim kind of its plug-in, or a claim
+    id (ids start with their kind): a typo fails here, before any job, not at the claims step
+    after all training. The plug-in's ``paper_claims.KINDS`` lists its kinds."""
+    block = study.get("claims") or {}
+    if not block:
+        return
+    import importlib
+
+    try:
+        module = importlib.import_module(f"depthlab.studies.{study['kind']}.paper_claims")
+    except ModuleNotFoundError:
+        return
+    kinds = tuple(getattr(module, "KINDS", ()))
+    if not kinds:
+        return
+    for name in block:
+        if name not in kinds and not any(str(name).startswith(f"{k}_") for k in kinds):
+            raise ConfigError(f"{key}.claims.{name}: names no claim of kind "
+                              f"{study['kind']!r}; its claim kinds are {sorted(kinds)} (a claim "
+                              "id starts with its kind)")
