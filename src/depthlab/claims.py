@@ -471,6 +471,13 @@ CLAIMS_SCHEMA: dict[str, Any] = {
             "max_sqrt_h_alpha": {"type": "number", "exclusiveMinimum": 0},
             "min_width_ratio": {"type": "number", "exclusiveMinimum": 1},
             "min_levels": {"type": "integer", "minimum": 2},
+            # settings of single kinds (Lee, Nichani, Xiao): every name any kind reads, so
+            # a typo is refused when the config is loaded, not after all training
+            **{name: {"type": "number"} for name in (
+                "chance_margin", "constant_loss_fraction", "deep_min_depth", "drop", "fall",
+                "log_factor", "loss_factor", "min_epochs", "min_gap", "min_kernel_time",
+                "min_rel_gap", "shallow_max_depth", "shallow_tolerance", "threshold",
+                "trained")},
         },
     },
 }

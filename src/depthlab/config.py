@@ -675,3 +675,11 @@ def _check_claim_keys(key: str, study: Mapping[str, Any]) -> None:
             raise ConfigError(f"{key}.claims.{name}: names no claim of kind "
                               f"{study['kind']!r}; its claim kinds are {sorted(kinds)} (a claim "
                               "id starts with its kind)")
+        from depthlab.claims import CLAIMS_SCHEMA
+
+        known = CLAIMS_SCHEMA["additionalProperties"]["properties"]
+        settings = block[name] or {}
+        unknown = sorted(set(settings) - set(known)) if isinstance(settings, Mapping) else []
+        if unknown:
+            raise ConfigError(f"{key}.claims.{name}: unknown claim setting(s) {unknown}; "
+                              f"claim settings are {sorted(known)}")
