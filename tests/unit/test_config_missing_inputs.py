@@ -36,7 +36,10 @@ def test_missing_cifar_dir_is_an_error_on_a_run(paper, study, tmp_path):
         check_config(cfg)
 
 
-def test_a_dry_run_only_warns_about_missing_data(paper):
+def test_a_dry_run_only_warns_about_missing_data(paper, tmp_path, monkeypatch):
+    # from an empty directory: a checkout where `make data` filled data/mnist must not hide
+    # the warning about the paper config's relative `mnist_dir: data/mnist`
+    monkeypatch.chdir(tmp_path)
     warnings = check_config(copy.deepcopy(paper), missing_data="warn")
     assert any(w.startswith("studies.xiao.data.cifar_dir") for w in warnings)
     assert any(w.startswith("datasets.") and "mnist_dir" in w for w in warnings)
