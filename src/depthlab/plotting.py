@@ -18,6 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.collections import LineCollection, PolyCollection  # noqa: E402
+from matplotlib.ticker import NullFormatter  # noqa: E402
 
 from depthlab.provenance import atomic_output  # noqa: E402
 
@@ -98,6 +99,7 @@ def overlapping_tick_labels(ax) -> list[tuple[str, str]]:
     """Pairs of neighbouring tick labels of ``ax`` whose boxes overlap (either axis)."""
     renderer = ax.figure.canvas.get_renderer()
     return (_overlapping(ax.get_xticklabels(), renderer)
+            + _overlapping(ax.get_xticklabels(minor=True), renderer)
             + _overlapping(ax.get_yticklabels(), renderer))
 
 
@@ -126,6 +128,10 @@ def make_readable(fig: plt.Figure) -> list[str]:
                 ax.legend(handles, labels, fontsize=size, loc="upper left",
                           bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
                 relayout = True
+        if _overlapping(ax.get_xticklabels(minor=True), renderer):
+            # crowded minor labels of a log axis (3x10^-1, 4x10^-1, ...): the majors suffice
+            ax.xaxis.set_minor_formatter(NullFormatter())
+            relayout = True
         if _overlapping(ax.get_xticklabels(), renderer):
             for t in ax.get_xticklabels():
                 t.set_rotation(45)

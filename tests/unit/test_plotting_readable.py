@@ -69,3 +69,13 @@ def test_overlapping_tick_labels_are_rotated_apart():
     assert overlapping_tick_labels(ax)
     make_readable(fig)
     assert all(t.get_rotation() == 45 for t in ax.get_xticklabels())
+
+
+def test_crowded_minor_log_labels_are_dropped():
+    fig, (ax,) = panels(1)
+    fig.set_size_inches(2.5, 2.5)
+    ax.set_xscale("log")
+    ax.plot([0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 4.0], range(7), "o-")
+    fig.canvas.draw()
+    assert overlapping_tick_labels(ax)  # 3x10^-1, 4x10^-1, ... run into each other
+    assert make_readable(fig) == []
