@@ -10,9 +10,14 @@ from snakemake.utils import min_version
 
 min_version("9.0")
 
-# The library lives in src/. Rules import this checkout's copy (scripts do the same
-# through workflow/scripts/_common.py), so conda and Slurm jobs need no install of it.
-sys.path.insert(0, os.path.join(workflow.basedir, "src"))
+# The library lives in src/. Rules and every job's script import this checkout's copy, set
+# here once (PYTHONPATH is inherited by script jobs, local or re-parsed on a Slurm node), so
+# conda and Slurm jobs need no install of it and scripts use plain imports.
+_SRC = os.path.join(workflow.basedir, "src")
+sys.path.insert(0, _SRC)
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [_SRC] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+)
 
 # A --configfile on the command line replaces the laptop default instead of being
 # merged into it (a merge would leave laptop-only datasets and figures behind); --config

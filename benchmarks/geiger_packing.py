@@ -30,10 +30,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-
-from depthlab.studies.geiger.runs import geiger_fc  # noqa: E402
-from depthlab.training.hinge import hinge_flow, packed_hinge_flow  # noqa: E402
+from depthlab.studies.geiger.runs import geiger_fc
+from depthlab.training.hinge import hinge_flow, packed_hinge_flow
 
 
 def task(n: int, d: int, seed: int = 0):

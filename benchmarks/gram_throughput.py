@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from depthlab.kernels import kernel_matrices, mori_ueda_spec
+from depthlab.kernels import he_relu_spec, kernel_matrices
 from depthlab.kernels.layers import default_threads
 
 
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     rng = np.random.default_rng(0)
     x = rng.choice([-1.0, 1.0], size=(args.n, args.d))
-    spec = mori_ueda_spec(args.beta)
+    spec = he_relu_spec(args.beta)
     kwargs = {}
     if args.threads is not None:
         kwargs["n_threads"] = args.threads

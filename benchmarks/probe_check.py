@@ -1,6 +1,6 @@
 """Does the probe predict a full job? (issue #24, item 4)
 
-For three job kinds -- a packed FC training job (rule train), a Geiger dynamics job (rule
+For three job kinds -- a packed FC training job (rule mori_ueda_train), a Geiger dynamics job (rule
 geiger_train) and a Gram (rule gram) -- at a reduced but non-trivial size: the probe's
 prediction for that size (its few timed steps x the job's step count, :mod:`depthlab.probe`)
 against the wall time of the whole job through the same library entry point the rule's
@@ -23,10 +23,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-
-from depthlab.probe import kinds as K  # noqa: E402
-from depthlab.probe.plan import cpu_model  # noqa: E402
+from depthlab.probe import kinds as K
+from depthlab.probe.plan import cpu_model
+from depthlab.studies.geiger import probe as geiger_probe
 
 
 def packed_fc() -> tuple[float, float, str]:
@@ -59,7 +58,7 @@ def geiger() -> tuple[float, float, str]:
     shape = {"architecture": "fc", "activation": "softplus", "depth": depth, "width": width,
              "n_train": n, "n_test": nt, "d": d, "image_shape": None, "temperature": 0.0,
              "tau": None, "mu": 1000.0, "ntk_subset": subset}
-    sec = K.geiger_measure(shape, 5)
+    sec = geiger_probe.measure(shape, 5)
     pred = sec["fixed"] + steps * sec["step"]
     gen = np.random.default_rng(2)
     x, xt = gen.standard_normal((n, d)), gen.standard_normal((nt, d))

@@ -13,7 +13,8 @@ so the real work is slightly lower than counted; the counted FLOP/s is what we c
 
 Measured in one run:
   1. peak: best float32 torch.mm GFLOP/s over square sizes 2048 and 4096 (several repeats);
-  2. ours: `depthlab.training._run_epoch` on a pack of all members (after a short warm-up);
+  2. ours: `depthlab.training.packed_sgd._run_epoch` on a pack of all members (after a short
+     warm-up);
      with --end-to-end also `train_members` (init, data transfer, final evaluation);
   3. naive: one torch.nn.Sequential per member trained in turn with torch.optim.SGD and
      autograd, same batch size (optionally timed on fewer members: --naive-members).

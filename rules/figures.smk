@@ -7,6 +7,10 @@
 # already has (a Lee figure `table41` or `cube`: rule lee_table41, lee_cube) is refused here,
 # at load, naming the key: Snakemake would otherwise fail with a CreateRuleException.
 _FIGURES = {name: STUDIES[name].get("figures") or {} for name in STUDIES}
+# Every study rule is defined by now (the Snakefile includes this file after the rules of
+# each kind): check the rules-file contract (rules/common.smk) before any figure rule.
+check_study_constraints(workflow.rules)
+check_job_resources()
 try:
     dls.check_figure_rule_names(
         STUDIES, _FIGURES, {rule.name for rule in workflow.rules}
@@ -36,7 +40,7 @@ for _kind in sorted({s["kind"] for s in STUDIES.values()}):
             benchmark:
                 f"{RESULTS}/benchmarks/{_kind}_{_fig}/{{study}}.tsv",
             wildcard_constraints:
-                study=_alternatives(
+                study=alternatives(
                     s for s in studies_of_kind(_kind) if _fig in _FIGURES[s]
                 ),
             params:

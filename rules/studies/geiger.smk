@@ -13,7 +13,7 @@ GEIGER = GeigerInputs(STUDIES, DATASETS, GEIGER_STUDIES, RESULTS)
 
 
 wildcard_constraints:
-    activation=_alternatives(dls.plugin("geiger").ACTIVATIONS),
+    activation=alternatives(dls.plugin("geiger").ACTIVATIONS),
     alpha=r"[0-9][0-9.e+-]*",
 
 
@@ -27,15 +27,14 @@ rule geiger_lazy:
     benchmark:
         f"{RESULTS}/benchmarks/geiger_lazy/{{study}}/lazy/{{activation}}_L{{depth}}_h{{width}}/seed{{seed}}.tsv",
     wildcard_constraints:
-        study=_alternatives(GEIGER_STUDIES),
+        study=study_constraint("geiger"),
     params:
         run=GEIGER.common_params,
     # long jobs first (see README "Where the time goes"): a long job started last runs alone
     priority: 50
-    threads: THREADS["train"]
+    threads: job_threads("geiger_lazy", THREADS["train"])
     resources:
-        runtime=120,
-        mem_mb=4000,
+        **job_resources("geiger_lazy", runtime=120, mem_mb=4000),
     conda:
         "../../envs/depthlab.yaml"
     script:
@@ -53,15 +52,14 @@ rule geiger_train:
     benchmark:
         f"{RESULTS}/benchmarks/geiger_train/{{study}}/runs/{{activation}}_L{{depth}}_h{{width}}/alpha{{alpha}}_seed{{seed}}.tsv",
     wildcard_constraints:
-        study=_alternatives(GEIGER_STUDIES),
+        study=study_constraint("geiger"),
     params:
         run=GEIGER.common_params,
     # long jobs first (see README "Where the time goes"): a long job started last runs alone
     priority: 50
-    threads: THREADS["train"]
+    threads: job_threads("geiger_train", THREADS["train"])
     resources:
-        runtime=240,
-        mem_mb=4000,
+        **job_resources("geiger_train", runtime=240, mem_mb=4000),
     conda:
         "../../envs/depthlab.yaml"
     script:
@@ -83,7 +81,7 @@ rule geiger_train_pack:
     benchmark:
         f"{RESULTS}/benchmarks/geiger_train_pack/{{study}}/runs/{{activation}}_L{{depth}}_h{{width}}/{{member_set}}.tsv",
     wildcard_constraints:
-        study=_alternatives(GEIGER_STUDIES),
+        study=study_constraint("geiger"),
         # the unpacked axes: "all" (pack [alpha, seed]), "seed3" ([alpha]), "alpha0.1" ([seed])
         member_set=r"all|seed\d+|alpha[0-9][0-9.e+-]*",
     params:
@@ -91,10 +89,9 @@ rule geiger_train_pack:
         members=GEIGER.pack_members,
     # long jobs first (see README "Where the time goes"): a long job started last runs alone
     priority: 50
-    threads: THREADS["train"]
+    threads: job_threads("geiger_train_pack", THREADS["train"])
     resources:
-        runtime=480,
-        mem_mb=4000,
+        **job_resources("geiger_train_pack", runtime=480, mem_mb=4000),
     conda:
         "../../envs/depthlab.yaml"
     script:
@@ -113,7 +110,7 @@ rule geiger_cube:
     benchmark:
         f"{RESULTS}/benchmarks/geiger_cube/{{study}}/cube.tsv",
     wildcard_constraints:
-        study=_alternatives(GEIGER_STUDIES),
+        study=study_constraint("geiger"),
     params:
         # only what the cube depends on: editing a figure or Table 1 reruns no cube
         study=lambda wc: geiger_grid.cube_study(STUDIES[wc.study]),
@@ -126,8 +123,7 @@ rule geiger_cube:
     group:
         "summaries"
     resources:
-        runtime=30,
-        mem_mb=8000,
+        **job_resources("geiger_cube", runtime=30, mem_mb=8000),
     conda:
         "../../envs/depthlab.yaml"
     script:
@@ -146,14 +142,13 @@ rule geiger_table1:
     benchmark:
         f"{RESULTS}/benchmarks/geiger_table1/{{study}}/table1.tsv",
     wildcard_constraints:
-        study=_alternatives(GEIGER_STUDIES),
+        study=study_constraint("geiger"),
     params:
         spec=lambda wc: STUDIES[wc.study]["table1"],
     group:
         "summaries"
     resources:
-        runtime=10,
-        mem_mb=2000,
+        **job_resources("geiger_table1", runtime=10, mem_mb=2000),
     conda:
         "../../envs/depthlab.yaml"
     script:

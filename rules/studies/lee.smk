@@ -1,9 +1,10 @@
-# Lee, Choi, Ryu & No, "NTK analysis of deep narrow neural networks": the study's data set,
-# the scaled-NTK limit kernel regression, training jobs (deep-narrow and baseline inits;
-# MLPs by the packed SGD engine, CNNs by the module trainer, both checkpointed and resumed
-# across Slurm wall-time limits), the toy regression per depth (Fig. 4.1, 5.1), the
-# init-kernel spread, the cube and Table 4.1. Figures (Fig. 4.2(b): plot
-# lee_cnn_train_curves) and claims come from the generic rules.
+# Lee, Choi, Ryu & No, "NTK analysis of deep narrow neural networks": the scaled-NTK limit
+# kernel regression of the study's dataset (`data.dataset`, a shared file of the
+# make_dataset rule), training jobs (deep-narrow and baseline inits; MLPs by the packed SGD
+# engine, CNNs by the module trainer, both checkpointed and resumed across Slurm wall-time
+# limits), the toy regression per depth (Fig. 4.1, 5.1), the init-kernel spread, the cube
+# and Table 4.1. Figures (Fig. 4.2(b): plot lee_cnn_train_curves) and claims come from the
+# generic rules.
 # Each rule's params are the slice of the study its job reads (config_slice), and a run file
 # is named by its grid's content (grid.job_name), so a title edit or reordered grids retrain
 # nothing.
@@ -14,36 +15,12 @@ LEE_STUDIES = studies_of_kind("lee")
 LEE = LeeInputs(STUDIES, LEE_STUDIES, RESULTS)
 
 
-rule lee_data:
-    output:
-        f"{RESULTS}/{{study}}/data.h5",
-    log:
-        f"{RESULTS}/logs/{{study}}/data.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/lee_data/{{study}}/data.tsv",
-    wildcard_constraints:
-        study=_alternatives(LEE_STUDIES),
-    params:
-        spec=lambda wc: STUDIES[wc.study]["data"],
-    group:
-        "datasets"
-    # data first: priorities do not pass upstream, and every study waits on its data
-    priority: 100
-    resources:
-        runtime=10,
-        mem_mb=4000,
-    conda:
-        "../../envs/depthlab.yaml"
-    script:
-        "../../workflow/scripts/lee/data.py"
-
-
 # Theta~inf of the study's data (train x train, test x train, test diagonal) in row blocks,
 # in the layout of the shared Gram files (depthlab.kernels.gram), so MNIST's 60 000 x 60 000
 # Gram never needs the closed form's ~6 full-size temporaries.
 rule lee_gram:
     input:
-        data=f"{RESULTS}/{{study}}/data.h5",
+        data=LEE.data_file,
     output:
         f"{RESULTS}/{{study}}/gram.h5",
     log:
@@ -51,14 +28,13 @@ rule lee_gram:
     benchmark:
         f"{RESULTS}/benchmarks/lee_gram/{{study}}/gram.tsv",
     wildcard_constraints:
-        study=_alternatives(LEE_STUDIES),
+        study=study_constraint("lee"),
     params:
         study=lambda wc: config_slice(STUDIES[wc.study], "deep_narrow"),
         block_size=KERNEL_REGRESSION["block_size"],
-    threads: THREADS["gram"]
+    threads: job_threads("lee_gram", THREADS["gram"])
     resources:
-        runtime=60,
-        mem_mb=8000,
+        **job_resources("lee_gram", runtime=60, mem_mb=8000),
     conda:
         "../../envs/depthlab.yaml"
     script:
@@ -67,7 +43,7 @@ rule lee_gram:
 
 rule lee_kernel:
     input:
-        data=f"{RESULTS}/{{study}}/data.h5",
+        data=LEE.data_file,
         gram=f"{RESULTS}/{{study}}/gram.h5",
     output:
         f"{RESULTS}/{{study}}/kernel.h5",
@@ -76,17 +52,16 @@ rule lee_kernel:
     benchmark:
         f"{RESULTS}/benchmarks/lee_kernel/{{study}}/kernel.tsv",
     wildcard_constraints:
-        study=_alternatives(LEE_STUDIES),
+        study=study_constraint("lee"),
     params:
         study=lambda wc: config_slice(
             STUDIES[wc.study], "deep_narrow", "data", "training.stability_subset"
         ),
         jitter=KERNEL_REGRESSION["jitter"],
         block_size=KERNEL_REGRESSION["block_size"],
-    threads: THREADS["gram"]
+    threads: job_threads("lee_kernel", THREADS["gram"])
     resources:
-        runtime=60,
-        mem_mb=8000,
+        **job_resources("lee_kernel", runtime=60, mem_mb=8000),
     conda:
         "../../envs/depthlab.yaml"
     script:
@@ -103,7 +78,7 @@ rule lee_train:
     benchmark:
         f"{RESULTS}/benchmarks/lee_train/{{study}}/runs/{{job}}.tsv",
     wildcard_constraints:
-        study=_alternatives(LEE_STUDIES),
+        study=study_constraint("lee"),
         job=r"(mlp|cnn)_[a-z_]+_D\d+_[0-9a-f]{8}(_lr[0-9.e+-sf]+_s\d+)?",
     params:
         study=LEE.train_study,
@@ -111,10 +86,9 @@ rule lee_train:
         checkpoint=LEE.checkpoint,
     # long jobs first (see README "Where the time goes"): a long job started last runs alone
     priority: 45
-    threads: THREADS["train"]
+    threads: job_threads("lee_train", THREADS["train"])
     resources:
-        runtime=LEE.train_runtime,
-        mem_mb=LEE.train_mem_mb,
+        **job_resources("lee_train", runtime=LEE.train_runtime, mem_mb=LEE.train_mem_mb),
     conda:
         "../../envs/depthlab.yaml"
     script:
@@ -129,13 +103,12 @@ rule lee_toy:
     benchmark:
         f"{RESULTS}/benchmarks/lee_toy/{{study}}/toy/D{{depth}}.tsv",
     wildcard_constraints:
-        study=_alternatives(LEE_STUDIES),
+        study=study_constraint("lee"),
     params:
         study=lambda wc: config_slice(STUDIES[wc.study], "toy", "deep_narrow"),
-    threads: THREADS["train"]
+    threads: job_threads("lee_toy", THREADS["train"])
     resources:
-        runtime=120,
-        mem_mb=4000,
+        **job_resources("lee_toy", runtime=120, mem_mb=4000),
     conda:
         "../../envs/depthlab.yaml"
     script:
@@ -150,13 +123,12 @@ rule lee_ntk_spread_job:
     benchmark:
         f"{RESULTS}/benchmarks/lee_ntk_spread_job/{{study}}/spread.tsv",
     wildcard_constraints:
-        study=_alternatives(LEE_STUDIES),
+        study=study_constraint("lee"),
     params:
         study=lambda wc: config_slice(STUDIES[wc.study], "spread", "deep_narrow"),
-    threads: 1
+    threads: job_threads("lee_ntk_spread_job", 1)
     resources:
-        runtime=30,
-        mem_mb=2000,
+        **job_resources("lee_ntk_spread_job", runtime=30, mem_mb=2000),
     conda:
         "../../envs/depthlab.yaml"
     script:
@@ -165,7 +137,7 @@ rule lee_ntk_spread_job:
 
 rule lee_cube:
     input:
-        data=f"{RESULTS}/{{study}}/data.h5",
+        data=LEE.data_file,
         kernel=f"{RESULTS}/{{study}}/kernel.h5",
         runs=lambda wc: LEE.run_files(wc.study),
         toys=lambda wc: LEE.toy_files(wc.study),
@@ -177,15 +149,14 @@ rule lee_cube:
     benchmark:
         f"{RESULTS}/benchmarks/lee_cube/{{study}}/cube.tsv",
     wildcard_constraints:
-        study=_alternatives(LEE_STUDIES),
+        study=study_constraint("lee"),
     params:
         # the cube keeps the study block less figures, claims and prose
         study=lambda wc: config_slice(STUDIES[wc.study], drop=PRESENTATION_KEYS),
     group:
         "summaries"
     resources:
-        runtime=30,
-        mem_mb=8000,
+        **job_resources("lee_cube", runtime=30, mem_mb=8000),
     conda:
         "../../envs/depthlab.yaml"
     script:
@@ -203,14 +174,13 @@ rule lee_table41:
     benchmark:
         f"{RESULTS}/benchmarks/lee_table41/{{study}}/table41.tsv",
     wildcard_constraints:
-        study=_alternatives(LEE_STUDIES),
+        study=study_constraint("lee"),
     params:
         study=lambda wc: config_slice(STUDIES[wc.study], "table41", "grids"),
     group:
         "summaries"
     resources:
-        runtime=10,
-        mem_mb=2000,
+        **job_resources("lee_table41", runtime=10, mem_mb=2000),
     conda:
         "../../envs/depthlab.yaml"
     script:

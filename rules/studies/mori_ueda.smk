@@ -12,7 +12,7 @@ MORI_UEDA = MoriUedaInputs(STUDIES, MORI_UEDA_STUDIES, RESULTS)
 # (training.pack), as a single vectorized model; results land per member.
 
 
-rule select_lr:
+rule mori_ueda_select_lr:
     input:
         data=dataset_file,
     output:
@@ -20,25 +20,24 @@ rule select_lr:
     log:
         f"{RESULTS}/logs/{{study}}/lr_search/{{dataset}}/N{{n_train}}/L{{depth}}_H{{width}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/select_lr/{{study}}/lr_search/{{dataset}}/N{{n_train}}/L{{depth}}_H{{width}}.tsv",
+        f"{RESULTS}/benchmarks/mori_ueda_select_lr/{{study}}/lr_search/{{dataset}}/N{{n_train}}/L{{depth}}_H{{width}}.tsv",
     wildcard_constraints:
-        study=_alternatives(MORI_UEDA_STUDIES),
+        study=study_constraint("mori_ueda"),
     params:
         training=lambda wc: mori_grid.training_settings(STUDIES[wc.study]),
         search=lambda wc: mori_grid.lr_selection(STUDIES[wc.study]),
     # long jobs first (see README "Where the time goes"): a long job started last runs alone
     priority: 40
-    threads: THREADS["train"]
+    threads: job_threads("mori_ueda_select_lr", THREADS["train"])
     resources:
-        runtime=240,
-        mem_mb=4000,
+        **job_resources("mori_ueda_select_lr", runtime=240, mem_mb=4000),
     conda:
         "../../envs/depthlab.yaml"
     script:
         "../../workflow/scripts/mori_ueda/select_lr.py"
 
 
-rule train:
+rule mori_ueda_train:
     input:
         unpack(MORI_UEDA.train_inputs),
     output:
@@ -46,9 +45,9 @@ rule train:
     log:
         f"{RESULTS}/logs/{{study}}/train/{{dataset}}/N{{n_train}}/L{{depth}}_H{{width}}/{{member_set}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/train/{{study}}/train/{{dataset}}/N{{n_train}}/L{{depth}}_H{{width}}/{{member_set}}.tsv",
+        f"{RESULTS}/benchmarks/mori_ueda_train/{{study}}/train/{{dataset}}/N{{n_train}}/L{{depth}}_H{{width}}/{{member_set}}.tsv",
     wildcard_constraints:
-        study=_alternatives(MORI_UEDA_STUDIES),
+        study=study_constraint("mori_ueda"),
         # the members of one job: the unpacked axes ("lr0.1_seed3", "lrcv", "seed0") or "all"
         member_set=r"all|lr([0-9.e+-]+|cv)(_seed\d+)?|seed\d+",
     params:
@@ -56,10 +55,9 @@ rule train:
         members=MORI_UEDA.job_members,
         local_stability=lambda wc: MORI_UEDA.stability_spec(wc.study, wc.dataset),
         checkpoint=MORI_UEDA.checkpoint,
-    threads: THREADS["train"]
+    threads: job_threads("mori_ueda_train", THREADS["train"])
     resources:
-        runtime=120,
-        mem_mb=4000,
+        **job_resources("mori_ueda_train", runtime=120, mem_mb=4000),
     conda:
         "../../envs/depthlab.yaml"
     script:
@@ -67,7 +65,7 @@ rule train:
 
 
 # s(v) of the label rule itself (Mori-Ueda Fig. 5), on the same test inputs as the nets.
-rule label_stability:
+rule mori_ueda_label_stability:
     input:
         data=dataset_file,
     output:
@@ -75,21 +73,20 @@ rule label_stability:
     log:
         f"{RESULTS}/logs/{{study}}/label_stability/{{dataset}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/label_stability/{{study}}/label_stability/{{dataset}}.tsv",
+        f"{RESULTS}/benchmarks/mori_ueda_label_stability/{{study}}/label_stability/{{dataset}}.tsv",
     wildcard_constraints:
-        study=_alternatives(MORI_UEDA_STUDIES),
+        study=study_constraint("mori_ueda"),
     params:
         spec=lambda wc: STUDIES[wc.study]["local_stability"],
     group:
         "datasets"
     resources:
-        runtime=30,
-        mem_mb=4000,
+        **job_resources("mori_ueda_label_stability", runtime=30, mem_mb=4000),
     conda:
         "../../envs/depthlab.yaml"
     script:
         "../../workflow/scripts/mori_ueda/label_stability.py"
-rule cube:
+rule mori_ueda_cube:
     input:
         runs=lambda wc: MORI_UEDA.run_files(wc.study),
         regressions=lambda wc: MORI_UEDA.regression_files(wc.study),
@@ -99,9 +96,9 @@ rule cube:
     log:
         f"{RESULTS}/logs/{{study}}/cube.log",
     benchmark:
-        f"{RESULTS}/benchmarks/cube/{{study}}/cube.tsv",
+        f"{RESULTS}/benchmarks/mori_ueda_cube/{{study}}/cube.tsv",
     wildcard_constraints:
-        study=_alternatives(MORI_UEDA_STUDIES),
+        study=study_constraint("mori_ueda"),
     params:
         # only what the cube depends on: editing a figure or the summary reruns no cube
         study=lambda wc: mori_grid.cube_study(STUDIES[wc.study]),
@@ -116,8 +113,7 @@ rule cube:
     group:
         "summaries"
     resources:
-        runtime=30,
-        mem_mb=4000,
+        **job_resources("mori_ueda_cube", runtime=30, mem_mb=4000),
     conda:
         "../../envs/depthlab.yaml"
     script:
@@ -134,7 +130,7 @@ rule mori_ueda_summary:
     benchmark:
         f"{RESULTS}/benchmarks/mori_ueda_summary/{{study}}/summary.tsv",
     wildcard_constraints:
-        study=_alternatives(MORI_UEDA_STUDIES),
+        study=study_constraint("mori_ueda"),
     params:
         # the test-error-vs-N figures' datasets and lr only: a title edit reruns no summary
         figures=lambda wc: mori_grid.summary_figures(STUDIES[wc.study]),
@@ -142,8 +138,7 @@ rule mori_ueda_summary:
     group:
         "summaries"
     resources:
-        runtime=10,
-        mem_mb=2000,
+        **job_resources("mori_ueda_summary", runtime=10, mem_mb=2000),
     conda:
         "../../envs/depthlab.yaml"
     script:

@@ -1,42 +1,21 @@
-# Nichani, Radhakrishnan & Uhler, "Do deeper convolutional networks perform better?": the
-# study's data set, the CNTK / FC NTK depth sweeps (one job per kernel, every depth from one
+# Nichani, Radhakrishnan & Uhler, "Do deeper convolutional networks perform better?": on the
+# study's dataset, the CNTK / FC NTK depth sweeps (one job per kernel, every depth from one
 # recursion), one training job per Fully-Conv net / FC baseline, one per ResNet, one job per
 # linear task, the cube and the critical-depth table. Figures and claims come from the generic rules.
+from depthlab.data.refs import study_dataset_input
 from depthlab.studies import PRESENTATION_KEYS, config_slice
 from depthlab.studies.nichani.grid import RESNET_JOB
 from depthlab.studies.nichani.inputs import NichaniInputs
 
 NICHANI_STUDIES = studies_of_kind("nichani")
 NICHANI = NichaniInputs(STUDIES, NICHANI_STUDIES, RESULTS)
-
-
-rule nichani_data:
-    output:
-        f"{RESULTS}/{{study}}/data.h5",
-    log:
-        f"{RESULTS}/logs/{{study}}/data.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/nichani_data/{{study}}.tsv",
-    wildcard_constraints:
-        study=_alternatives(NICHANI_STUDIES),
-    params:
-        spec=lambda wc: STUDIES[wc.study]["data"],
-    group:
-        "datasets"
-    # data first: priorities do not pass upstream, and every study waits on its data
-    priority: 100
-    resources:
-        runtime=10,
-        mem_mb=4000,
-    conda:
-        "../../envs/depthlab.yaml"
-    script:
-        "../../workflow/scripts/nichani/data.py"
+# the study's dataset (`data.dataset`): a shared file of the make_dataset rule
+NICHANI_DATA = study_dataset_input(STUDIES, RESULTS)
 
 
 rule nichani_kernel:
     input:
-        data=f"{RESULTS}/{{study}}/data.h5",
+        data=NICHANI_DATA,
     output:
         f"{RESULTS}/{{study}}/kernels/{{variant}}.h5",
     log:
@@ -44,7 +23,7 @@ rule nichani_kernel:
     benchmark:
         f"{RESULTS}/benchmarks/nichani_kernel/{{study}}/{{variant}}.tsv",
     wildcard_constraints:
-        study=_alternatives(NICHANI_STUDIES),
+        study=study_constraint("nichani"),
         variant=r"[a-z][a-z0-9_]*",
     params:
         variant=NICHANI.variant,
@@ -52,10 +31,9 @@ rule nichani_kernel:
         jitter=KERNEL_REGRESSION["jitter"],
     # long jobs first (see README "Where the time goes"): a long job started last runs alone
     priority: 30
-    threads: THREADS["gram"]
+    threads: job_threads("nichani_kernel", THREADS["gram"])
     resources:
-        runtime=60,
-        mem_mb=8000,
+        **job_resources("nichani_kernel", runtime=60, mem_mb=8000),
     conda:
         "../../envs/depthlab.yaml"
     script:
@@ -64,7 +42,7 @@ rule nichani_kernel:
 
 rule nichani_train:
     input:
-        data=f"{RESULTS}/{{study}}/data.h5",
+        data=NICHANI_DATA,
     output:
         f"{RESULTS}/{{study}}/runs/{{job}}.h5",
     log:
@@ -72,7 +50,7 @@ rule nichani_train:
     benchmark:
         f"{RESULTS}/benchmarks/nichani_train/{{study}}/{{job}}.tsv",
     wildcard_constraints:
-        study=_alternatives(NICHANI_STUDIES),
+        study=study_constraint("nichani"),
         job=r"fc_d\d+|mlp",
     params:
         job=NICHANI.job,
@@ -83,10 +61,9 @@ rule nichani_train:
         checkpoint=NICHANI.checkpoint,
     # long jobs first (see README "Where the time goes"): a long job started last runs alone
     priority: 30
-    threads: THREADS["train"]
+    threads: job_threads("nichani_train", THREADS["train"])
     resources:
-        runtime=120,
-        mem_mb=4000,
+        **job_resources("nichani_train", runtime=120, mem_mb=4000),
     conda:
         "../../envs/depthlab.yaml"
     script:
@@ -97,7 +74,7 @@ rule nichani_train:
 # and the Fig. 15 / 17 variants; checkpointed, resumed on retry.
 rule nichani_resnet:
     input:
-        data=f"{RESULTS}/{{study}}/data.h5",
+        data=NICHANI_DATA,
     output:
         f"{RESULTS}/{{study}}/resnets/{{job}}.h5",
     log:
@@ -105,16 +82,15 @@ rule nichani_resnet:
     benchmark:
         f"{RESULTS}/benchmarks/nichani_resnet/{{study}}/{{job}}.tsv",
     wildcard_constraints:
-        study=_alternatives(NICHANI_STUDIES),
+        study=study_constraint("nichani"),
         job=RESNET_JOB,
     params:
         job=NICHANI.resnet_job,
         resnets=lambda wc: STUDIES[wc.study]["resnets"],
         checkpoint=NICHANI.checkpoint,
-    threads: THREADS["train"]
+    threads: job_threads("nichani_resnet", THREADS["train"])
     resources:
-        runtime=720,
-        mem_mb=16000,
+        **job_resources("nichani_resnet", runtime=720, mem_mb=16000),
     conda:
         "../../envs/depthlab.yaml"
     script:
@@ -129,16 +105,15 @@ rule nichani_linear:
     benchmark:
         f"{RESULTS}/benchmarks/nichani_linear/{{study}}/{{task}}.tsv",
     wildcard_constraints:
-        study=_alternatives(NICHANI_STUDIES),
+        study=study_constraint("nichani"),
         task=r"[a-z][a-z0-9_]*",
     params:
         task=NICHANI.task,
     # long jobs first (see README "Where the time goes"): a long job started last runs alone
     priority: 30
-    threads: THREADS["train"]
+    threads: job_threads("nichani_linear", THREADS["train"])
     resources:
-        runtime=120,
-        mem_mb=4000,
+        **job_resources("nichani_linear", runtime=120, mem_mb=4000),
     conda:
         "../../envs/depthlab.yaml"
     script:
@@ -147,7 +122,7 @@ rule nichani_linear:
 
 rule nichani_cube:
     input:
-        data=f"{RESULTS}/{{study}}/data.h5",
+        data=NICHANI_DATA,
         runs=lambda wc: NICHANI.run_files(wc.study),
         resnets=lambda wc: NICHANI.resnet_files(wc.study),
         kernels=lambda wc: NICHANI.kernel_files(wc.study),
@@ -159,7 +134,7 @@ rule nichani_cube:
     benchmark:
         f"{RESULTS}/benchmarks/nichani_cube/{{study}}.tsv",
     wildcard_constraints:
-        study=_alternatives(NICHANI_STUDIES),
+        study=study_constraint("nichani"),
     params:
         # the study less figures, claims, prose and the critical-depth table's settings: a
         # title edit reruns one figure, not the cube and every figure (config_slice)
@@ -169,8 +144,7 @@ rule nichani_cube:
     group:
         "summaries"
     resources:
-        runtime=30,
-        mem_mb=8000,
+        **job_resources("nichani_cube", runtime=30, mem_mb=8000),
     conda:
         "../../envs/depthlab.yaml"
     script:
@@ -189,14 +163,13 @@ rule nichani_critical_depths:
     benchmark:
         f"{RESULTS}/benchmarks/nichani_critical_depths/{{study}}.tsv",
     wildcard_constraints:
-        study=_alternatives(NICHANI_STUDIES),
+        study=study_constraint("nichani"),
     params:
         critical=lambda wc: STUDIES[wc.study]["critical_depths"],
     group:
         "summaries"
     resources:
-        runtime=10,
-        mem_mb=2000,
+        **job_resources("nichani_critical_depths", runtime=10, mem_mb=2000),
     conda:
         "../../envs/depthlab.yaml"
     script:

@@ -1,5 +1,6 @@
-# Xiao, Pennington & Schoenholz, "Disentangling trainability and generalization": the study's
-# data file, one kernel depth sweep per (set, architecture, sigma_w^2), the finite-width nets
+# Xiao, Pennington & Schoenholz, "Disentangling trainability and generalization": on the
+# datasets its blocks name (shared files of the make_dataset rule), one kernel depth sweep
+# per (set, architecture, sigma_w^2), the finite-width nets
 # of Fig. 2 and of Fig. 3 top (SGD over the sigma_w^2 x depth plane, `plane_nets`), the cube
 # and Table 1. Figures and claims come from the generic rules.
 from depthlab.studies.xiao.inputs import XiaoInputs
@@ -8,33 +9,9 @@ XIAO_STUDIES = studies_of_kind("xiao")
 XIAO = XiaoInputs(STUDIES, XIAO_STUDIES, RESULTS)
 
 
-rule xiao_data:
-    output:
-        f"{RESULTS}/{{study}}/data.h5",
-    log:
-        f"{RESULTS}/logs/{{study}}/data.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/xiao_data/{{study}}/data.tsv",
-    wildcard_constraints:
-        study=_alternatives(XIAO_STUDIES),
-    params:
-        study=lambda wc: XIAO.data_slice(wc.study),
-    group:
-        "datasets"
-    # data first: priorities do not pass upstream, and every study waits on its data
-    priority: 100
-    resources:
-        runtime=10,
-        mem_mb=8000,
-    conda:
-        "../../envs/depthlab.yaml"
-    script:
-        "../../workflow/scripts/xiao/data.py"
-
-
 rule xiao_sweep:
     input:
-        data=f"{RESULTS}/{{study}}/data.h5",
+        data=XIAO.sweep_data,
     output:
         f"{RESULTS}/{{study}}/sweeps/{{sweep}}.h5",
     log:
@@ -42,15 +19,14 @@ rule xiao_sweep:
     benchmark:
         f"{RESULTS}/benchmarks/xiao_sweep/{{study}}/sweeps/{{sweep}}.tsv",
     wildcard_constraints:
-        study=_alternatives(XIAO_STUDIES),
+        study=study_constraint("xiao"),
         sweep=r"(phase|plane|pool)_[a-z0-9]+_?[a-z_]*_w[a-z0-9.e+-]+",
     params:
         sweep=XIAO.sweep,
         study=lambda wc: XIAO.slice(wc.study, XIAO.sweep(wc)["group"]),
-    threads: THREADS["gram"]
+    threads: job_threads("xiao_sweep", THREADS["gram"])
     resources:
-        runtime=60,
-        mem_mb=8000,
+        **job_resources("xiao_sweep", runtime=60, mem_mb=8000),
     conda:
         "../../envs/depthlab.yaml"
     script:
@@ -59,7 +35,7 @@ rule xiao_sweep:
 
 rule xiao_train:
     input:
-        data=f"{RESULTS}/{{study}}/data.h5",
+        data=XIAO.block_data("cliff"),
     output:
         f"{RESULTS}/{{study}}/runs/{{run}}.h5",
     log:
@@ -67,7 +43,7 @@ rule xiao_train:
     benchmark:
         f"{RESULTS}/benchmarks/xiao_train/{{study}}/runs/{{run}}.tsv",
     wildcard_constraints:
-        study=_alternatives(XIAO_STUDIES),
+        study=study_constraint("xiao"),
         run=r"L\d+_w[a-z0-9.e+-]+",
     params:
         run=XIAO.run,
@@ -75,10 +51,9 @@ rule xiao_train:
         study=lambda wc: XIAO.job_train_slice(wc.study, "cliff"),
         checkpoint=XIAO.checkpoint("cliff"),
         checkpoint_every=lambda wc: STUDIES[wc.study]["cliff"]["checkpoint_every"],
-    threads: THREADS["train"]
+    threads: job_threads("xiao_train", THREADS["train"])
     resources:
-        runtime=120,
-        mem_mb=4000,
+        **job_resources("xiao_train", runtime=120, mem_mb=4000),
     conda:
         "../../envs/depthlab.yaml"
     script:
@@ -89,7 +64,7 @@ rule xiao_train:
 # (plane_nets), the trainer of Fig. 2 with mini-batches; checkpointed, resumed on retry.
 rule xiao_plane_train:
     input:
-        data=f"{RESULTS}/{{study}}/data.h5",
+        data=XIAO.block_data("plane_nets"),
     output:
         f"{RESULTS}/{{study}}/plane_runs/{{run}}.h5",
     log:
@@ -97,7 +72,7 @@ rule xiao_plane_train:
     benchmark:
         f"{RESULTS}/benchmarks/xiao_plane_train/{{study}}/plane_runs/{{run}}.tsv",
     wildcard_constraints:
-        study=_alternatives(XIAO_STUDIES),
+        study=study_constraint("xiao"),
         run=r"L\d+_w[a-z0-9.e+-]+",
     params:
         run=XIAO.plane_run,
@@ -105,10 +80,9 @@ rule xiao_plane_train:
         study=lambda wc: XIAO.job_train_slice(wc.study, "plane_nets"),
         checkpoint=XIAO.checkpoint("plane_nets"),
         checkpoint_every=lambda wc: STUDIES[wc.study]["plane_nets"]["checkpoint_every"],
-    threads: THREADS["train"]
+    threads: job_threads("xiao_plane_train", THREADS["train"])
     resources:
-        runtime=240,
-        mem_mb=8000,
+        **job_resources("xiao_plane_train", runtime=240, mem_mb=8000),
     conda:
         "../../envs/depthlab.yaml"
     script:
@@ -127,15 +101,14 @@ rule xiao_cube:
     benchmark:
         f"{RESULTS}/benchmarks/xiao_cube/{{study}}/cube.tsv",
     wildcard_constraints:
-        study=_alternatives(XIAO_STUDIES),
+        study=study_constraint("xiao"),
     params:
         study=lambda wc: {k: v for k, v in STUDIES[wc.study].items()
                           if k not in ("figures", "claims", "description")},
     group:
         "summaries"
     resources:
-        runtime=30,
-        mem_mb=8000,
+        **job_resources("xiao_cube", runtime=30, mem_mb=8000),
     conda:
         "../../envs/depthlab.yaml"
     script:
@@ -153,12 +126,11 @@ rule xiao_table1_csv:
     benchmark:
         f"{RESULTS}/benchmarks/xiao_table1_csv/{{study}}/table1.tsv",
     wildcard_constraints:
-        study=_alternatives(XIAO_STUDIES),
+        study=study_constraint("xiao"),
     group:
         "summaries"
     resources:
-        runtime=10,
-        mem_mb=2000,
+        **job_resources("xiao_table1_csv", runtime=10, mem_mb=2000),
     conda:
         "../../envs/depthlab.yaml"
     script:

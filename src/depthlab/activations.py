@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from depthlab.errors import ConfigError
+
 __all__ = ["Activation", "ACTIVATIONS", "SOFTPLUS_THRESHOLD", "activation_gain",
            "check_activation", "names_for", "phi_numpy"]
 
@@ -57,8 +59,6 @@ def names_for(engine: str) -> tuple[str, ...]:
 def check_activation(name: object, engine: str, key: str) -> str:
     """``name`` if ``engine`` implements it, else a ``ConfigError`` (a ``ValueError``) naming
     the config ``key``."""
-    from depthlab.config import ConfigError
-
     allowed = names_for(engine)
     if name not in allowed:
         raise ConfigError(f"{key}: activation {name!r} is not one of {list(allowed)}")

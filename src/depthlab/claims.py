@@ -66,6 +66,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import xarray as xr
+import yaml
 
 from depthlab.provenance import atomic_output, provenance_attrs
 from depthlab.training.status import CONVERGED, NOT_RUN
@@ -435,11 +436,13 @@ def read_claims(path: str | Path) -> pd.DataFrame:
     return frame
 
 
-def check_claim_keys(study: Mapping[str, Any], results: Iterable[ClaimResult]) -> None:
-    """Every key of the study's ``claims:`` block names a kind or an id of its claims; a key
-    that names neither (a typo, a cell the grid does not have) is an error naming it."""
+def check_claim_keys(study: Mapping[str, Any], results: Iterable[ClaimResult],
+                     kinds: Iterable[str] = ()) -> None:
+    """Every key of the study's ``claims:`` block names a kind or an id of its claims, or
+    one of ``kinds`` (the plug-in's claim kinds, e.g. those its claims across studies use);
+    a key that names none (a typo, a cell the grid does not have) is an error naming it."""
     results = list(results)
-    known = {r.kind for r in results} | {r.claim_id for r in results}
+    known = {r.kind for r in results} | {r.claim_id for r in results} | set(kinds)
     unknown = sorted(set(study.get("claims") or {}) - known)
     if unknown:
         kinds = sorted({r.kind for r in results})
@@ -453,31 +456,9 @@ def verdict_counts(frame: pd.DataFrame) -> dict[str, int]:
     return {v: int(counts.get(v, 0)) for v in VERDICTS}
 
 
-# JSON schema of a study's ``claims:`` block (the study schemas embed it).
-CLAIMS_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "description": "overrides of the claim criteria: keys are a claim kind (every claim of "
-                   "that kind) or a claim id (one claim); id settings win over kind settings",
-    "additionalProperties": {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "tolerance": {"type": "number", "minimum": 0},
-            "separation": {"type": "number", "minimum": 0},
-            "min_members": {"type": "integer", "minimum": 1},
-            "min_points": {"type": "integer", "minimum": 2},
-            "min_gap": {"type": "number"},
-            "min_sqrt_h_alpha": {"type": "number", "exclusiveMinimum": 0},
-            "max_sqrt_h_alpha": {"type": "number", "exclusiveMinimum": 0},
-            "min_width_ratio": {"type": "number", "exclusiveMinimum": 1},
-            "min_levels": {"type": "integer", "minimum": 2},
-            # settings of single kinds (Lee, Nichani, Xiao): every name any kind reads, so
-            # a typo is refused when the config is loaded, not after all training
-            **{name: {"type": "number"} for name in (
-                "chance_margin", "constant_loss_fraction", "deep_min_depth", "drop", "fall",
-                "log_factor", "loss_factor", "min_epochs", "min_gap", "min_kernel_time",
-                "min_rel_gap", "shallow_max_depth", "shallow_tolerance", "threshold",
-                "trained")},
-        },
-    },
-}
+# JSON schema of a study's ``claims:`` block: its one home is workflow/schemas/
+# claims.schema.yaml, which every study schema references.
+CLAIMS_SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / \
+    "claims.schema.yaml"
+with open(CLAIMS_SCHEMA_PATH) as _fh:
+    CLAIMS_SCHEMA: dict[str, Any] = yaml.safe_load(_fh)

@@ -44,6 +44,11 @@ from collections.abc import Callable, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
+# ConfigError lives in the leaf module depthlab.errors (no import cycle through this module);
+# re-exported here, where plug-ins and scripts have always imported it from.
+from depthlab.activations import check_activation
+from depthlab.errors import ConfigError
+
 __all__ = ["MAX_CONFIG_VALUES", "NAME_PATTERN", "ConfigError", "ConfigWarning",
            "check_config", "check_limits", "check_plain_values", "is_name",
            "load_yaml_strict", "validate_against", "warn"]
@@ -65,10 +70,6 @@ NAME_RULE = ("a name is a letter, then letters, digits or '_' (at most 64 charac
 MAX_CONFIG_VALUES = 200_000
 # Error messages quote at most this many characters of a value.
 _MAX_MESSAGE = 400
-
-
-class ConfigError(ValueError):
-    """A config value is invalid; the message names its key path."""
 
 
 class ConfigWarning(UserWarning):
@@ -275,6 +276,28 @@ def _load_schema(path: str) -> dict[str, Any]:
 
 
 @functools.cache
+def _schema_registry():
+    """Resolves a `$ref` to another schema file under workflow/schemas (by its file URI);
+    nothing outside that directory is read."""
+    from urllib.parse import unquote, urlparse
+
+    from referencing import Registry, Resource
+    from referencing.exceptions import NoSuchResource
+    from referencing.jsonschema import DRAFT202012
+
+    def retrieve(uri: str) -> Resource:
+        parsed = urlparse(uri)
+        path = Path(unquote(parsed.path)).resolve()
+        if parsed.scheme != "file" or not path.is_relative_to(SCHEMA_DIR.resolve()) \
+                or not path.is_file():
+            raise NoSuchResource(ref=uri)
+        return Resource.from_contents(_load_schema(str(path)),
+                                      default_specification=DRAFT202012)
+
+    return Registry(retrieve=retrieve)
+
+
+@functools.cache
 def _validator_class():
     """A Draft 2020-12 validator that fills each ``properties`` default in as it validates
     (the jsonschema FAQ recipe, as ``snakemake.utils.validate(set_default=True)`` does), so a
@@ -330,7 +353,12 @@ def validate_against(instance: MutableMapping[str, Any], schema_path: str | Path
     """Validate ``instance`` in place against a YAML JSON-schema, filling in defaults.
     The first error is a :class:`ConfigError` naming the offending key under ``prefix``."""
     schema = _load_schema(str(schema_path))
-    validator = _validator_class()(schema, format_checker=_format_checker())
+    # Its URI is its file, so a `$ref` to a shared schema file (a study schema's
+    # "../claims.schema.yaml") resolves relative to it (_schema_registry).
+    if "$id" not in schema:
+        schema = {"$id": Path(schema_path).resolve().as_uri(), **schema}
+    validator = _validator_class()(schema, format_checker=_format_checker(),
+                                   registry=_schema_registry())
     errors = sorted(validator.iter_errors(instance), key=lambda e: (len(e.absolute_path),
                                                                     list(map(str, e.path))))
     if errors:
@@ -402,7 +430,7 @@ def check_config(config: MutableMapping[str, Any], *, missing_data: str = "error
 
 
 def _check_config(config: MutableMapping[str, Any], missing_data: str) -> None:
-    from depthlab.activations import check_activation
+    from depthlab.data.refs import fill_dataset_refs
     from depthlab.studies import plugin, schema_path
 
     check_plain_values(config)
@@ -417,6 +445,8 @@ def _check_config(config: MutableMapping[str, Any], missing_data: str) -> None:
     for name, study in config["studies"].items():
         key = f"studies.{name}"
         module = plugin(study["kind"], f"{key}.kind")
+        # a study's `dataset: NAME` blocks get the dataset's parameters (depthlab.data.refs)
+        fill_dataset_refs(key, study, config["datasets"])
         validate_against(study, schema_path(study["kind"]), key)
         check_limits(key, study, config)
         module.check(key, study, config)
@@ -456,6 +486,8 @@ def _check_data_files(datasets: Mapping[str, Any], results: str, missing_data: s
 
 
 def _check_datasets(datasets: Mapping[str, Any]) -> None:
+    from depthlab.data.refs import check_image_dataset
+
     for name, ds in datasets.items():
         key = f"datasets.{name}"
         if ds["generator"] == "mnist_parity" and not ds.get("mnist_dir"):
@@ -480,6 +512,7 @@ def _check_datasets(datasets: Mapping[str, Any]) -> None:
                     raise ConfigError(f"{key} is required: datasets.{name}.{key}")
         if ds["generator"] in ("mnist_parity", "digits_parity"):
             _check_parity_dataset(key, ds)
+        check_image_dataset(f"datasets.{name}", ds)
 
 
 def _check_parity_dataset(key: str, ds: Mapping[str, Any]) -> None:
@@ -582,13 +615,16 @@ def _check_total_runs(config: Mapping[str, Any]) -> None:
 
 def _check_dataset_sizes(config: Mapping[str, Any]) -> None:
     """A dataset's arrays must fit one job: (n_train + n_test) x d float64 values."""
+    from depthlab.data.images import dataset_rows, image_input_dim
+
     cap = config["limits"]["max_job_memory_gb"]
     for name, ds in config["datasets"].items():
-        nbytes = 8 * (ds["n_train"] + ds["n_test"]) * ds["d"]
+        (n_train, n_test), d = dataset_rows(ds), image_input_dim(ds)
+        nbytes = 8 * (n_train + n_test) * d
         if nbytes > cap * _GB:
             raise ConfigError(
-                f"datasets.{name}: (n_train + n_test) x d = ({ds['n_train']} + "
-                f"{ds['n_test']}) x {ds['d']} float64 inputs: about {nbytes / _GB:,.1f} "
+                f"datasets.{name}: (n_train + n_test) x d = ({n_train} + "
+                f"{n_test}) x {d} float64 inputs: about {nbytes / _GB:,.1f} "
                 f"GB in one job, over limits.max_job_memory_gb = {cap:g}; shrink it, or "
                 "raise limits.max_job_memory_gb")
 

@@ -7,29 +7,14 @@ a dataset's inputs come from, the way every cube and figure states it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import xarray as xr
 
+from depthlab.data.sources import data_source  # the one home; cubes state it
 from depthlab.provenance import InputFileError, atomic_output
 
 __all__ = ["data_source", "read_cube", "write_cube"]
-
-_SOURCES = {
-    "k_local": "synthetic Gaussian inputs",
-    "k_global": "synthetic Gaussian inputs",
-    "random": "synthetic Gaussian inputs",
-    "ising": "synthetic 1D Ising spins (exact sampler)",
-    "digits_parity": "scikit-learn digits (8x8, bundled), not MNIST",
-    "mnist_parity": "MNIST (local IDX files)",
-}
-
-
-def data_source(spec: Mapping[str, Any]) -> str:
-    """Where a dataset's inputs come from, as figures and cubes state it."""
-    return spec.get("source", _SOURCES.get(spec["generator"], "synthetic"))
 
 
 def write_cube(cube: xr.Dataset, path: str | Path) -> None:

@@ -5,10 +5,10 @@ import h5py
 import numpy as np
 import pytest
 
-from depthlab.kernels.deep_narrow import limit_kernel
 from depthlab.kernels.gram import read_gram, read_test_diag
 from depthlab.studies.lee.data import load_lee_data
 from depthlab.studies.lee.gram import write_limit_gram
+from depthlab.studies.lee.kernels import limit_kernel
 from depthlab.studies.lee.runs import kernel_job
 
 
@@ -40,11 +40,11 @@ def test_kernel_job_from_the_gram_file(tmp_path, digits):
     study = {"deep_narrow": {"rho": 1.0, "beta": 1.0}, "training": {"stability_subset": 100}}
     path = write_limit_gram(tmp_path / "g.h5", digits["x_train"], digits["x_test"],
                             block_size=64, n_out=10, rho=1.0, beta=1.0)
-    mem = kernel_job(digits, study)
-    blocked = kernel_job(digits, study, gram=str(path), block_size=16)
+    mem = kernel_job(digits, study, jitter=1e-10, block_size=2048)
+    blocked = kernel_job(digits, study, jitter=1e-10, gram=str(path), block_size=16)
     assert blocked["lambda_max_inf"] == pytest.approx(mem["lambda_max_inf"], rel=1e-12)
     np.testing.assert_array_equal(blocked["krr_test_pred"], mem["krr_test_pred"])
     assert blocked["krr_test_acc"] > 0.8
     other = {**study, "deep_narrow": {"rho": 0.5, "beta": 1.0}}
     with pytest.raises(ValueError, match="other inputs or kernel parameters"):
-        kernel_job(digits, other, gram=str(path))
+        kernel_job(digits, other, jitter=1e-10, block_size=2048, gram=str(path))

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from depthlab.kernels.deep_narrow import (
+from depthlab.kernels.empirical import empirical_ntk_structured
+from depthlab.models.packed_fc import FCEnsemble, deep_narrow_width
+from depthlab.studies.lee.kernels import (
     arccos1,
     empirical_scaled_ntk,
     finite_init_kernel,
@@ -18,8 +20,6 @@ from depthlab.kernels.deep_narrow import (
     sample_init_kernel,
     shift_inputs,
 )
-from depthlab.kernels.empirical import empirical_ntk_structured
-from depthlab.models.packed_fc import FCEnsemble, deep_narrow_width
 from depthlab.training.packed_sgd import Member, TrainConfig, train_members
 
 

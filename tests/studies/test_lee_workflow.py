@@ -92,7 +92,14 @@ def test_config_checks(tiny):
     bad(lambda s: s["grids"][0].update(width=80), r"studies\.lee\.grids\[0\]\.width")
     bad(lambda s: s["grids"][1].update(lr=[{"stable_fraction": 0.5}]),
         r"studies\.lee\.grids\[1\]\.lr")
-    bad(lambda s: s["data"].update(source="mnist"), r"studies\.lee\.data\.mnist_dir")
+    # the study names its dataset; the datasets block defines it (depthlab.data.refs)
+    bad(lambda s: s["data"].update(dataset="nope"), r"studies\.lee\.data\.dataset: no dataset")
+    bad(lambda s: s["data"].update(n_train=150),
+        r"studies\.lee\.data\.n_train = 150, but dataset 'digits_tiny' has n_train = 200")
+    cfg = copy.deepcopy(tiny)
+    cfg["datasets"]["digits_tiny"]["source"] = "mnist"
+    with pytest.raises(dlc.ConfigError, match=r"datasets\.digits_tiny\.mnist_dir"):
+        dlc.check_config(cfg)
     bad(lambda s: s["table41"][0].update(grid=5), r"studies\.lee\.table41\[0\]\.grid")
     # CNN checks: channels fixed, pool divides the side, literal lrs only, MLP-only options
     bad(lambda s: s["grids"][2].update(width=20), r"studies\.lee\.grids\[2\]\.width")
@@ -173,7 +180,7 @@ def test_reordered_grids_retrain_nothing(lee_run, tiny):
     planned = _planned(work, reordered, "reordered")
     # the cube lists runs in config order and Table 4.1 names grids by position: summaries
     # rerun, no net, kernel or data set
-    assert not set(planned) & {"lee_train", "lee_data", "lee_gram", "lee_kernel", "lee_toy",
+    assert not set(planned) & {"lee_train", "make_dataset", "lee_gram", "lee_kernel", "lee_toy",
                                "lee_ntk_spread_job"}, planned
     assert "lee_cube" in planned
 

@@ -12,7 +12,8 @@ import pytest
 import torch
 from torch import nn
 
-from depthlab.models.nichani import (
+from depthlab.studies.nichani.data import BLUE, RED, ae_images, pixel_toy
+from depthlab.studies.nichani.models import (
     ToeplitzNet,
     fc_baseline,
     fully_conv,
@@ -21,7 +22,6 @@ from depthlab.models.nichani import (
     min_norm_operator,
     stable_rank,
 )
-from depthlab.studies.nichani.data import BLUE, RED, ae_images, pixel_toy
 from depthlab.studies.nichani.runs import linear_job, train_linear
 
 

@@ -83,8 +83,15 @@ def test_config_checks(tiny):
 
     bad(lambda s: s["kernels"]["variants"][0].update(depths=[1, 2]),
         r"studies\.nichani\.kernels\.variants\[0\]\.depths")
-    bad(lambda s: s["data"].update(source="cifar10"), r"studies\.nichani\.data\.cifar_dir")
-    bad(lambda s: s["data"].update(n_train_per_class=170), r"studies\.nichani\.data")
+    # the study names its dataset; the datasets block defines it (depthlab.data.refs)
+    bad(lambda s: s["data"].update(n_train_per_class=170),
+        r"studies\.nichani\.data\.n_train_per_class = 170, but dataset 'digits_3x10'")
+    for change, match in (({"source": "cifar10"}, r"datasets\.digits_3x10\.cifar_dir"),
+                          ({"n_train_per_class": 170}, r"studies\.nichani\.data: n_train_per")):
+        cfg = copy.deepcopy(tiny)
+        cfg["datasets"]["digits_3x10"].update(change)
+        with pytest.raises(dlc.ConfigError, match=match):
+            dlc.check_config(cfg)
     bad(lambda s: s["linear"][0].update(n_per_class=2), r"studies\.nichani\.linear\[0\]")
     bad(lambda s: s["figures"]["fig7"].update(task="toeplitz"),
         r"studies\.nichani\.figures\.fig7\.task")

@@ -118,11 +118,12 @@ def lee_real(tmp_path_factory, mnist_data):
     (work / "base.yaml").write_text(yaml.safe_dump(base))
     grids = copy.deepcopy(study["grids"])
     grids[2]["pool"] = 4
-    overlay = {"studies": {"lee": {
-        "data": {"source": "mnist", "mnist_dir": "data/mnist", "n_train": 200,
-                 "n_test": 100, "seed": 3},
-        "grids": grids,
-    }}}
+    overlay = {
+        "datasets": {"mnist_small": {"generator": "pixels", "source": "mnist",
+                                     "mnist_dir": "data/mnist", "n_train": 200,
+                                     "n_test": 100, "seed": 3}},
+        "studies": {"lee": {"data": {"dataset": "mnist_small"}, "grids": grids}},
+    }
     (work / "real.yaml").write_text(yaml.safe_dump(overlay))
     run_snakemake("--cores", "2", "--configfile", "base.yaml", "real.yaml", cwd=work,
                   timeout=600)
@@ -132,9 +133,11 @@ def lee_real(tmp_path_factory, mnist_data):
 def test_tiny_lee_on_real_mnist(lee_real):
     cube = read_cube(lee_real / "cube.nc")
     assert cube.attrs["data_source"] == "MNIST (local IDX files)"
-    with h5py.File(lee_real / "data.h5") as f:
-        assert f["x_train"].shape == (200, 784) and f["x_test"].shape == (100, 784)
-        x = f["x_train"][:]
+    # the shared dataset file (make_dataset), with the MNIST files' hashes it was made from
+    with h5py.File(lee_real.parent / "datasets" / "mnist_small.h5") as f:
+        assert f["train/x"].shape == (200, 784) and f["test/x"].shape == (100, 784)
+        assert "source_sha256" in f.attrs["generator_meta"]
+        x = f["train/x"][:]
     assert 0.0 <= x.min() and x.max() <= 1.0  # MNIST pixels / 255
     mlp = cube.where((cube.arch == "mlp") & (cube.init == "deep_narrow"), drop=True)
     assert mlp.width.values.tolist() == [784 + 10 + 1]  # d + K + 1
@@ -180,14 +183,13 @@ def test_the_real_overlay_without_mnist_names_the_key(tmp_path):
 
 
 def test_a_bad_value_in_an_overlay_is_refused_by_the_merged_config_check(tmp_path):
-    bad = {"studies": {"lee_deep_narrow": {"data": {"n_train": -5}}}}
+    bad = {"datasets": {"mnist_pixels": {"n_train": -5}}}
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
     proc = run_snakemake("-n", "--configfile", str(REPO / "config" / "config.yaml"),
                          str(REPO / "config" / "real.yaml"), "bad.yaml", cwd=tmp_path,
                          check=False, timeout=300)
     assert proc.returncode != 0
-    assert "invalid config: studies.lee_deep_narrow.data.n_train: -5" in (proc.stdout
-                                                                          + proc.stderr)
+    assert "invalid config: datasets.mnist_pixels.n_train: -5" in proc.stdout + proc.stderr
 
 
 def test_snakemake_data_offline_fails_listing_the_mirror(tmp_path):

@@ -65,7 +65,7 @@ def test_cube(xiao_run, tiny):
     assert np.isnan(k.sel(w_phase=cube.w_phase[0], depth_phase=60))
     assert np.isfinite(k.sel(w_phase=cube.w_phase[1], depth_phase=60))
     # eta_trainer = n * eta_theory (the trainer's (1/2n) normalisation)
-    n = study["plane"]["n_train"]
+    n = tiny["datasets"][study["plane"]["dataset"]]["n_train"]
     np.testing.assert_allclose(cube.plane_eta_trainer, n * cube.plane_eta_theory)
     st = set(cube.cliff_status.values.ravel().tolist())
     assert st <= {"converged", "max_steps", "diverged"}
@@ -197,8 +197,21 @@ def test_trainer_minibatch_and_device(one_thread):
 
 def test_config_checks(tiny):
     bad = copy.deepcopy(tiny)
-    bad["studies"]["xiao"]["data"] = {"source": "cifar10"}
-    with pytest.raises(dlc.ConfigError, match="cifar_dir"):
+    bad["datasets"]["digits_plane"]["source"] = "cifar10"
+    with pytest.raises(dlc.ConfigError, match=r"datasets\.digits_plane\.cifar_dir"):
+        dlc.check_config(bad)
+    # the blocks name their datasets; sizes are the datasets' (depthlab.data.refs)
+    bad = copy.deepcopy(tiny)
+    bad["studies"]["xiao"]["pool"]["n_train"] = 20
+    with pytest.raises(dlc.ConfigError, match=r"studies\.xiao\.pool\.n_train = 20, but dataset"):
+        dlc.check_config(bad)
+    bad = copy.deepcopy(tiny)
+    bad["studies"]["xiao"]["cliff"]["dataset"] = "gaussian_m6_k3"
+    with pytest.raises(dlc.ConfigError, match=r"studies\.xiao\.cliff\.generator"):
+        dlc.check_config(bad)
+    bad = copy.deepcopy(tiny)
+    bad["datasets"]["digits_pool4"]["image_pool"] = 3
+    with pytest.raises(dlc.ConfigError, match=r"datasets\.digits_pool4\.image_pool"):
         dlc.check_config(bad)
     bad = copy.deepcopy(tiny)
     bad["studies"]["xiao"]["phase"]["dropout"]["m"] = 7
@@ -233,7 +246,7 @@ def test_paper_config_grids():
     config = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
     dlc.check_config(config, missing_data="warn")
     study = config["studies"]["xiao"]
-    assert study["data"]["source"] == "cifar10"
+    assert {study[b]["source"] for b in ("plane", "pool", "cliff", "plane_nets")} == {"cifar10"}
     inputs = XiaoInputs(config["studies"], ["xiao"], "results")
     files = inputs.plane_run_files("xiao")
     assert len(files) == 400 and files[0].startswith("results/xiao/plane_runs/")

@@ -278,6 +278,46 @@ def test_critical_depth_vs_classes():
         f([{"n_classes": 2, "d_star": 4, "lo": 4, "hi": 4}] * 2)
 
 
+def _class_study(n_classes, width=16):
+    return {"kind": "nichani", "data": {"source": "cifar10", "image_size": 16,
+                                        "classes": list(range(n_classes))},
+            "fully_conv": {"width": width, "depths": [1, 2, 4, 8]},
+            "critical_depths": {"bootstrap": 200, "seed": 0, "level": 0.9}}
+
+
+def _peaked_at(depth_index):
+    """Test accuracy (depth, seed) peaking at one depth for every seed: a tight d*."""
+    acc = np.full((4, 3), 0.6) + np.array([0.0, 0.01, -0.01])
+    acc[depth_index] += 0.2
+    cube = _fc_cube(acc, [[1, 1, 1]] * 4)
+    cube["fc_test_loss"] = (("depth", "seed"), 1.0 - acc)
+    return cube
+
+
+@pytest.mark.parametrize("peaks,verdict", [
+    ({2: 0, 5: 1, 10: 3}, HOLDS),     # d* = 1, 2, 8: grows with the classes, as the paper
+    ({2: 3, 5: 1, 10: 0}, FAILS),     # d* falls with the classes
+])
+def test_critical_depth_vs_classes_across_studies(peaks, verdict):
+    cubes = {f"c{n}": _peaked_at(i) for n, i in peaks.items()}
+    for n, cube in zip(peaks, cubes.values(), strict=True):
+        cube.attrs["n_classes"] = n
+    studies = {f"c{n}": _class_study(n) for n in peaks}
+    (row,) = pc.claims_across(cubes, studies)
+    assert row.verdict == verdict and row.kind == "critical_depth_vs_classes"
+    assert "critical depth appears to increase" in row.quote
+    # a study of another width is another group: alone in it, it makes no row
+    cubes["w32"], studies["w32"] = _peaked_at(0), _class_study(7, width=32)
+    cubes["w32"].attrs["n_classes"] = 7
+    assert [r.claim_id for r in pc.claims_across(cubes, studies)] == [row.claim_id]
+
+
+def test_critical_depth_vs_classes_needs_two_class_counts():
+    cube = _peaked_at(1)
+    cube.attrs["n_classes"] = 10
+    assert pc.claims_across({"a": cube}, {"a": _class_study(10)}) == []
+
+
 def test_every_kind_has_a_counter_example():
     """Runs last in this file: every kind the module can emit was produced above."""
     assert set(pc.KINDS) <= COVERED, sorted(set(pc.KINDS) - COVERED)

@@ -279,6 +279,13 @@ def test_lr_cliff():
     assert _verdicts(late, "lr_cliff") == {"lr_cliff_L5_w1": FAILS}
     untrained = _cliff_cube([0.1] * 5)
     assert _verdicts(untrained, "lr_cliff") == {"lr_cliff_L5_w1": NOT_RESOLVED}
+    # the seeds disagree: one net collapses at rho = 1.5, the other trains up to rho = 2
+    split = cliff.copy(deep=True)
+    split["cliff_best_train_acc"].loc[dict(seed=1)] = [0.9, 0.95, 0.95, 0.95, 0.1]
+    split["cliff_status"].loc[dict(seed=1)] = ["converged"] * 4 + ["diverged"]
+    assert _verdicts(split, "lr_cliff") == {"lr_cliff_L5_w1": NOT_RESOLVED}
+    # one seed never resolves, however clear its cliff
+    assert _verdicts(cliff.isel(seed=[0]), "lr_cliff") == {"lr_cliff_L5_w1": NOT_RESOLVED}
 
 
 def test_edge_and_slope_helpers():

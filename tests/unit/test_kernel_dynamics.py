@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from depthlab.kernels import kernel_matrices, mori_ueda_spec
+from depthlab.kernels import he_relu_spec, kernel_matrices
 from depthlab.kernels.gram import compute_gram_file
 from depthlab.kernels.regression import (
     flow_coefficients,
@@ -24,7 +24,7 @@ from depthlab.kernels.regression import (
     predict_flow_streamed,
 )
 
-SPEC = mori_ueda_spec(0.1)
+SPEC = he_relu_spec(0.1)
 
 
 @pytest.fixture(scope="module")

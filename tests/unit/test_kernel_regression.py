@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 import pytest
 
-from depthlab.kernels import kernel_diag, kernel_matrices, mori_ueda_spec
+from depthlab.kernels import he_relu_spec, kernel_diag, kernel_matrices
 from depthlab.kernels.gram import GRAM_DATASETS, compute_gram_file, read_gram, read_test_diag
 from depthlab.kernels.regression import (
     kernel_regression_fit,
@@ -19,7 +19,7 @@ from depthlab.kernels.regression import (
 )
 from depthlab.provenance import InputFileError, content_hash, provenance_attrs
 
-SPEC = mori_ueda_spec(0.1)
+SPEC = he_relu_spec(0.1)
 
 
 def spins(n: int, d: int, seed: int) -> np.ndarray:

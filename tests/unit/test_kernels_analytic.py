@@ -11,11 +11,11 @@ from depthlab.kernels import (
     KernelSpec,
     dense,
     fc_kernel,
+    he_relu_spec,
     input_layer,
     kernel_diag,
     kernel_matrices,
     kernel_sweep,
-    mori_ueda_spec,
     relu,
     serial,
 )
@@ -65,7 +65,7 @@ def paper_relu_ntk(x1, x2, depth: int, beta: float, mp=None) -> tuple[float, flo
 
 def test_worked_example_from_docstring():
     x = np.array([[1.0, 1.0], [1.0, -1.0]])
-    nngp, ntk = kernel_matrices(mori_ueda_spec(BETA), 1, x)
+    nngp, ntk = kernel_matrices(he_relu_spec(BETA), 1, x)
     theta = math.acos(0.01 / 1.01)
     s1 = 2 * 1.01 / (2 * math.pi) * (math.sin(theta) + (math.pi - theta) * math.cos(theta)) + 0.01
     sdot = (math.pi - theta) / math.pi
@@ -81,7 +81,7 @@ def test_relu_matches_paper_equations(depth):
     mp = pytest.importorskip("mpmath")
     mp.mp.dps = 40
     x = special_inputs()
-    nngp, ntk = kernel_matrices(mori_ueda_spec(BETA), depth, x)
+    nngp, ntk = kernel_matrices(he_relu_spec(BETA), depth, x)
     for i in range(len(x)):
         for j in range(len(x)):
             s, t = paper_relu_ntk(x[i], x[j], depth, BETA, mp=mp)
@@ -120,13 +120,13 @@ def test_mori_ueda_diagonal_identity():
     x = np.random.default_rng(3).normal(size=(12, 7)) * np.linspace(0.2, 3.0, 12)[:, None]
     d = x.shape[1]
     depths = list(range(0, 21))
-    sweep = kernel_sweep(mori_ueda_spec(BETA), depths, x)
+    sweep = kernel_sweep(he_relu_spec(BETA), depths, x)
     sq = np.sum(x**2, axis=1) / d
     for depth in depths:
         expected_sigma = sq + (depth + 1) * BETA**2
         expected_theta = sum(sq + (l + 1) * BETA**2 for l in range(depth + 1))
         nngp, ntk = sweep[depth]
-        nd, td = kernel_diag(mori_ueda_spec(BETA), depth, x)
+        nd, td = kernel_diag(he_relu_spec(BETA), depth, x)
         np.testing.assert_allclose(np.diag(nngp), expected_sigma, rtol=1e-12)
         np.testing.assert_allclose(nd, expected_sigma, rtol=1e-12)
         np.testing.assert_allclose(td, expected_theta, rtol=1e-12)
@@ -141,7 +141,7 @@ def test_near_parallel_pairs_resolved_until_rounding_level():
     mp.mp.dps = 40
     x0, x1 = np.random.default_rng(11).normal(size=(2, 6))
     ortho = x1 - (x1 @ x0) / (x0 @ x0) * x0
-    spec = mori_ueda_spec(BETA)
+    spec = he_relu_spec(BETA)
     for eps, rtol in [(1e-1, 1e-14), (1e-3, 1e-12), (1e-5, 1e-10)]:
         pair = np.vstack([x0, x0 + eps * ortho])
         nngp, ntk = kernel_matrices(spec, 3, pair)
@@ -189,7 +189,7 @@ def test_gram_diagonal_equals_diag_path_exactly(activation):
 @pytest.mark.parametrize("depth", [1, 3, 10])
 def test_symmetric_psd(depth):
     x = sphere(150, 10, seed=4)
-    nngp, ntk = kernel_matrices(mori_ueda_spec(BETA), depth, x, tile=32)
+    nngp, ntk = kernel_matrices(he_relu_spec(BETA), depth, x, tile=32)
     for k in (nngp, ntk):
         np.testing.assert_array_equal(k, k.T)
         eig = np.linalg.eigvalsh(k)
@@ -199,7 +199,7 @@ def test_symmetric_psd(depth):
 def test_tiling_threads_and_direct_serial_agree():
     x1 = sphere(70, 9, seed=5)
     x2 = sphere(45, 9, seed=6)
-    spec = mori_ueda_spec(BETA)
+    spec = he_relu_spec(BETA)
     ref_sym = kernel_matrices(spec, 4, x1, tile=128, n_threads=1)
     ref_cross = kernel_matrices(spec, 4, x1, x2, tile=128, n_threads=1)
     for tile, threads in [(8, 2), (16, 1), (33, 3)]:
@@ -221,7 +221,7 @@ def test_tiling_threads_and_direct_serial_agree():
 
 def test_cross_block_is_sub_block_of_joint_gram():
     x = sphere(60, 8, seed=7)
-    spec = mori_ueda_spec(BETA)
+    spec = he_relu_spec(BETA)
     joint = kernel_matrices(spec, 3, x)
     cross = kernel_matrices(spec, 3, x[40:], x[:40])
     for a, b in zip(joint, cross, strict=True):
@@ -230,7 +230,7 @@ def test_cross_block_is_sub_block_of_joint_gram():
 
 def test_sweep_equals_single_depths():
     x = sphere(30, 5, seed=8)
-    spec = mori_ueda_spec(BETA)
+    spec = he_relu_spec(BETA)
     sweep = kernel_sweep(spec, [0, 1, 5, 3], x)
     assert sorted(sweep) == [0, 1, 3, 5]
     for depth, (nngp, ntk) in sweep.items():
@@ -245,7 +245,7 @@ def test_depth_1000_stability():
     x[5] = x[2]  # duplicate inside the set
     x[6] = x[3] + 1e-9 * x[4]  # near-parallel
     x_test = np.vstack([x[0], -x[1], sphere(3, d, seed=10)])  # duplicate / antiparallel
-    spec = mori_ueda_spec(BETA)
+    spec = he_relu_spec(BETA)
     depths = [10, 100, 1000]
     sweep = kernel_sweep(spec, depths, x)
     cross = kernel_sweep(spec, depths, x_test, x)
@@ -274,7 +274,7 @@ def test_spec_validation_and_defaults():
     spec = KernelSpec.coerce({"activation": "relu", "w_var": 2.0, "b_var": 0.01})
     assert spec.input_w_var == 2.0 and spec.input_b_var == 0.01
     assert KernelSpec.coerce(spec.to_dict()) == spec
-    mu = KernelSpec.coerce(mori_ueda_spec(0.1))
+    mu = KernelSpec.coerce(he_relu_spec(0.1))
     assert mu.input_w_var == 1.0 and mu.b_var == pytest.approx(0.01)
     with pytest.raises(ValueError, match="unknown kernel spec key"):
         KernelSpec.coerce({"activation": "relu", "wvar": 2.0})

@@ -1,6 +1,6 @@
 """Convolutional NNGP/NTK (depthlab.kernels.conv) against independent truths: the FC engine
 on inputs where a CNN reduces to an FC net, the full spatial recursion, Monte Carlo over wide
-random conv nets (depthlab.models.conv.conv_net), Xiao et al. App. D's large-depth condition
+random conv nets (depthlab.kernels.finite.conv_net), Xiao et al. App. D's large-depth condition
 numbers, exact homogeneity, and a Snakemake run that builds a conv Gram target."""
 
 import contextlib
@@ -338,10 +338,10 @@ MC_SPECS = [
                                                 "arora-gap-fix"])
 def test_monte_carlo_wide_conv_nets_converge_to_the_kernel(spec):
     """Empirical NNGP (readout-averaged features) and NTK of random nets from
-    models.conv.conv_net, mean over seeds: the error is within 3 standard errors (Frobenius,
+    kernels.finite.conv_net, mean over seeds: the error is within 3 standard errors (Frobenius,
     plus an O(1/channels) bias allowance) at 384 channels, and shrinks from 12 channels."""
     from depthlab.kernels.empirical import feature_nngp
-    from depthlab.models.conv import conv_net
+    from depthlab.kernels.finite import conv_net
 
     spec = {**spec, "image_shape": [2, 4, 4]}
     depth, seeds = 2, 8

@@ -28,7 +28,7 @@ TRAINING = {"batch_size": 50, "max_epochs": 100, "check_every": 10, "loss": "cro
 
 def _train(dataset="a", n=1000, depth=2, width=64, seeds=(0, 1)):
     members = [{"lr": 0.1, "seed": s} for s in seeds]
-    return JobInfo("train", {"study": "s", "dataset": dataset, "n_train": str(n),
+    return JobInfo("mori_ueda_train", {"study": "s", "dataset": dataset, "n_train": str(n),
                              "depth": str(depth), "width": str(width), "member_set": "lr0.1"},
                    {"training": TRAINING, "members": members}, 1)
 
@@ -53,11 +53,11 @@ def test_jobs_differing_only_in_counts_share_a_representative():
     assert shape_class(_geiger(0.1, 0), CONFIG) == shape_class(_geiger(100.0, 3), CONFIG)
     assert shape_class(_geiger(0.1, 0), CONFIG) != shape_class(_geiger(0.1, 0, 64), CONFIG)
     jobs = [_train(n=1000), _train(n=200), _train(width=128), _geiger(1, 0), _geiger(2, 1),
-            JobInfo("cube", {"study": "s"}, {}, 1)]
+            JobInfo("mori_ueda_cube", {"study": "s"}, {}, 1)]
     reps = representatives(jobs, CONFIG)
     assert sorted(len(v) for v in reps.values()) == [1, 1, 2, 2]
     kinds = {c.rule: c.kind for c in reps}
-    assert kinds["cube"] == "unprobed" and kinds["train"] == "packed_fc"
+    assert kinds["mori_ueda_cube"] == "unprobed" and kinds["mori_ueda_train"] == "packed_fc"
     # every job is under exactly one class, the first job of a class is its representative
     assert sum(len(v) for v in reps.values()) == len(jobs)
     assert reps[shape_class(jobs[1], CONFIG)][0] is jobs[0]
@@ -85,8 +85,33 @@ def test_slurm_requests_precedence_and_expressions():
     assert req["mem_mb"] == 4000 + 16 * 30000**2 // 10**6  # the profile's expression
     assert req["runtime"] == 60 and req["source"]["runtime"] == "rule"
     assert req["threads"] == 8 and req["gpu"] == 0
-    other = JobInfo("cube", {}, {}, 1)
+    other = JobInfo("mori_ueda_cube", {}, {}, 1)
     assert requests(other, profile)["runtime"] == 30  # default-resources
+
+
+def test_study_resources_reach_the_probe(tmp_path):
+    # a study's `resources:` block (config/paper.yaml's place for cluster requests) is what
+    # the probe checks against, under a profile that names no study rule
+    from depthlab.probe.jobs import enumerate_jobs
+
+    cfg = yaml.safe_load(TINY.read_text())
+    cfg["studies"]["tiny"]["resources"] = {"mori_ueda_train": {
+        "threads": 3, "gpu": 1, "runtime": 600, "mem_mb": 9000, "cpus_per_task": 3}}
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    jobs = enumerate_jobs(config, workdir=tmp_path)
+    profile = {"default-resources": {"runtime": 30, "mem_mb": 4000, "cpus_per_task": 1}}
+    train = [j for j in jobs if j.rule == "mori_ueda_train"]
+    assert train
+    for job in train:
+        req = requests(job, profile)
+        assert (req["runtime"], req["mem_mb"], req["gpu"], req["cpus_per_task"]) == \
+            (600, 9000, 1, 3), req
+        assert req["source"]["gpu"] == "rule" and req["threads"] == 3
+    # a job the block leaves out keeps its rule's own requests, and no GPU
+    cube = requests(next(j for j in jobs if j.rule == "mori_ueda_cube"), profile)
+    assert (cube["runtime"], cube["mem_mb"], cube["gpu"], cube["cpus_per_task"]) == \
+        (30, 4000, 0, 1)
 
 
 def test_probe_end_to_end_on_tiny_config(tmp_path):
@@ -94,8 +119,8 @@ def test_probe_end_to_end_on_tiny_config(tmp_path):
     profile = tmp_path / "profile.yaml"
     profile.write_text(yaml.safe_dump({
         "default-resources": {"runtime": 30, "mem_mb": 4000},
-        "set-resources": {"train": {"runtime": 0, "mem_mb": 10}},
-        "set-threads": {"train": 1}}))
+        "set-resources": {"mori_ueda_train": {"runtime": 0, "mem_mb": 10}},
+        "set-threads": {"mori_ueda_train": 1}}))
     out = tmp_path / "probe"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
            "OPENBLAS_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src")}
@@ -110,14 +135,34 @@ def test_probe_end_to_end_on_tiny_config(tmp_path):
                          cwd=REPO, capture_output=True, text=True, timeout=120)
     total = [ln.split()[-1] for ln in dry.stdout.splitlines() if ln.startswith("total")]
     assert total and len(jobs) == int(total[0])  # every job of the DAG, no more, no less
-    train = [j for j in jobs if j["rule"] == "train"]
+    train = [j for j in jobs if j["rule"] == "mori_ueda_train"]
     assert train and all(j["status"] == "measured" for j in train)
     assert all(float(j["core_s"]) > 0 and float(j["mem_pred_mb"]) > 100 for j in train)
-    assert {j["status"] for j in jobs if j["rule"] == "cube"} == {"unprobed"}
+    assert {j["status"] for j in jobs if j["rule"] == "mori_ueda_cube"} == {"unprobed"}
     cost = {(r["study"], r["rule"]): r for r in csv.DictReader(open(out / "cost.csv"))}
-    row = cost[("tiny", "train")]
+    row = cost[("tiny", "mori_ueda_train")]
     assert int(row["jobs"]) == len(train) and float(row["core_hours"]) > 0
     assert "request runtime" in row["flags"] and "request mem_mb" in row["flags"]
     reps = list(csv.DictReader(open(out / "representatives.csv")))
     assert all("synthetic" in r["data"] for r in reps if r["status"] == "measured")
     assert "CPU" in (out / "report.md").read_text() or "Xeon" in (out / "report.md").read_text()
+
+
+def test_study_probes_are_found_by_name():
+    """A study whose jobs run its own trainer brings its probe (depthlab.studies.<kind>.probe,
+    ``PROBE``); the shared probe package finds it by the kind's name, imports no study package
+    (tests/unit/test_boundary.py) and measures through it."""
+    from depthlab.probe import kinds as K
+
+    assert {"packed_fc", "gram", "cholesky", "geiger", "xiao", "nichani"} <= set(K.KINDS)
+    assert "mori_ueda" not in K.KINDS and "unprobed" not in K.KINDS  # no hook: not probed
+    assert K.KINDS.get("unprobed") is None  # an unknown kind is a KeyError, not an import
+    xiao = K.KINDS["xiao"]
+    assert xiao.measure.__module__ == "depthlab.studies.xiao.probe"
+    assert K.KINDS["geiger"].dtype == "float64" and xiao.dtype == "float32"
+    shape = {"d": 12, "depth": 2, "width": 16, "batch": 8, "members": 2, "dtype": "float32",
+             "n_train": 64}
+    sec = xiao.measure(shape, 2)
+    assert sec["step"] > 0 and sec["fixed"] >= 0
+    assert xiao.cost(shape)["step"] > 0 and xiao.memory(shape) > 0
+    assert xiao.shrink({**shape, "batch": 64}) == {**shape, "batch": 32}

@@ -239,7 +239,7 @@ def test_figure_title_edit_reruns_that_figure_only(tmp_path):
     cfg["studies"]["small"]["training"]["max_epochs"] = 6
     (tmp_path / "small.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     dry = run_snakemake("-n", "--configfile", "small.yaml", cwd=tmp_path)
-    assert {"train", "cube", "mori_ueda_figb"} <= _planned(dry), dry.stdout
+    assert {"mori_ueda_train", "mori_ueda_cube", "mori_ueda_figb"} <= _planned(dry), dry.stdout
 
 
 FIGURE_RULE = """

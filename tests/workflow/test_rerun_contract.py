@@ -39,6 +39,7 @@ HERE = Path(__file__).resolve()
 REPO = HERE.parents[2]
 CONFIGS = {"laptop": REPO / "config" / "config.yaml", "paper": REPO / "config" / "paper.yaml"}
 KINDS = ("mori_ueda", "geiger", "lee", "xiao", "nichani")
+REQUESTS = ("runtime", "mem_mb", "gpu", "gpu_model", "cpus_per_task")
 
 
 # ----------------------------------------------------------------- the DAG of a config
@@ -57,7 +58,8 @@ def _dump_dag(configfile: str, workdir: str, out: str) -> None:
 
     # dryrun: input data a real run needs (the paper's MNIST, CIFAR) is a warning, not an error
     with SnakemakeApi(OutputSettings(dryrun=True, quiet={"all"})) as api:
-        wapi = api.workflow(resource_settings=ResourceSettings(cores=1),
+        # cores enough that no job's threads are capped: the dump shows what a job asks for
+        wapi = api.workflow(resource_settings=ResourceSettings(cores=64),
                             config_settings=ConfigSettings(configfiles=[Path(configfile)]),
                             snakefile=REPO / "Snakefile", workdir=Path(workdir))
         wapi.dag(DAGSettings(forceall=True))
@@ -73,6 +75,10 @@ def _dump_dag(configfile: str, workdir: str, out: str) -> None:
                 "rule": job.rule.name,
                 "params": list(wf.persistence._params(job)),
                 "input": sorted(map(str, job.input)),
+                # what the job asks a scheduler for (rules/common.smk job_resources)
+                "threads": int(job.threads),
+                "resources": {k: job.resources.get(k) for k in REQUESTS
+                              if k in job.resources.keys()},
             }
     with open(out, "w") as fh:
         json.dump(jobs, fh)
@@ -197,7 +203,7 @@ def edit_training(config: dict, kind: str) -> Callable[[dict, str, dict], bool] 
         if kind == "mori_ueda" and "lr_selection" in s and any(
                 "cv" in map(str, g["lr"]) for g in s["grids"]):
             s["lr_selection"]["n_iter"] = int(s["lr_selection"].get("n_iter", 1)) + 1
-            return lambda job, k, before: job["rule"] == "select_lr" and under in k
+            return lambda job, k, before: job["rule"] == "mori_ueda_select_lr" and under in k
         if kind == "geiger" and "grids" in s:
             g = s["grids"][-1]
             axis = "alpha_sqrt_h" if "alpha_sqrt_h" in g else "alpha"
@@ -282,6 +288,40 @@ def test_a_training_setting_reruns_only_the_jobs_it_feeds(scale, kind, tmp_path,
     # every other training job of the study keeps its results
     assert got == want, (f"{scale} {kind}: the training edit plans\n{describe(after, got)}\n"
                          f"instead of\n{describe(after, want)}")
+
+
+def test_resource_requests_are_read_per_study_and_rerun_nothing(tmp_path, tmp_path_factory):
+    """A study's `resources:` block (config/paper.yaml) sets its jobs' threads and requests,
+    and editing it is scheduling only: no job reruns."""
+    config = load("paper")
+    before = base_dag("paper", tmp_path_factory)
+    # every job of a study with a `resources.<rule>` block asks for exactly that
+    checked = set()
+    for key, job in before.items():
+        name = key.split("|")[0].split("/")[2]  # results/paper/<study>/...
+        own = (config["studies"].get(name, {}).get("resources") or {}).get(job["rule"])
+        if not own:
+            continue
+        checked.add(job["rule"])
+        assert job["threads"] == own.get("threads", job["threads"]), (key, job)
+        for k, v in own.items():
+            if k != "threads":
+                assert job["resources"].get(k) == v, (key, k, job["resources"])
+    assert {"mori_ueda_train", "geiger_lazy", "lee_train", "xiao_train",
+            "nichani_resnet"} <= checked, checked
+    # edit every request of every study (a copy per study, the config's aliases broken)
+    for study in config["studies"].values():
+        blocks = copy.deepcopy(study.get("resources") or {})
+        for block in blocks.values():
+            block["runtime"] = int(block.get("runtime", 30)) + 1
+            block["threads"] = int(block.get("threads", 1)) + 1
+        study["resources"] = blocks
+    after = dag(config, tmp_path, "resources")
+    got = planned(before, after)
+    assert not got, f"a resources edit plans\n{describe(after, got)}"
+    edited = [k for k, job in after.items()
+              if job["resources"].get("runtime") != before[k]["resources"].get("runtime")]
+    assert edited, "the edited requests reached no job"
 
 
 if __name__ == "__main__":

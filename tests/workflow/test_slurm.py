@@ -133,7 +133,7 @@ def test_tiny_config_through_slurm_profile(slurm_cluster, tmp_path):
     n_rule_jobs = len(re.findall(r"Finished jobid: \d+ \(Rule: (?!all\))", out))
     jobs = {job_id: show_job(job_id) for job_id in job_ids}  # kept for MinJobAge = 600 s
     comments = sorted(job["Comment"] for job in jobs.values())
-    assert sum(c.startswith("rule_train_") for c in comments) == 2, comments
+    assert sum(c.startswith("rule_mori_ueda_train_") for c in comments) == 2, comments
     for group in ("datasets", "kernels", "summaries"):
         assert sum(c.startswith(f"rule_{group}_") for c in comments) == 1, comments
     assert len(job_ids) < n_rule_jobs, "grouping bundled nothing"
@@ -148,10 +148,11 @@ def test_tiny_config_through_slurm_profile(slurm_cluster, tmp_path):
         slurm_log_text += log.read_text()
         # The GPU rule's submission asked for a GPU (--gpus=1); nothing else did.
         asked_gpu = "gpu:1" in job.get("TresPerJob", "") + job.get("TresPerNode", "")
-        assert asked_gpu == job["Comment"].startswith("rule_train_"), job
+        assert asked_gpu == job["Comment"].startswith("rule_mori_ueda_train_"), job
     for rule in rules_run:  # each rule ran inside a Slurm job
         assert f"rule {rule}:" in slurm_log_text, rule
-    assert {"make_dataset", "train", "gram", "kernel_regression", "cube"} <= rules_run
+    assert {"make_dataset", "mori_ueda_train", "gram", "kernel_regression",
+            "mori_ueda_cube"} <= rules_run
 
     # The results are right.
     res = work / "results"

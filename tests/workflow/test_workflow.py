@@ -20,7 +20,7 @@ def test_dry_run_default_and_paper(configfile, tmp_path):
     if configfile:
         args += ["--configfile", str(REPO / configfile)]
     proc = run_snakemake(*args, cwd=tmp_path)
-    assert "train" in proc.stdout and "mori_ueda_fig2" in proc.stdout
+    assert "mori_ueda_train" in proc.stdout and "mori_ueda_fig2" in proc.stdout
     if configfile:
         # Every figure of the paper has its rule, and Fig. 2's grid is all there:
         # 4 labels x 6 N x 2 depths x 3 widths, seeds packed into one job per cell.
@@ -28,7 +28,7 @@ def test_dry_run_default_and_paper(configfile, tmp_path):
             assert f"mori_ueda_{fig} " in proc.stdout
         counts = dict(line.split()[:2] for line in proc.stdout.splitlines()
                       if len(line.split()) == 2 and line.split()[1].isdigit())
-        assert int(counts["train"]) >= 4 * 6 * 2 * 3
+        assert int(counts["mori_ueda_train"]) >= 4 * 6 * 2 * 3
         # Geiger: setup (A) over 11 sqrt(h) alpha x 6 widths x 10 seeds at L = 5 (plus the
         # fixed-alpha, L = 2, ReLU and CNN grids), every figure and Table 1
         for fig in ("fig1a", "fig1b", "fig1c", "fig1d", "fig2a", "fig2b", "fig2c", "fig2d",
@@ -125,7 +125,8 @@ def test_end_to_end_tiny(tmp_path, tiny_config):
     plotting.write_text(plotting.read_text() + "\n# a cosmetic edit\n")
     plan = smk("-n", "--quiet", "rules", "--cores", "1").stdout
     assert "mori_ueda_fig2" in plan
-    for rule in ("train", "select_lr", "gram", "kernel_regression", "make_dataset", "cube"):
+    for rule in ("mori_ueda_train", "mori_ueda_select_lr", "gram", "kernel_regression",
+                 "make_dataset", "mori_ueda_cube"):
         assert f"\n{rule} " not in plan, plan
 
     # Same config, fresh directory: identical datasets and (on CPU) identical numbers.

@@ -2,13 +2,9 @@
 scorecard the report shows first: {R}/claims.html (standalone) and {R}/claims_fragment.html
 (embedded in the report's landing page by report/workflow.rst)."""
 
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir)))
-from _common import setup_logging  # noqa: E402
-
-from depthlab.report import write_scorecard  # noqa: E402
+from depthlab.job_setup import setup_logging
+from depthlab.report import write_scorecard
 
 log = setup_logging(snakemake.log[0])
 frame = write_scorecard(

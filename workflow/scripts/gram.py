@@ -1,14 +1,10 @@
-import sys
-from pathlib import Path
+import numpy as np
 
-sys.path.insert(0, str(Path(snakemake.scriptdir)))
-import numpy as np  # noqa: E402
-from _common import limit_threads, setup_logging  # noqa: E402
-
-from depthlab.data import read_dataset  # noqa: E402
-from depthlab.data.io import expected_dataset  # noqa: E402
-from depthlab.kernels.gram import compute_gram_file  # noqa: E402
-from depthlab.provenance import provenance_attrs  # noqa: E402
+from depthlab.data import read_dataset
+from depthlab.data.io import expected_dataset
+from depthlab.job_setup import limit_threads, setup_logging
+from depthlab.kernels.gram import compute_gram_file
+from depthlab.provenance import provenance_attrs
 
 log = setup_logging(snakemake.log[0])
 limit_threads(snakemake.threads)

@@ -1,13 +1,8 @@
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(snakemake.scriptdir)))
-from _common import limit_threads, setup_logging  # noqa: E402
-
-from depthlab.data import read_dataset  # noqa: E402
-from depthlab.data.io import expected_dataset  # noqa: E402
-from depthlab.kernels.regression import check_gram_dataset, ntk_test_error  # noqa: E402
-from depthlab.results import write_regression  # noqa: E402
+from depthlab.data import read_dataset
+from depthlab.data.io import expected_dataset
+from depthlab.job_setup import limit_threads, setup_logging
+from depthlab.kernels.regression import check_gram_dataset, ntk_test_error
+from depthlab.results import write_regression
 
 log = setup_logging(snakemake.log[0])
 limit_threads(snakemake.threads)

@@ -1,13 +1,9 @@
-import sys
-from pathlib import Path
+import h5py
 
-sys.path.insert(0, str(Path(snakemake.scriptdir)))
-import h5py  # noqa: E402
-from _common import limit_threads, setup_logging  # noqa: E402
-
-from depthlab.kernels.gram import read_gram  # noqa: E402
-from depthlab.kernels.spectra import eigenvalues, spectrum  # noqa: E402
-from depthlab.provenance import atomic_output, open_h5_checked, provenance_attrs  # noqa: E402
+from depthlab.job_setup import limit_threads, setup_logging
+from depthlab.kernels.gram import read_gram
+from depthlab.kernels.spectra import eigenvalues, spectrum
+from depthlab.provenance import atomic_output, open_h5_checked, provenance_attrs
 
 log = setup_logging(snakemake.log[0])
 limit_threads(snakemake.threads)

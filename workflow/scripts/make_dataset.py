@@ -1,11 +1,8 @@
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir)))
-from _common import limit_threads, setup_logging  # noqa: E402
-
-from depthlab.data import generate, write_dataset  # noqa: E402
-from depthlab.provenance import file_sha256  # noqa: E402
+from depthlab.data import generate, write_dataset
+from depthlab.job_setup import limit_threads, setup_logging
+from depthlab.provenance import file_sha256
 
 log = setup_logging(snakemake.log[0])
 limit_threads(snakemake.threads)

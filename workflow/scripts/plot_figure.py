@@ -1,12 +1,7 @@
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(snakemake.scriptdir)))
-from _common import setup_logging  # noqa: E402
-
-from depthlab.cube import read_cube  # noqa: E402
-from depthlab.plotting import save_figure  # noqa: E402
-from depthlab.studies import plugin  # noqa: E402
+from depthlab.cube import read_cube
+from depthlab.job_setup import setup_logging
+from depthlab.plotting import save_figure
+from depthlab.studies import plugin
 
 log = setup_logging(snakemake.log[0])
 figure = dict(snakemake.params.figure)

@@ -28,15 +28,19 @@ def _array_key(name: str) -> str:
 
 
 def write_dataset(path: str | Path, data: Mapping[str, Any], config_slice: Mapping[str, Any]):
+    from depthlab.data.sources import data_source
+
     arrays = {name: data[_array_key(name)] for name in _ARRAYS}
+    meta = data.get("meta", {})
     attrs = provenance_attrs(
         config_slice,
         seed=config_slice.get("seed"),
         generator=config_slice["generator"],
-        generator_meta=data.get("meta", {}),
+        generator_meta=meta,
         content_hash=content_hash(arrays),
-        n_classes=int(config_slice.get("n_classes", 2)),
-        source=data.get("meta", {}).get("source", config_slice.get("source", "synthetic")),
+        # image generators count their classes (a class subset, ten digits)
+        n_classes=int(meta.get("n_classes", config_slice.get("n_classes", 2))),
+        source=data_source(config_slice),
     )
     with atomic_output(path) as tmp:
         with h5py.File(tmp, "w") as f:
@@ -49,8 +53,8 @@ def write_dataset(path: str | Path, data: Mapping[str, Any], config_slice: Mappi
 
 
 def read_dataset(path: str | Path, n_train: int | None = None, *,
-                 verify: bool = True, expect: Mapping[str, Any] | None = None
-                 ) -> dict[str, Any]:
+                 verify: bool = True, expect: Mapping[str, Any] | None = None,
+                 within: bool = False) -> dict[str, Any]:
     """Load a dataset; `n_train` takes the first N training rows (nested training sets).
 
     With ``verify`` (the default) the content hash stored at write time is recomputed over
@@ -62,10 +66,13 @@ def read_dataset(path: str | Path, n_train: int | None = None, *,
     defaults filled in): the file's stored config slice (generator, parameters, seed) must
     equal it, so another dataset's file copied or linked in its place, or a file made from an
     older config, is an :class:`InputFileError` naming the file and both slices. Every
-    workflow script passes it (:func:`expected_dataset`).
+    workflow script passes it (:func:`expected_dataset`, :func:`dataset_arrays`). With
+    ``within``, ``expect`` may hold more keys than the dataset's (a study's ``data`` block,
+    which names the dataset and holds its parameters plus the study's own options): the
+    file's stored slice must equal ``expect`` on every stored key.
     """
     if expect is not None:
-        check_dataset_config(path, expect)
+        check_dataset_config(path, expect, within=within)
     with open_h5_checked(path, required=_ARRAYS) as f:
         available = f["train/x"].shape[0]
         if n_train is not None and n_train > available:
@@ -94,9 +101,11 @@ def read_dataset(path: str | Path, n_train: int | None = None, *,
     return out
 
 
-def check_dataset_config(path: str | Path, expect: Mapping[str, Any]) -> None:
+def check_dataset_config(path: str | Path, expect: Mapping[str, Any], *,
+                         within: bool = False) -> None:
     """The dataset file at ``path`` was made from the config slice ``expect``, else an
-    :class:`InputFileError` naming the file, what it was made from and what was asked."""
+    :class:`InputFileError` naming the file, what it was made from and what was asked.
+    ``within``: ``expect`` may hold further keys (see :func:`read_dataset`)."""
     with open_h5_checked(path, required=_ARRAYS) as f:
         stored_text = f.attrs.get("config")
     if stored_text is None:
@@ -107,6 +116,8 @@ def check_dataset_config(path: str | Path, expect: Mapping[str, Any]) -> None:
     except ValueError as err:
         raise InputFileError(f"{path}: its config attribute is not JSON ({err}); delete it "
                              "and rerun the rule that makes it.") from None
+    if within:
+        expect = {k: expect.get(k) for k in stored}
     if to_json(stored) != to_json(dict(expect)):
         differ = sorted(k for k in set(stored) | set(expect) if stored.get(k) != expect.get(k))
         raise InputFileError(
@@ -128,9 +139,31 @@ def _short(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else f"{text[:limit]}..."
 
 
-def dataset_source(path: str | Path) -> str:
-    with open_h5_checked(path) as f:
-        return str(f.attrs.get("source", "synthetic"))
+def dataset_arrays(path: str | Path, *, datasets: Mapping[str, Any] | None = None,
+                   data: Mapping[str, Any] | None = None
+                   ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """(arrays, attributes) of a dataset file, verified like every dataset read: content
+    hash recomputed, and the file's stored config checked against what the job asks for,
+    either the config's ``datasets`` block (the file's name is its dataset's) or a study's
+    ``data`` block (``within``: the dataset's parameters plus the study's own options).
+    ``arrays`` holds x_train, y_train, x_test, y_test; ``attributes`` the file's, with
+    ``n_classes`` (int) and ``data_source`` (what figures and cubes say)."""
+    if (datasets is None) == (data is None):
+        raise TypeError("give one of datasets= or data=")
+    if datasets is not None:
+        name = Path(path).stem
+        if name not in datasets:
+            raise InputFileError(f"{path}: no dataset {name!r} in the config's datasets "
+                                 f"({', '.join(sorted(datasets))})")
+        out = read_dataset(path, expect=datasets[name])
+    else:
+        out = read_dataset(path, expect=data, within=True)
+    arrays = {k: out[k] for k in ("x_train", "y_train", "x_test", "y_test")}
+    attrs = dict(out["attrs"])
+    attrs["n_classes"] = out["n_classes"]
+    attrs["data_source"] = str(attrs.get("source", ""))
+    attrs["image_shape"] = str(list(arrays["x_train"].shape[1:]))
+    return arrays, attrs
 
 
 def _check_hash(path: str | Path, arrays: Mapping[str, np.ndarray],

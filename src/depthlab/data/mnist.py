@@ -12,8 +12,8 @@ Two generators share one transform (:func:`parity_pca_split`):
     first ``n_train`` of a seeded permutation of the 60 000 training images, test rows the
     first ``n_test`` of a seeded permutation of the 10 000 t10k images.
 ``digits_parity``
-    scikit-learn's bundled 8x8 digits (1 797 images, ``sklearn.datasets.load_digits``,
-    no network): one seeded permutation, the first ``n_train`` rows train, the next
+    scikit-learn's bundled 8x8 digits (1 797 images, :mod:`depthlab.data.digits`, no
+    network): one seeded permutation, the first ``n_train`` rows train, the next
     ``n_test`` test (``n_train + n_test <= 1797``).
 
 Transform: label 0 for even digits, 1 for odd (the paper's ``y = -1/+1``; the hinge-loss
@@ -44,6 +44,8 @@ from typing import Any
 
 import numpy as np
 
+from depthlab.data.digits import DIGITS_SIZE, digits_images
+
 __all__ = [
     "MNIST_FILES",
     "MnistNotFoundError",
@@ -65,7 +67,6 @@ MNIST_FILES = {
     "test_images": "t10k-images-idx3-ubyte",
     "test_labels": "t10k-labels-idx1-ubyte",
 }
-DIGITS_SIZE = 1797
 
 # IDX type codes (third byte of the magic number); data are big-endian.
 _IDX_DTYPES = {
@@ -308,19 +309,17 @@ def mnist_parity_dataset(params: Mapping[str, Any], n_total: int, rng: np.random
 def digits_parity_dataset(params: Mapping[str, Any], n_total: int, rng: np.random.Generator):
     """Generator ``digits_parity``: params ``n_train``, ``n_test`` (sum <= 1797),
     ``pca_components`` (default 10; null keeps the 64 raw pixels), ``seed``."""
-    from sklearn.datasets import load_digits
-
     n_train, n_test = int(params["n_train"]), int(params["n_test"])
     if n_train + n_test > DIGITS_SIZE:
         raise ValueError(
             f"n_train + n_test = {n_train + n_test} exceeds the {DIGITS_SIZE} images of "
             "scikit-learn's digits"
         )
-    digits = load_digits()
-    perm = rng.permutation(len(digits.target))
+    images, target = digits_images()
+    perm = rng.permutation(len(target))
     itr, ite = perm[:n_train], perm[n_train : n_train + n_test]
     out = parity_pca_split(
-        digits.images[itr], digits.target[itr], digits.images[ite], digits.target[ite],
+        images[itr], target[itr], images[ite], target[ite],
         _pca_param(params), pixel_max=16.0,
     )
     _check_d(params, out)

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from depthlab.data.images import IMAGE_GENERATORS, dataset_rows
 from depthlab.data.ising import ising_dataset
 from depthlab.data.mnist import digits_parity_dataset, mnist_parity_dataset
 
@@ -91,6 +92,9 @@ GENERATORS: dict[str, Callable] = {
     # their own train/test split (PCA fitted on train only) and return a dict
     "mnist_parity": mnist_parity_dataset,  # params mnist_dir, pca_components
     "digits_parity": digits_parity_dataset,  # params pca_components
+    # Lee, Xiao, Nichani: digits / MNIST / CIFAR-10 / ImageNet32 / Gaussian images with
+    # their preprocessing (depthlab.data.images)
+    **IMAGE_GENERATORS,
 }
 
 _SPLIT_KEYS = ("x_train", "y_train", "x_test", "y_test")
@@ -109,7 +113,7 @@ def generate(params: Mapping[str, Any]) -> dict[str, Any]:
     kind = params["generator"]
     if kind not in GENERATORS:
         raise ValueError(f"unknown generator {kind!r}; known: {sorted(GENERATORS)}")
-    n_train, n_test = int(params["n_train"]), int(params["n_test"])
+    n_train, n_test = dataset_rows(params)
     rng = np.random.default_rng(int(params["seed"]))
     made = GENERATORS[kind](params, n_train + n_test, rng)
     if isinstance(made, Mapping):

@@ -10,6 +10,8 @@ Submodules
 ``phase``       q*, c*, chi_1, chi_c*, depth scales, ordered/critical/chaotic (Xiao §2, §4).
 ``empirical``   finite-width NTKs of torch models (Jacobian, NTK-vector-product and
                 structured MLP versions), the relative kernel change.
+``conv``        CNNGP / CNTK layers and sweeps (torch).
+``finite``      the finite net of a conv kernel spec (:func:`conv_net`, torch).
 
 The ``layers`` names are imported eagerly; the others are re-exported lazily (first
 attribute access imports the submodule), so ``import depthlab.kernels`` stays free of
@@ -28,12 +30,12 @@ from depthlab.kernels.layers import (
     dense,
     erf,
     fc_kernel,
+    he_relu_spec,
     identity,
     input_layer,
     kernel_diag,
     kernel_matrices,
     kernel_sweep,
-    mori_ueda_spec,
     pointwise,
     relu,
     serial,
@@ -97,13 +99,8 @@ _LAZY: dict[str, str] = {
     "conv_sweep_panel": "conv",
     "check_kernel_spec": "conv",
     "is_conv_spec": "conv",
-    # deep narrow MLPs (the deep_narrow init): scaled-NTK limit, exact init kernel, empirical
-    "limit_kernel": "deep_narrow",
-    "finite_init_kernel": "deep_narrow",
-    "sample_init_kernel": "deep_narrow",
-    "empirical_scaled_ntk": "deep_narrow",
-    "kernel_gd": "deep_narrow",
-    "stability_lambda": "deep_narrow",
+    # the finite net of a conv kernel spec (torch)
+    "conv_net": "finite",
 }
 
 
@@ -132,7 +129,7 @@ __all__ = [
     "kernel_diag",
     "kernel_matrices",
     "kernel_sweep",
-    "mori_ueda_spec",
+    "he_relu_spec",
     "pointwise",
     "relu",
     "serial",

@@ -98,6 +98,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from depthlab.activations import names_for
+
 __all__ = [
     "ConvSpec",
     "ConvState",
@@ -1365,8 +1367,6 @@ class ConvSpec:
 
 
 def _spec_problems(spec: ConvSpec) -> list[str]:
-    from depthlab.activations import names_for
-
     out = []
     if spec.architecture != "conv":
         out.append(f"architecture: must be 'conv', got {spec.architecture!r}")

@@ -42,7 +42,7 @@ Conventions
 **Mori-Ueda / Jacot** (supp. A of Mori & Ueda; Jacot et al.), ``beta = 0.1``::
 
     spec = {"activation": "relu", "w_var": 2.0, "b_var": 0.01,
-            "first_w_var": 1.0, "first_b_var": 0.01}          # == mori_ueda_spec(0.1)
+            "first_w_var": 1.0, "first_b_var": 0.01}          # == he_relu_spec(0.1)
 
     Sigma_0  = x.x'/d + beta^2                   (first layer: w_var = 1)
     Sigma_l  = 2 E[relu(u) relu(v)] + beta^2     (hidden and readout: w_var = 2)
@@ -110,7 +110,7 @@ __all__ = [
     "kernel_sweep",
     "kernel_matrices",
     "kernel_diag",
-    "mori_ueda_spec",
+    "he_relu_spec",
     "sweep_panel",
     "default_threads",
     "with_overrides",
@@ -588,8 +588,9 @@ class KernelSpec:
         return serial(ACTIVATIONS[self.activation](), dense(self.w_var, self.b_var))
 
 
-def mori_ueda_spec(beta: float = 0.1) -> dict[str, Any]:
-    """Spec dict of the Mori-Ueda / Jacot ReLU NTK (first layer w_var = 1, then 2)."""
+def he_relu_spec(beta: float = 0.1) -> dict[str, Any]:
+    """Spec dict of the ReLU FC kernel with He variances: first layer w_var = 1, then 2, every
+    bias variance beta^2 (the Mori-Ueda / Jacot convention of the module doc)."""
     b = float(beta) ** 2
     return {"activation": "relu", "w_var": 2.0, "b_var": b, "first_w_var": 1.0, "first_b_var": b}
 

@@ -64,7 +64,9 @@ def enumerate_jobs(configfile: str | os.PathLike, *, snakefile: str | os.PathLik
     try:
         with SnakemakeApi(OutputSettings(dryrun=True, quiet={Quietness.ALL})) as api:
             wapi = api.workflow(
-                resource_settings=ResourceSettings(cores=1),
+                # cores enough that no job's threads are capped: a study job's threads are
+                # its request (the study's `resources` block), which the plan divides by
+                resource_settings=ResourceSettings(cores=1024),
                 config_settings=ConfigSettings(configfiles=[configfile]),
                 snakefile=snakefile,
             )
@@ -76,8 +78,11 @@ def enumerate_jobs(configfile: str | os.PathLike, *, snakefile: str | os.PathLik
             jobs = []
             for job in wf.dag.jobs:
                 params = {k: _plain(v) for k, v in job.params.items()}
-                # the rule's own `resources:` (the profile's set-resources override them)
-                declared = {k: job.resources.get(k) for k in ("runtime", "mem_mb")
+                # the rule's own `resources:`, evaluated for this job: its defaults or the
+                # study's `resources.<rule>` block (rules/common.smk job_resources); the
+                # profile's set-resources override them (depthlab.probe.slurm.KEYS)
+                declared = {k: job.resources.get(k)
+                            for k in ("runtime", "mem_mb", "gpu", "cpus_per_task")
                             if k in job.rule.resources}
                 jobs.append(JobInfo(rule=job.rule.name,
                                     wildcards={k: str(v) for k, v in job.wildcards_dict.items()},

@@ -12,25 +12,28 @@ Each kind has
   (rows of a batch first, then width), or None.
 
 Inputs are synthetic stand-ins of the real shape (standard normal or uniform values, random
-labels): none of these step costs depends on the values. The entry points:
+labels): none of these step costs depends on the values. The shared kinds here:
 
 * packed_fc: ``depthlab.models.FCEnsemble`` + ``packed_sgd._run_epoch`` (the inner loop of
-  ``train_members``, which rules train and select_lr run) and ``packed_sgd.evaluate``;
-* geiger: ``depthlab.studies.geiger.runs.train_lazy_feature`` (rule geiger_train) capped by
-  its own ``max_steps``;
+  ``train_members``, which rules mori_ueda_train and mori_ueda_select_lr run) and
+  ``packed_sgd.evaluate``;
 * gram: ``depthlab.kernels.layers.sweep_panel``, the row-block kernel of ``compute_gram_file``;
 * cholesky: ``numpy.linalg.cholesky`` + triangular solves (the dense solve of
-  ``kernel_regression``) at a size that fits, extrapolated by n^3;
-* xiao: ``depthlab.studies.xiao.train.train_members`` (rules xiao_train, xiao_plane_train)
-  capped by its own ``steps``;
-* nichani: ``depthlab.studies.nichani.runs._train_one`` (``train_module``, rules
-  nichani_train and nichani_resnet) for one epoch over k batches.
+  ``kernel_regression``) at a size that fits, extrapolated by n^3.
+
+A study kind whose jobs run its own code has its probe in its own package: the module
+``depthlab.studies.<kind>.probe`` defines ``PROBE``, a :class:`Probe`, and the probe kind is
+the study kind's name. :data:`KINDS` finds those modules by name (imported on first use), so
+this package imports no study package and adding a study edits nothing here.
 """
 
 from __future__ import annotations
 
-import math
+import importlib
 import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,13 +41,15 @@ import numpy as np
 # --------------------------------------------------------------------------- helpers
 
 
-def _fc_params(d: int, depth: int, width: int, k: int) -> int:
+def fc_params(d: int, depth: int, width: int, k: int) -> int:
+    """Parameters of a depth-``depth`` FC net ``d -> width x depth -> k`` (biases included)."""
     if depth == 0:
         return d * k + k
     return d * width + (depth - 1) * width * width + width * k + depth * width + k
 
 
-def _timed(fn, *args, **kwargs) -> float:
+def timed(fn, *args, **kwargs) -> float:
+    """Wall seconds of one call ``fn(*args, **kwargs)``."""
     t0 = time.perf_counter()
     fn(*args, **kwargs)
     return time.perf_counter() - t0
@@ -54,7 +59,7 @@ def _timed(fn, *args, **kwargs) -> float:
 
 
 def packed_cost(shape: dict[str, Any]) -> dict[str, float]:
-    p = _fc_params(shape["d"], shape["depth"], shape["width"], shape["n_classes"])
+    p = fc_params(shape["d"], shape["depth"], shape["width"], shape["n_classes"])
     ms = shape["M"] if isinstance(shape["M"], tuple) else (shape["M"],)
     out = {}
     for m in ms:
@@ -98,77 +103,15 @@ def packed_measure(shape: dict[str, Any], k: int) -> dict[str, float]:
         # small learning rates: the step cost must not be that of NaN arithmetic
         lrs = torch.full((m,), 1e-3, dtype=torch.float64)
         scales = ps._step_scales(lrs, {b}, full.widths, torch.device("cpu"), dtype)
-        t_one = _timed(ps._run_epoch, pack, data, gens, rows, [(0, b)], scales,
+        t_one = timed(ps._run_epoch, pack, data, gens, rows, [(0, b)], scales,
                        shape["loss"])  # warm-up
         k_m = int(min(kmax, max(k, 0.25 / max(t_one, 1e-6))))
         steps = [(i * b, b) for i in range(k_m)]
-        out[f"step_M{m}"] = _timed(ps._run_epoch, pack, data, gens, rows, steps, scales,
+        out[f"step_M{m}"] = timed(ps._run_epoch, pack, data, gens, rows, steps, scales,
                                    shape["loss"]) / k_m
         ps.evaluate(pack, evdata, shape["loss"])  # warm-up
-        out[f"evalrow_M{m}"] = _timed(ps.evaluate, pack, evdata, shape["loss"]) / n_eval
+        out[f"evalrow_M{m}"] = timed(ps.evaluate, pack, evdata, shape["loss"]) / n_eval
     return out
-
-
-# --------------------------------------------------------------------------- Geiger
-
-
-def _geiger_macs_per_sample(shape: dict[str, Any]) -> float:
-    w, L = shape["width"], shape["depth"]
-    if shape["architecture"] == "fc":
-        return float(_fc_params(shape["d"], L, w, 1))
-    # setup (B): stride 2 before the first and in the middle hidden conv layers, 3x3 filters
-    h, wd = shape["image_shape"] if shape["image_shape"] else (28, 28)
-    macs, c_in, side = 0.0, 1, h * wd
-    for layer in range(L):
-        if layer == 0 or layer == L // 2:
-            side /= 4
-        macs += 9 * c_in * w * side
-        c_in = w
-    return macs + w
-
-
-def geiger_cost(shape: dict[str, Any]) -> dict[str, float]:
-    return {"step": 6.0 * shape["n_train"] * _geiger_macs_per_sample(shape),
-            "fixed": 6.0 * (shape.get("ntk_subset") or 256) * _geiger_macs_per_sample(shape)}
-
-
-def geiger_shrink(shape: dict[str, Any]) -> dict[str, Any] | None:
-    # full-batch dynamics: the cost of a step is linear in the training rows (setup B draws
-    # an adaptive batch b <= n per step: linear in n is an upper bound there); then width
-    if shape["n_train"] > 256:
-        return {**shape, "n_train": shape["n_train"] // 2}
-    if shape["width"] > 8:
-        return {**shape, "width": shape["width"] // 2}
-    return None
-
-
-def geiger_measure(shape: dict[str, Any], k: int) -> dict[str, float]:
-    from depthlab.studies.geiger.runs import train_lazy_feature
-
-    gen = np.random.default_rng(0)
-    n, d = shape["n_train"], shape["d"]
-    n_test = max(64, min(n, shape["n_test"]))
-    if shape["architecture"] == "cnn":
-        xtr, xte = gen.random((n, d)), gen.random((n_test, d))
-    else:
-        xtr, xte = gen.standard_normal((n, d)), gen.standard_normal((n_test, d))
-    ytr, yte = gen.integers(0, 2, n), gen.integers(0, 2, n_test)
-    # the initial/final empirical NTK on `ntk_subset` test points is set-up cost, not step
-    # cost: probed on at most 64 points and scaled linearly (a bound: see module doc)
-    subset = int(shape.get("ntk_subset") or 256)
-    probe_subset = min(subset, 64 if shape["architecture"] == "fc" else 16)
-    kw = dict(alpha=1.0, width=shape["width"], depth=shape["depth"], seed=0,
-              activation=shape["activation"], architecture=shape["architecture"],
-              image_shape=shape["image_shape"], mu=shape["mu"], tau=shape["tau"],
-              temperature=shape["temperature"], ntk_subset=probe_subset, lazy=False,
-              device="cpu")
-    # warm-up (one-off lazy initialisation) on a few rows, then the timed pair
-    train_lazy_feature(xtr[:32], ytr[:32], xte[:32], yte[:32], max_steps=1,
-                       **{**kw, "ntk_subset": 16})
-    t1 = _timed(lambda: train_lazy_feature(xtr, ytr, xte, yte, max_steps=1, **kw))
-    t2 = _timed(lambda: train_lazy_feature(xtr, ytr, xte, yte, max_steps=1 + k, **kw))
-    step = max(t2 - t1, 1e-9) / k
-    return {"step": step, "fixed": max(t1 - step, 0.0) * subset / probe_subset}
 
 
 # --------------------------------------------------------------------------- Gram
@@ -189,8 +132,8 @@ def gram_measure(shape: dict[str, Any], k: int) -> dict[str, float]:
     xr = gen.standard_normal((rows, shape["d"]))
     xc = gen.standard_normal((cols, shape["d"]))
     sweep_panel(spec, shape["depth"], xr[:16], xc[:256], prefix_same=False, n_threads=1)
-    t = _timed(lambda: sweep_panel(spec, shape["depth"], xr, xc, prefix_same=False,
-                                   n_threads=1))
+    t = timed(lambda: sweep_panel(spec, shape["depth"], xr, xc, prefix_same=False,
+                                  n_threads=1))
     return {"entry": t / (rows * cols)}
 
 
@@ -215,123 +158,8 @@ def cholesky_measure(shape: dict[str, Any], k: int) -> dict[str, float]:
         c = sla.cho_factor(g.copy(), overwrite_a=True)
         sla.cho_solve(c, y)
 
-    t = _timed(solve)
+    t = timed(solve)
     return {"chol_flop": t / (n**3 / 3 + 4 * n * n)}
-
-
-# --------------------------------------------------------------------------- Xiao
-
-
-def xiao_cost(shape: dict[str, Any]) -> dict[str, float]:
-    p = _fc_params(shape["d"], shape["depth"], shape["width"], 10)
-    return {"step": 6.0 * shape["members"] * shape["batch"] * p}
-
-
-def xiao_shrink(shape: dict[str, Any]) -> dict[str, Any] | None:
-    if shape["batch"] > 32:
-        return {**shape, "batch": shape["batch"] // 2}
-    if shape["width"] > 256:
-        return {**shape, "width": shape["width"] // 2}
-    return None
-
-
-def xiao_measure(shape: dict[str, Any], k: int) -> dict[str, float]:
-    import torch
-
-    from depthlab.studies.xiao.train import train_members
-
-    gen = np.random.default_rng(0)
-    b = shape["batch"]
-    n = b * 2  # batches drawn from a permutation of n rows: n only sets the index range
-    labels_tr, labels_te = gen.integers(0, 10, n), gen.integers(0, 10, 64)
-    eye = np.eye(10)
-    freq = eye[labels_tr].mean(0)
-    data = {"x_train": gen.standard_normal((n, shape["d"])) / math.sqrt(shape["d"]),
-            "x_test": gen.standard_normal((64, shape["d"])) / math.sqrt(shape["d"]),
-            "y_train": eye[labels_tr] - freq, "y_test": eye[labels_te] - freq,
-            "labels_train": labels_tr, "labels_test": labels_te, "class_freq": freq}
-    dtype = {"float32": torch.float32, "float64": torch.float64}[shape["dtype"]]
-    rhos = [0.3] * shape["members"]
-    kw = dict(w_var=1.5, b_var=0.05, rhos=rhos, seeds=[0], eta_theory=0.01,
-              eval_every=10**9, dtype=dtype, batch_size=b if b < n else None, device="cpu")
-    # full-batch jobs (cliff): batch = n rows, as the job's own full batch
-    if shape["batch"] >= shape["n_train"]:
-        kw["batch_size"] = None
-        data["x_train"] = data["x_train"][:b]
-        for key in ("y_train", "labels_train"):
-            data[key] = data[key][:b]
-    train_members(data, shape["depth"], min(shape["width"], 64), steps=1, **kw)  # warm-up
-    t1 = _timed(lambda: train_members(data, shape["depth"], shape["width"], steps=1, **kw))
-    t2 = _timed(lambda: train_members(data, shape["depth"], shape["width"], steps=1 + k, **kw))
-    step = max(t2 - t1, 1e-9) / k
-    return {"step": step, "fixed": max(t1 - 2 * step, 0.0)}
-
-
-# --------------------------------------------------------------------------- Nichani
-
-
-def _conv_macs(shape: dict[str, Any]) -> float:
-    s = shape["image_size"] ** 2
-    w, ks = shape["width"], shape["kernel_size"] ** 2
-    if shape["model"] == "resnet":
-        macs, c, side = 3 * w * ks * s, w, s
-        for stage, nb in enumerate(shape["blocks"]):
-            c_out = w * 2**stage
-            if stage:
-                side /= 4
-            macs += nb * 2 * ks * c_out * c_out * side + (c * c_out * ks * side if stage else 0)
-            c = c_out
-        return macs
-    if shape["model"] == "fully_conv":
-        return ks * s * (3 * w + (shape["depth"] - 1) * w * w + w * shape["n_classes"])
-    return 3 * s * w + w * shape["n_classes"]
-
-
-def nichani_cost(shape: dict[str, Any]) -> dict[str, float]:
-    return {"step": 6.0 * shape["batch"] * _conv_macs(shape)}
-
-
-def nichani_shrink(shape: dict[str, Any]) -> dict[str, Any] | None:
-    if shape["batch"] > 8:
-        return {**shape, "batch": shape["batch"] // 2}
-    return None
-
-
-def nichani_measure(shape: dict[str, Any], k: int) -> dict[str, float]:
-    from depthlab.studies.nichani.runs import _train_one
-
-    gen = np.random.default_rng(0)
-    b, kc, side = shape["batch"], shape["n_classes"], shape["image_size"]
-
-    def data(n):
-        return {"x_train": gen.random((n, 3, side, side), dtype=np.float32),
-                "y_train": np.arange(n) % kc,
-                "x_test": gen.random((b, 3, side, side), dtype=np.float32),
-                "y_test": np.arange(b) % kc, "n_classes": kc}
-
-    if shape["model"] == "resnet":
-        tr = {"optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4,
-              "batch_size": b, "max_epochs": 1, "loss": "mse", "mse_reduction": "mean",
-              "lr_decay_epochs": [], "lr_decay": 0.1, "stop_at_interpolation": False,
-              "checkpoint_every": 0, "device": "cpu"}
-        study = {"resnets": {"training": tr, "softmax_output": True, "augment": True,
-                             "crop_padding": 4}}
-        job = {"model": "resnet", "blocks": list(shape["blocks"]), "width": shape["width"],
-               "kernel_size": shape["kernel_size"], "seeds": [0]}
-    else:
-        tr = {"optimizer": "adam", "lr": 1e-4, "momentum": 0.0, "weight_decay": 0.0,
-              "batch_size": b, "max_epochs": 1, "loss": "cross_entropy", "lr_decay_epochs": [],
-              "lr_decay": 0.1, "checkpoint_every": 0, "device": "cpu"}
-        study = {"fully_conv": {"width": shape["width"], "fc_width": shape["width"],
-                                "kernel_size": shape["kernel_size"], "negative_slope": 0.01,
-                                "training": tr}}
-        job = {"model": shape["model"], "depth": shape["depth"], "seeds": [0]}
-    d1, d2 = data(b), data((1 + k) * b)
-    _train_one(d1, study, job, 0)  # warm-up
-    t1 = _timed(lambda: _train_one(d1, study, job, 0))
-    t2 = _timed(lambda: _train_one(d2, study, job, 0))
-    step = max(t2 - t1, 1e-9) / k
-    return {"step": step, "fixed": max(t1 - step, 0.0)}
 
 
 # --------------------------------------------------------------------------- memory models
@@ -339,51 +167,74 @@ def nichani_measure(shape: dict[str, Any], k: int) -> dict[str, float]:
 # activations kept for the backward pass). Used only for differences: a probe measured at a
 # smaller shape adds mem(real) - mem(measured) to its measured peak.
 
-_MB = 2.0**20
+MB = 2.0**20
 
 
 def packed_mem(s: dict[str, Any]) -> float:
     m = max(s["M"]) if isinstance(s["M"], tuple) else s["M"]
-    p = _fc_params(s["d"], s["depth"], s["width"], s["n_classes"])
+    p = fc_params(s["d"], s["depth"], s["width"], s["n_classes"])
     by = 8 if s["dtype"] == "float64" else 4
-    return (3 * m * p + 3 * m * s["batch"] * s["width"] * max(s["depth"], 1)) * by / _MB
+    return (3 * m * p + 3 * m * s["batch"] * s["width"] * max(s["depth"], 1)) * by / MB
 
 
-def geiger_mem(s: dict[str, Any]) -> float:
-    w, L = s["width"], s["depth"]
-    if s["architecture"] == "fc":
-        per, p = w * L, _fc_params(s["d"], L, w, 1)  # activations per sample, parameters
-    else:
-        h, wd = s["image_shape"] if s["image_shape"] else (28, 28)
-        side, per = h * wd, 0.0
-        for layer in range(L):
-            if layer == 0 or layer == L // 2:
-                side /= 4
-            per += w * side
-        p = 9 * w * w * L
-    # float64: activations and their gradients, parameters with momentum and w0 copies
-    return (4 * s["n_train"] * per + 4 * p) * 8 / _MB
+def _no_shrink(shape: dict[str, Any]) -> None:
+    return None
 
 
-def xiao_mem(s: dict[str, Any]) -> float:
-    p = _fc_params(s["d"], s["depth"], s["width"], 10)
-    by = 8 if s["dtype"] == "float64" else 4
-    act = s["members"] * s["batch"] * s["width"] * s["depth"]
-    return (3 * s["members"] * p + 3 * act) * by / _MB
+@dataclass(frozen=True)
+class Probe:
+    """One probe kind (module doc): ``measure(shape, k)`` -> seconds per unit, ``cost(shape)``
+    -> flops per unit, ``shrink(shape)`` -> the next smaller shape or None, ``memory(shape)``
+    -> analytic MB (differences only; None: no model), and ``dtype``, the compute dtype of
+    its jobs where the shape names none (the GPU estimate's peak rate)."""
+
+    measure: Callable[[dict[str, Any], int], dict[str, float]]
+    cost: Callable[[dict[str, Any]], dict[str, float]]
+    shrink: Callable[[dict[str, Any]], dict[str, Any] | None] = _no_shrink
+    memory: Callable[[dict[str, Any]], float] | None = None
+    dtype: str = "float32"
 
 
-def nichani_mem(s: dict[str, Any]) -> float:
-    # activations ~ flops per sample / (9 width) per layer, kept for backward; 4 bytes
-    return 3 * s["batch"] * _conv_macs(s) / max(9 * s["width"], 1) * 4 / _MB
-
-
-KINDS = {
-    "packed_fc": (packed_measure, packed_cost, packed_shrink),
-    "geiger": (geiger_measure, geiger_cost, geiger_shrink),
-    "gram": (gram_measure, gram_cost, lambda s: None),
-    "cholesky": (cholesky_measure, cholesky_cost, lambda s: None),
-    "xiao": (xiao_measure, xiao_cost, xiao_shrink),
-    "nichani": (nichani_measure, nichani_cost, nichani_shrink),
+SHARED: dict[str, Probe] = {
+    "packed_fc": Probe(packed_measure, packed_cost, packed_shrink, packed_mem),
+    "gram": Probe(gram_measure, gram_cost, dtype="float64"),
+    "cholesky": Probe(cholesky_measure, cholesky_cost, dtype="float64"),
 }
-MEMORY = {"packed_fc": packed_mem, "geiger": geiger_mem, "xiao": xiao_mem,
-          "nichani": nichani_mem}
+
+_STUDIES_DIR = Path(__file__).resolve().parents[1] / "studies"
+
+
+class _Kinds(Mapping[str, Probe]):
+    """The shared probes, then every study kind with a ``probe`` module, by name."""
+
+    def __init__(self) -> None:
+        self._loaded: dict[str, Probe] = dict(SHARED)
+
+    def _study_kinds(self) -> list[str]:
+        return sorted(p.parent.name for p in _STUDIES_DIR.glob("*/probe.py")
+                      if (p.parent / "__init__.py").exists() and p.parent.name not in SHARED)
+
+    def __getitem__(self, kind: str) -> Probe:
+        if kind in self._loaded:
+            return self._loaded[kind]
+        if kind not in self._study_kinds():
+            raise KeyError(kind)
+        module = importlib.import_module(f"depthlab.studies.{kind}.probe")
+        probe = getattr(module, "PROBE", None)
+        if not isinstance(probe, Probe):
+            raise TypeError(f"{module.__name__}.PROBE must be a depthlab.probe.kinds.Probe, "
+                            f"got {type(probe).__name__}")
+        self._loaded[kind] = probe
+        return probe
+
+    def __contains__(self, kind: object) -> bool:
+        return kind in self._loaded or kind in self._study_kinds()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([*SHARED, *self._study_kinds()])
+
+    def __len__(self) -> int:
+        return len(SHARED) + len(self._study_kinds())
+
+
+KINDS: Mapping[str, Probe] = _Kinds()

@@ -4,7 +4,7 @@ Budget: the probes share ``budget_s`` seconds; each representative gets what is 
 by the representatives left (at most ``max_rep_s``). Before a probe runs, its time is
 predicted from the flop count of its shape and the rate (flop/s) of earlier probes of the
 same kind (a calibration matmul at the start); a shape predicted over its share is shrunk
-along a dimension of known scaling (``kinds.*_shrink``) and the measured seconds are scaled
+along a dimension of known scaling (``Probe.shrink``) and the measured seconds are scaled
 back by the flop ratio: those rows say ``extrapolated from <shape>``. A probe that still runs
 past ``3 x`` its share is killed and retried one size smaller.
 
@@ -45,7 +45,6 @@ LIMIT_48H_S = 48 * 3600
 # of it these small-batch nets are assumed to reach: an estimate until a GPU probe exists.
 GPU_FLOPS = {"float32": 19.5e12, "float64": 9.7e12}
 GPU_UTILISATION = 0.3
-DTYPE_OF_KIND = {"geiger": "float64", "gram": "float64", "cholesky": "float64"}
 
 
 def cpu_model() -> str:
@@ -88,7 +87,7 @@ def _measure_in_child(kind: str, shape: dict[str, Any], k: int) -> dict[str, flo
     import torch
 
     torch.set_num_threads(1)
-    return K.KINDS[kind][0](shape, k)
+    return K.KINDS[kind].measure(shape, k)
 
 
 def _chain(shape: dict[str, Any], shrink) -> list[dict[str, Any]]:
@@ -137,7 +136,7 @@ def probe_classes(classes: list[ShapeClass], *, budget_s: float, max_rep_s: floa
     for i, cls in enumerate(probed):
         left = budget_s - (time.perf_counter() - t_start)
         share = max(1.0, min(max_rep_s, left * weights[i] / sum(weights[i:])))
-        cost, shrink = K.KINDS[cls.kind][1], K.KINDS[cls.kind][2]
+        cost, shrink = K.KINDS[cls.kind].cost, K.KINDS[cls.kind].shrink
         real = cls.shape
         chain = _chain(real, shrink)
         main = next(u for u in cost(real) if u != "fixed")
@@ -176,7 +175,7 @@ def probe_classes(classes: list[ShapeClass], *, budget_s: float, max_rep_s: floa
             cu = u if u in c_real else main
             pts = [(p["cost"].get(cu, 0.0), p["sec"].get(u, 0.0)) for p in points]
             sec[u] = _fit(pts, c_real[cu]) if extrapolated else v
-        mem_model = K.MEMORY.get(cls.kind)
+        mem_model = K.KINDS[cls.kind].memory
         peak = last["peak"]
         if extrapolated and mem_model is not None:
             peak += max(0.0, mem_model(real) - mem_model(last["shape"]))
@@ -202,7 +201,7 @@ def data_mb(job: JobInfo, config: Mapping[str, Any]) -> float:
     r, wc, p = job.rule, job.wildcards, job.params
     mb = 2.0**20
     try:
-        if r in ("train", "select_lr"):
+        if r in ("mori_ueda_train", "mori_ueda_select_lr"):
             ds = config["datasets"][wc["dataset"]]
             # the float64 arrays read + their float32 copy on the device
             return (int(wc["n_train"]) + int(ds["n_test"])) * int(ds["d"]) * 12 / mb
@@ -270,7 +269,7 @@ def predict_jobs(reps: Mapping[ShapeClass, list[JobInfo]],
                 if missing:
                     raise KeyError(f"probe of {cls.label} lacks units {missing}")
                 core_s = sum(n * rec["sec"].get(u, 0.0) for u, n in work.items())
-                dtype = cls.shape.get("dtype", DTYPE_OF_KIND.get(cls.kind, "float32"))
+                dtype = cls.shape.get("dtype", K.KINDS[cls.kind].dtype)
                 cpu_rate = calib[dtype if dtype in calib else "float32"]
                 gpu_s = core_s * cpu_rate / (GPU_FLOPS[dtype if dtype in GPU_FLOPS
                                                        else "float32"] * GPU_UTILISATION)

@@ -31,8 +31,9 @@ from typing import Any
 
 from depthlab.probe.jobs import JobInfo
 
-PROBED_RULES = ("train", "select_lr", "geiger_train", "gram", "kernel_regression",
-                "xiao_plane_train", "xiao_train", "nichani_train", "nichani_resnet")
+PROBED_RULES = ("mori_ueda_train", "mori_ueda_select_lr", "geiger_train", "gram",
+                "kernel_regression", "xiao_plane_train", "xiao_train", "nichani_train",
+                "nichani_resnet")
 CIFAR_DIM = 3 * 32 * 32
 
 
@@ -91,12 +92,12 @@ def _packed(settings: Mapping[str, Any], d: int, depth: int, width: int,
 def shape_class(job: JobInfo, config: Mapping[str, Any]) -> ShapeClass:
     """The (rule, shape) class of ``job``: its representative is probed once for all."""
     r, wc, p = job.rule, job.wildcards, job.params
-    if r == "train":
+    if r == "mori_ueda_train":
         ds = _dataset(config, wc["dataset"])
         m = max(2, len(p["members"]))  # a lone member is padded to a pack of 2 (packed_sgd)
         return ShapeClass(r, "packed_fc", _key(**_packed(p["training"], ds["d"], wc["depth"],
                                                          wc["width"], _n_classes(ds)), M=m))
-    if r == "select_lr":
+    if r == "mori_ueda_select_lr":
         ds = _dataset(config, wc["dataset"])
         s = p["search"]
         ms = sorted({max(2, int(s["init_points"])), 2} if s["init_points"] else {2})
@@ -155,7 +156,7 @@ def job_work(job: JobInfo, config: Mapping[str, Any]) -> dict[str, float]:
     trainer may stop early (zero training error, convergence) are counted at their cap
     (max_epochs, max_steps): an upper bound, flagged as such by :func:`work_is_bound`."""
     r, wc, p = job.rule, job.wildcards, job.params
-    if r == "train":
+    if r == "mori_ueda_train":
         ds = _dataset(config, wc["dataset"])
         tr = p["training"]
         n, m = int(wc["n_train"]), max(2, len(p["members"]))
@@ -163,7 +164,7 @@ def job_work(job: JobInfo, config: Mapping[str, Any]) -> dict[str, float]:
         checks = math.ceil(epochs / int(tr["check_every"]))
         return {"fixed": 1.0, f"step_M{m}": epochs * math.ceil(n / int(tr["batch_size"])),
                 f"evalrow_M{m}": checks * n + int(ds["n_test"])}
-    if r == "select_lr":
+    if r == "mori_ueda_select_lr":
         tr, s = p["training"], p["search"]
         n, k = int(wc["n_train"]), int(s["n_folds"])
         epochs = int(s.get("max_epochs", tr["max_epochs"]))
@@ -213,7 +214,7 @@ def job_work(job: JobInfo, config: Mapping[str, Any]) -> dict[str, float]:
 
 def work_is_bound(job: JobInfo) -> bool:
     """True where :func:`job_work` counts a cap the trainer may stop before."""
-    if job.rule in ("train", "select_lr", "geiger_train", "nichani_train"):
+    if job.rule in ("mori_ueda_train", "mori_ueda_select_lr", "geiger_train", "nichani_train"):
         return True
     if job.rule == "nichani_resnet":
         tr = job.params["resnets"]["training"]

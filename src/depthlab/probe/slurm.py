@@ -2,9 +2,13 @@
 
 Precedence as Snakemake applies it: the profile's ``set-resources.<rule>`` over the rule's
 own ``resources:``, over the profile's ``default-resources``; threads from
-``set-threads.<rule>`` else the rule's. String values are Snakemake expressions of the job's
-``wildcards`` (e.g. kernel_regression's ``16 * int(wildcards.n_train) ** 2``), evaluated here
-the same way.
+``set-threads.<rule>`` else the rule's. A study rule's own requests are those of its study's
+``resources.<rule>`` block in the config (config/paper.yaml), else the rule's defaults (read
+by ``job_threads`` / ``job_resources`` in rules/common.smk): the job's evaluated
+``resources`` and ``threads`` (:func:`depthlab.probe.jobs.enumerate_jobs`) carry them, and
+the profile names only the shared rules. String values are Snakemake expressions of the
+job's ``wildcards`` (e.g. kernel_regression's ``16 * int(wildcards.n_train) ** 2``),
+evaluated here the same way.
 """
 
 from __future__ import annotations

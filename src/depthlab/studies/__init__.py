@@ -37,9 +37,18 @@ The plug-in module exports:
     :class:`depthlab.claims.ClaimResult` (defined in ``paper_claims.py``; a submodule named
     ``claims`` would shadow the function).
 
+:func:`plugin` checks these attributes and their types when the config is loaded (one
+:class:`depthlab.config.ConfigError` naming the kind, the module file and every missing or
+wrong attribute).
+
 Its rules file defines the study's jobs and its cube rule; figures and claims come from the
 generic rules in ``rules/figures.smk`` and ``rules/claims.smk``, and the scorecard of every
-study from ``rules/claims.smk`` too.
+study from ``rules/claims.smk`` too. The names a rules file may use (``RESULTS``,
+``STUDIES``, ``study_constraint``, ``job_threads``, ``job_resources``, ...) are the
+rules-file API, documented in the header of ``rules/common.smk``; every rule is named
+``<kind>_...`` and constrains ``{study}`` to its kind. Its schema references the shared
+``claims:`` and ``resources:`` schemas (``workflow/schemas/claims.schema.yaml``,
+``resources.schema.yaml``); ``figures`` is optional.
 """
 
 from __future__ import annotations
@@ -51,9 +60,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-__all__ = ["KINDS", "PRESENTATION_KEYS", "check_figure_rule_names", "config_slice",
-           "figure_rule_name", "lazy_plugin_attributes", "plugin", "rules_path", "schema_path",
-           "study_targets"]
+__all__ = ["KINDS", "PRESENTATION_KEYS", "REQUIRED_ATTRIBUTES", "check_figure_rule_names",
+           "check_plugin", "config_slice", "figure_rule_name", "lazy_checks",
+           "lazy_plugin_attributes", "plugin", "rules_path", "schema_path", "study_targets"]
 
 _HERE = Path(__file__).resolve().parent
 _REPO = _HERE.parents[2]
@@ -64,13 +73,94 @@ KINDS: tuple[str, ...] = tuple(sorted(
 ))
 
 
+# The plug-in contract (module docstring): each attribute a plug-in module must export and
+# what it must be. `PLOTS` and `claims` may be lazy (lazy_plugin_attributes): checking them
+# imports the figure and claims modules once, at load, so a broken or missing one fails
+# before any job rather than at the first figure after all training.
+REQUIRED_ATTRIBUTES: dict[str, str] = {
+    "KIND": "a str, the kind name (its package name)",
+    "check": "a callable check(key, study, config)",
+    "targets": "a callable targets(name, study, results)",
+    "PLOTS": "a mapping {plot kind: callable(cube, figure settings)}",
+    "FIGURE_CODE": "a list or tuple of the paths of its figure modules",
+    "claims": "a callable claims(cube, study)",
+}
+
+
+# Whether checking a lazy attribute may import it. A Slurm job re-parses the Snakefile and
+# so re-checks every plug-in; the main process has checked them in full already, so a job's
+# parse (rules/common.smk calls lazy_checks(False) there) skips the matplotlib / xarray
+# imports the lazy attributes exist to spare it.
+_IMPORT_LAZY = True
+
+
+def lazy_checks(enabled: bool) -> None:
+    """Whether :func:`plugin` imports lazy attributes (``PLOTS``, ``claims``) to check them."""
+    global _IMPORT_LAZY
+    _IMPORT_LAZY = bool(enabled)
+
+
+def _contract_problem(module: ModuleType, kind: str, attr: str) -> str | None:
+    """What is wrong with ``attr`` of ``module`` (None when it keeps the contract)."""
+    if (not _IMPORT_LAZY and attr in ("PLOTS", "claims") and attr not in vars(module)
+            and "__getattr__" in vars(module)):
+        return None  # lazy, checked by the main process
+    try:
+        value = getattr(module, attr)
+    except AttributeError:
+        return "missing"
+    except Exception as err:  # a lazy attribute whose module fails to import
+        return f"fails to load: {type(err).__name__}: {err}"
+    if attr == "KIND":
+        if value != kind:
+            return f"is {value!r}, not its package name {kind!r}"
+    elif attr in ("check", "targets", "claims"):
+        if not callable(value):
+            return f"is a {type(value).__name__}, not callable"
+    elif attr == "PLOTS":
+        if not isinstance(value, Mapping):
+            return f"is a {type(value).__name__}, not a mapping"
+        bad = sorted(str(k) for k, v in value.items() if not callable(v))
+        if bad:
+            return f"values of {bad} are not callable"
+    elif attr == "FIGURE_CODE":
+        if isinstance(value, str | bytes) or not isinstance(value, list | tuple):
+            return f"is a {type(value).__name__}, not a list or tuple of paths"
+        if not all(isinstance(p, str | Path) for p in value):
+            return "holds entries that are not paths"
+    return None
+
+
+def check_plugin(module: ModuleType, kind: str) -> None:
+    """Refuse a plug-in module that breaks the contract (:data:`REQUIRED_ATTRIBUTES`): one
+    :class:`depthlab.config.ConfigError` naming the kind, the module file and every missing
+    or wrong attribute."""
+    from depthlab.config import ConfigError
+
+    problems = [f"{attr} {problem} (expected {REQUIRED_ATTRIBUTES[attr]})"
+                for attr in REQUIRED_ATTRIBUTES
+                if (problem := _contract_problem(module, kind, attr)) is not None]
+    if problems:
+        raise ConfigError(
+            f"study kind {kind!r}: its plug-in module {module.__file__} breaks the plug-in "
+            f"contract (src/depthlab/studies/__init__.py): " + "; ".join(problems))
+
+
+_CHECKED: set[str] = set()
+
+
 def plugin(kind: str, key: str = "kind") -> ModuleType:
-    """The plug-in module of ``kind``; an unknown kind is a ``ConfigError`` naming ``key``."""
+    """The plug-in module of ``kind``, checked against the contract on first use; an unknown
+    kind is a ``ConfigError`` naming ``key``."""
     from depthlab.config import ConfigError
 
     if kind not in KINDS:
         raise ConfigError(f"{key}: unknown study kind {kind!r}; known kinds: {list(KINDS)}")
-    return importlib.import_module(f"{__name__}.{kind}")
+    module = importlib.import_module(f"{__name__}.{kind}")
+    if kind not in _CHECKED:
+        check_plugin(module, kind)
+        _CHECKED.add(kind)
+    return module
 
 
 # Keys of a study block that no job computing results reads: what the figures draw, what the

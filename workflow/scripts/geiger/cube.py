@@ -1,16 +1,8 @@
-import sys
-from pathlib import Path
-
-# the shared script helpers (_common) one level up, this study's beside it
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent))
-sys.path.insert(0, str(Path(snakemake.scriptdir)))
-from _common import setup_logging, study_import  # noqa: E402
-
-from depthlab.cube import data_source, write_cube  # noqa: E402
-from depthlab.data import read_dataset  # noqa: E402
-from depthlab.provenance import to_json  # noqa: E402
-
-build_cube = study_import(snakemake.scriptdir, "cube", "build_cube")
+from depthlab.cube import data_source, write_cube
+from depthlab.data import read_dataset
+from depthlab.job_setup import setup_logging
+from depthlab.provenance import to_json
+from depthlab.studies.geiger.cube import build_cube
 
 log = setup_logging(snakemake.log[0])
 study = dict(snakemake.params.study)

@@ -1,15 +1,6 @@
-import sys
-from pathlib import Path
-
-# the shared script helpers (_common) one level up, this study's beside it
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent))
-sys.path.insert(0, str(Path(snakemake.scriptdir)))
-from _common import study_import  # noqa: E402
-from _job import GeigerJob  # noqa: E402
-
-from depthlab.results import write_record  # noqa: E402
-
-frozen_ntk_prediction = study_import(snakemake.scriptdir, "runs", "frozen_ntk_prediction")
+from depthlab.results import write_record
+from depthlab.studies.geiger.job import GeigerJob
+from depthlab.studies.geiger.runs import frozen_ntk_prediction
 
 job = GeigerJob(snakemake)
 job.log.info("frozen initial NTK of %s on %d training points", job.cell,

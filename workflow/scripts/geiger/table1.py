@@ -1,16 +1,7 @@
-import sys
-from pathlib import Path
-
-# the shared script helpers (_common) one level up, this study's beside it
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent))
-sys.path.insert(0, str(Path(snakemake.scriptdir)))
-from _common import setup_logging, study_import  # noqa: E402
-
-from depthlab.cube import read_cube  # noqa: E402
-from depthlab.provenance import atomic_output  # noqa: E402
-
-exponent_table, format_exponent_table = study_import(
-    snakemake.scriptdir, "table1", "exponent_table", "format_exponent_table")
+from depthlab.cube import read_cube
+from depthlab.job_setup import setup_logging
+from depthlab.provenance import atomic_output
+from depthlab.studies.geiger.table1 import exponent_table, format_exponent_table
 
 log = setup_logging(snakemake.log[0])
 cube = read_cube(snakemake.input.cube)

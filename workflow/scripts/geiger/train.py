@@ -1,16 +1,8 @@
-import sys
-from pathlib import Path
+import numpy as np
 
-# the shared script helpers (_common) one level up, this study's beside it
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent))
-sys.path.insert(0, str(Path(snakemake.scriptdir)))
-import numpy as np  # noqa: E402
-from _common import study_import  # noqa: E402
-from _job import GeigerJob  # noqa: E402
-
-from depthlab.results import read_record, write_record  # noqa: E402
-
-train_lazy_feature = study_import(snakemake.scriptdir, "runs", "train_lazy_feature")
+from depthlab.results import read_record, write_record
+from depthlab.studies.geiger.job import GeigerJob
+from depthlab.studies.geiger.runs import train_lazy_feature
 
 job = GeigerJob(snakemake)
 dyn = job.dyn

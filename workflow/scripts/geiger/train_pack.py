@@ -2,20 +2,14 @@
 (activation, depth, width) cell trained together (each member bitwise its lone run), one
 HDF5 file per member in the output directory, as the one-net job writes it."""
 
-import sys
 from pathlib import Path
 
-# the shared script helpers (_common) one level up, this study's beside it
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent))
-sys.path.insert(0, str(Path(snakemake.scriptdir)))
-import numpy as np  # noqa: E402
-from _common import study_import  # noqa: E402
-from _job import GeigerJob  # noqa: E402
+import numpy as np
 
-from depthlab.results import read_record, write_record  # noqa: E402
-
-GeigerRun = study_import(snakemake.scriptdir, "grid", "GeigerRun")
-train_lazy_feature_packed = study_import(snakemake.scriptdir, "runs", "train_lazy_feature_packed")
+from depthlab.results import read_record, write_record
+from depthlab.studies.geiger.grid import GeigerRun
+from depthlab.studies.geiger.job import GeigerJob
+from depthlab.studies.geiger.runs import train_lazy_feature_packed
 
 job = GeigerJob(snakemake)
 dyn = job.dyn

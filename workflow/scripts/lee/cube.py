@@ -1,12 +1,6 @@
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent))
-from _common import setup_logging, study_import  # noqa: E402
-
-from depthlab.cube import write_cube  # noqa: E402
-
-build_cube = study_import(snakemake.scriptdir, "cube", "build_cube")
+from depthlab.cube import write_cube
+from depthlab.job_setup import setup_logging
+from depthlab.studies.lee.cube import build_cube
 
 log = setup_logging(snakemake.log[0])
 cube = build_cube(snakemake.wildcards.study, dict(snakemake.params.study),

@@ -1,16 +1,12 @@
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent))
-from _common import setup_logging, study_import  # noqa: E402
-
-from depthlab.results import read_arrays, write_arrays  # noqa: E402
-
-kernel_job = study_import(snakemake.scriptdir, "runs", "kernel_job")
+from depthlab.data.io import dataset_arrays
+from depthlab.job_setup import setup_logging
+from depthlab.results import write_arrays
+from depthlab.studies.lee.runs import kernel_job
 
 log = setup_logging(snakemake.log[0])
 study = dict(snakemake.params.study)
-arrays, attrs = read_arrays(snakemake.input.data)
+# the shared dataset file, content hash and config checked (depthlab.data.io)
+arrays, attrs = dataset_arrays(snakemake.input.data, datasets=snakemake.config["datasets"])
 data = {**arrays, "n_classes": int(attrs["n_classes"])}
 res = kernel_job(data, study, jitter=float(snakemake.params.jitter), gram=snakemake.input.gram,
                  block_size=int(snakemake.params.block_size))

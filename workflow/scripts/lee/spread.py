@@ -1,13 +1,8 @@
-import sys
-from pathlib import Path
+import torch
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent))
-import torch  # noqa: E402
-from _common import setup_logging, study_import  # noqa: E402
-
-from depthlab.results import write_arrays  # noqa: E402
-
-spread_job = study_import(snakemake.scriptdir, "runs", "spread_job")
+from depthlab.job_setup import setup_logging
+from depthlab.results import write_arrays
+from depthlab.studies.lee.runs import spread_job
 
 log = setup_logging(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)

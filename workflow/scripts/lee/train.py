@@ -1,13 +1,9 @@
-import sys
-from pathlib import Path
+import torch
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent))
-import torch  # noqa: E402
-from _common import setup_logging, study_import  # noqa: E402
-
-from depthlab.results import read_arrays, write_arrays  # noqa: E402
-
-train_job = study_import(snakemake.scriptdir, "runs", "train_job")
+from depthlab.data.io import dataset_arrays
+from depthlab.job_setup import setup_logging
+from depthlab.results import read_arrays, write_arrays
+from depthlab.studies.lee.runs import train_job
 
 log = setup_logging(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
@@ -15,7 +11,8 @@ torch.backends.cuda.matmul.allow_tf32 = False  # the C_L cancellation needs full
 torch.backends.cudnn.allow_tf32 = False
 study = dict(snakemake.params.study)
 members = list(snakemake.params.members)
-arrays, attrs = read_arrays(snakemake.input.data)
+# the shared dataset file, content hash and config checked (depthlab.data.io)
+arrays, attrs = dataset_arrays(snakemake.input.data, datasets=snakemake.config["datasets"])
 data = {**arrays, "n_classes": int(attrs["n_classes"])}
 lam = None
 if "kernel" in snakemake.input.keys():

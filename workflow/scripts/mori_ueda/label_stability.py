@@ -1,18 +1,11 @@
-import sys
-from pathlib import Path
+import numpy as np
 
-# the shared script helpers (_common) one level up, this study's beside it
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent))
-sys.path.insert(0, str(Path(snakemake.scriptdir)))
-import numpy as np  # noqa: E402
-from _common import limit_threads, setup_logging, study_import  # noqa: E402
-
-from depthlab.data import read_dataset  # noqa: E402
-from depthlab.data.io import expected_dataset  # noqa: E402
-from depthlab.data.synthetic import label_function  # noqa: E402
-from depthlab.studies.mori_ueda.records import write_label_stability  # noqa: E402
-
-local_stability = study_import(snakemake.scriptdir, "stability", "local_stability")
+from depthlab.data import read_dataset
+from depthlab.data.io import expected_dataset
+from depthlab.data.synthetic import label_function
+from depthlab.job_setup import limit_threads, setup_logging
+from depthlab.studies.mori_ueda.records import write_label_stability
+from depthlab.studies.mori_ueda.stability import local_stability
 
 log = setup_logging(snakemake.log[0])
 limit_threads(snakemake.threads)

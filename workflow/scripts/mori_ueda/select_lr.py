@@ -1,14 +1,7 @@
-import sys
-from pathlib import Path
-
-# the shared script helpers (_common) one level up, this study's beside it
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent))
-sys.path.insert(0, str(Path(snakemake.scriptdir)))
-from _common import limit_threads, setup_logging  # noqa: E402
-
-from depthlab.data import read_dataset  # noqa: E402
-from depthlab.data.io import expected_dataset  # noqa: E402
-from depthlab.studies.mori_ueda.lr_search import select_lr, write_lr_search  # noqa: E402
+from depthlab.data import read_dataset
+from depthlab.data.io import expected_dataset
+from depthlab.job_setup import limit_threads, setup_logging
+from depthlab.studies.mori_ueda.lr_search import select_lr, write_lr_search
 
 log = setup_logging(snakemake.log[0])
 limit_threads(snakemake.threads)  # torch and BLAS

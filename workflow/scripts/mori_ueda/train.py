@@ -1,20 +1,11 @@
-import sys
-from pathlib import Path
-
-# the shared script helpers (_common) one level up, this study's beside it
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent))
-sys.path.insert(0, str(Path(snakemake.scriptdir)))
-from _common import limit_threads, setup_logging, study_import  # noqa: E402
-
-from depthlab.data import read_dataset  # noqa: E402
-from depthlab.data.io import expected_dataset  # noqa: E402
-from depthlab.studies.mori_ueda.lr_search import read_lr_search  # noqa: E402
-from depthlab.training.packed_sgd import Member, TrainConfig, train_members  # noqa: E402
-
-LR_CV = study_import(snakemake.scriptdir, "grid", "LR_CV")
-write_run = study_import(snakemake.scriptdir, "records", "write_run")
-ensemble_predict_fn, local_stability = study_import(
-    snakemake.scriptdir, "stability", "ensemble_predict_fn", "local_stability")
+from depthlab.data import read_dataset
+from depthlab.data.io import expected_dataset
+from depthlab.job_setup import limit_threads, setup_logging
+from depthlab.studies.mori_ueda.grid import LR_CV
+from depthlab.studies.mori_ueda.lr_search import read_lr_search
+from depthlab.studies.mori_ueda.records import write_run
+from depthlab.studies.mori_ueda.stability import ensemble_predict_fn, local_stability
+from depthlab.training.packed_sgd import Member, TrainConfig, train_members
 
 log = setup_logging(snakemake.log[0])
 limit_threads(snakemake.threads)  # torch and BLAS

@@ -1,13 +1,7 @@
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent))
-from _common import setup_logging, study_import  # noqa: E402
-
-from depthlab.cube import read_cube  # noqa: E402
-from depthlab.provenance import atomic_output  # noqa: E402
-
-critical_table = study_import(snakemake.scriptdir, "critical", "critical_table")
+from depthlab.cube import read_cube
+from depthlab.job_setup import setup_logging
+from depthlab.provenance import atomic_output
+from depthlab.studies.nichani.critical import critical_table
 
 log = setup_logging(snakemake.log[0])
 cube = read_cube(snakemake.input.cube)

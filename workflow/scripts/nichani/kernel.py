@@ -1,19 +1,16 @@
-import sys
-from pathlib import Path
+import torch  # noqa: F401  (imported before limit_threads so it is limited too)
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent))
-import torch  # noqa: E402, F401  (imported before limit_threads so it is limited too)
-from _common import limit_threads, setup_logging, study_import  # noqa: E402
-
-from depthlab.results import read_arrays, write_arrays  # noqa: E402
-
-kernel_job = study_import(snakemake.scriptdir, "runs", "kernel_job")
+from depthlab.data.io import dataset_arrays
+from depthlab.job_setup import limit_threads, setup_logging
+from depthlab.results import write_arrays
+from depthlab.studies.nichani.runs import kernel_job
 
 log = setup_logging(snakemake.log[0])
 limit_threads(snakemake.threads)
 variant = dict(snakemake.params.variant)
 kcfg = dict(snakemake.params.kernels)
-arrays, attrs = read_arrays(snakemake.input.data)
+# the shared dataset file, content hash and config checked (depthlab.data.io)
+arrays, attrs = dataset_arrays(snakemake.input.data, datasets=snakemake.config["datasets"])
 data = {**arrays, "n_classes": int(attrs["n_classes"])}
 res = kernel_job(data, variant, kcfg, jitter=float(snakemake.params.jitter),
                  threads=snakemake.threads)

@@ -1,13 +1,8 @@
-import sys
-from pathlib import Path
+import torch  # noqa: F401  (imported before limit_threads so it is limited too)
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent))
-import torch  # noqa: E402, F401
-from _common import limit_threads, setup_logging, study_import  # noqa: E402
-
-from depthlab.results import write_arrays  # noqa: E402
-
-linear_job = study_import(snakemake.scriptdir, "runs", "linear_job")
+from depthlab.job_setup import limit_threads, setup_logging
+from depthlab.results import write_arrays
+from depthlab.studies.nichani.runs import linear_job
 
 log = setup_logging(snakemake.log[0])
 limit_threads(snakemake.threads)

@@ -1,14 +1,11 @@
 """rules xiao_train / xiao_plane_train: finite-width nets of one (depth, sigma_w^2) ->
 {R}/{study}/runs/{run}.h5 (Fig. 2) or {R}/{study}/plane_runs/{run}.h5 (Fig. 3 top)."""
 
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent))
-import torch  # noqa: E402, F401  (so limit_threads sets torch's threads too)
-from _common import limit_threads, setup_logging, study_import  # noqa: E402
+import torch  # noqa: F401  (so limit_threads sets torch's threads too)
 
-write_run = study_import(snakemake.scriptdir, "jobs", "write_run")
+from depthlab.job_setup import limit_threads, setup_logging
+from depthlab.studies.xiao.jobs import write_run
 
 log = setup_logging(snakemake.log[0])
 limit_threads(snakemake.threads)

@@ -3,7 +3,8 @@
 One job per net (activation x depth x width x alpha x seed) trained by the momentum hinge
 flow (:mod:`depthlab.training.hinge`), one frozen-initial-NTK (lazy) prediction per seed,
 one cube with trajectories and ensembles, the figures and Table 1.  Modules: ``grid``
-(runs), ``runs`` (one run and its measures), ``cube``, ``figures``, ``table1``, ``claims``.
+(runs), ``inputs`` (rule inputs), ``job`` (a job's set-up), ``runs`` (one run and its
+measures), ``cube``, ``figures``, ``table1``, ``paper_claims``.
 """
 
 from __future__ import annotations

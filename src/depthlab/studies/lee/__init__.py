@@ -3,12 +3,13 @@
 
 Deep narrow MLPs (width d + K + 1, the ``deep_narrow`` init of
 :mod:`depthlab.models.packed_fc`) trained by the packed SGD trainer and deep narrow CNNs
-(c + K + 1 channels, :mod:`depthlab.models.deep_narrow_cnn`) trained by the module trainer,
+(c + K + 1 channels, :mod:`depthlab.studies.lee.cnn`) trained by the module trainer,
 against the authors' PyTorch-default and He-uniform baselines at the same depth and width;
-the scaled NTK limit Theta~^inf (:mod:`depthlab.kernels.deep_narrow`) as a kernel
+the scaled NTK limit Theta~^inf (:mod:`depthlab.studies.lee.kernels`) as a kernel
 regression; the toy regression of Fig. 4.1 / 5.1 (NTK convergence and invariance) and the
 spread of the init kernel vs depth.  Modules: ``grid`` (runs, jobs, checks), ``data``,
-``gram`` (the blocked Theta~^inf Gram file), ``runs`` (one job each), ``cube``,
+``kernels`` (Theta~^inf, the init kernel, the empirical scaled NTK), ``cnn`` (the deep
+narrow CNN), ``gram`` (the blocked Theta~^inf Gram file), ``runs`` (one job each), ``cube``,
 ``figures``, ``table41``, ``paper_claims``.
 """
 

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from depthlab.data.io import dataset_arrays
 from depthlab.provenance import provenance_attrs
 from depthlab.results import read_arrays
 from depthlab.studies.lee import grid as lee_grid
@@ -115,7 +116,8 @@ def _spread(path: str | None) -> xr.Dataset:
 
 def build_cube(name: str, study: dict[str, Any], *, data: str, kernel: str,
                    runs: list[str], toys: list[str], spread: str | None) -> xr.Dataset:
-    d_arr, d_attrs = read_arrays(data)
+    # the shared dataset file the study names, verified (hash, config) on read
+    d_arr, d_attrs = dataset_arrays(data, data=study["data"])
     k_arr, k_attrs = read_arrays(kernel)
     y_test, y_train = d_arr["y_test"], d_arr["y_train"]
     n_classes = int(d_attrs["n_classes"])

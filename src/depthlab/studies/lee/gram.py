@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from depthlab.kernels.deep_narrow import limit_kernel
 from depthlab.kernels.gram import write_blocked_gram
 from depthlab.provenance import content_hash
+from depthlab.studies.lee.kernels import limit_kernel
 
 __all__ = ["write_limit_gram"]
 
@@ -37,9 +37,10 @@ KERNEL = "deep_narrow_limit"
 
 
 def write_limit_gram(path: str | os.PathLike, x_train: Any, x_test: Any, *, n_out: int,
-                     rho: float, beta: float, block_size: int = 2048,
+                     rho: float, beta: float, block_size: int,
                      attrs: dict[str, Any] | None = None) -> Path:
-    """Write Theta~^inf(X, X), Theta~^inf(X_test, X) and its test diagonal (module doc)."""
+    """Write Theta~^inf(X, X), Theta~^inf(X_test, X) and its test diagonal (module doc), in
+    row blocks of ``block_size`` (the config's ``kernel_regression.block_size``)."""
     block_size = int(block_size)
     if block_size < 1:
         raise ValueError("block_size must be positive")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from depthlab.data.refs import dataset_file
 from depthlab.studies.lee import grid
 
 
@@ -52,10 +53,14 @@ class LeeInputs:
 
     def train_inputs(self, wildcards) -> dict[str, str]:
         base = f"{self.results}/{wildcards.study}"
-        inputs = {"data": f"{base}/data.h5"}
+        inputs = {"data": self.data_file(wildcards)}
         if any(isinstance(m["lr_spec"], dict) for m in self.members(wildcards)):
             inputs["kernel"] = f"{base}/kernel.h5"
         return inputs
+
+    def data_file(self, wildcards) -> str:
+        """The study's dataset file: the shared make_dataset output of `data.dataset`."""
+        return dataset_file(self.results, self.studies[wildcards.study]["data"]["dataset"])
 
     def train_runtime(self, wildcards) -> int:
         """Minutes per attempt: one Slurm slot (24 h) for checkpointed (paper-scale) jobs,

@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from depthlab.kernels.deep_narrow import (
+from depthlab.studies.lee import grid as lee_grid
+from depthlab.studies.lee.kernels import (
     empirical_scaled_ntk,
     kernel_gd,
     limit_kernel,
@@ -31,19 +32,20 @@ from depthlab.kernels.deep_narrow import (
     stability_lambda,
     tau_of_lr,
 )
-from depthlab.studies.lee import grid as lee_grid
 
 __all__ = ["kernel_job", "toy_inputs", "toy_job", "spread_job", "train_job"]
 
 
 # --------------------------------------------------------------------------- kernel
 
-def kernel_job(data: dict[str, Any], study: dict[str, Any], jitter: float = 1e-10,
-               gram: str | None = None, block_size: int = 2048) -> dict:
+def kernel_job(data: dict[str, Any], study: dict[str, Any], *, jitter: float,
+               block_size: int, gram: str | None = None) -> dict:
     """lambda_max and the ridgeless regression of Theta~^inf.  With ``gram`` (the study's
     blocked Gram file, :func:`depthlab.studies.lee.gram.write_limit_gram`) the Grams are
     read from it -- the stability subset as its leading block (nested prefix), test x train
-    in row blocks -- so memory is one N x N copy; without, they are computed in memory."""
+    in row blocks of ``block_size`` -- so memory is one N x N copy; without, they are
+    computed in memory.  ``jitter`` and ``block_size`` are the config's
+    ``kernel_regression`` settings (their defaults live in its schema only)."""
     from depthlab.kernels.regression import kernel_regression_fit, one_hot, predict_streamed
 
     dn = study["deep_narrow"]
@@ -222,7 +224,7 @@ def train_cnn_job(data: dict[str, Any], study: dict[str, Any], members: list[dic
     """
     import torch
 
-    from depthlab.models.deep_narrow_cnn import narrow_cnn
+    from depthlab.studies.lee.cnn import narrow_cnn
     from depthlab.training.device import resolve_device
     from depthlab.training.module import ModuleTrainConfig, train_module
 

@@ -10,9 +10,9 @@ optimization method", with Nogueira's `bayesian-optimization` package).
 * one evaluation of eta trains, for each fold in turn, one network (member seed = `seed`, so
   every fold and every eta start from the same initial weights and see the same mini-batch
   stream: common random numbers) on the other k-1 folds with the packed engine
-  `depthlab.training.train_members` and the study's training settings (plain SGD, stop at zero
-  training error, `max_epochs`, ...); the held-out fold is passed as the engine's "test" set,
-  so its `test_error` is the fold's validation error;
+  `depthlab.training.packed_sgd.train_members` and the study's training settings (plain SGD,
+  stop at zero training error, `max_epochs`, ...); the held-out fold is passed as the
+  engine's "test" set, so its `test_error` is the fold's validation error;
 * fold error: the validation error of the trained network whatever its status
   ("converged" or "max_epochs"), except that a **diverged** run counts as error 1.0 (worse
   than any classifier, so the optimizer is pushed away from divergent learning rates rather

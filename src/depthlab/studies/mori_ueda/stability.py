@@ -92,7 +92,8 @@ def ensemble_predict_fn(
     """predict_fn of the members of a trained `FCEnsemble`: x (n, d) -> argmax labels (M, n).
 
     Evaluates the members as a pack of at least two rows with 16-byte-aligned row counts, as
-    `depthlab.training.evaluate` does, so predictions agree with the recorded test errors.
+    `depthlab.training.packed_sgd.evaluate` does, so predictions agree with the recorded test
+    errors.
     """
     idx = list(range(model.n_members)) if members is None else [int(m) for m in members]
     if not idx:

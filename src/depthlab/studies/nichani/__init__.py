@@ -2,7 +2,7 @@
 2021 submission; shared/papers/deeper-cnns-nichani.txt) as a plug-in.
 
 Past a critical depth, deeper conv nets generalize worse: Fully-Conv nets trained to
-interpolation (:func:`depthlab.models.nichani.fully_conv`, :mod:`depthlab.training.module`),
+interpolation (:func:`depthlab.studies.nichani.models.fully_conv`, :mod:`depthlab.training.module`),
 the CNTK vs depth on the shared conv kernel engine (GAP / vanilla, Arora et al.'s fixed first
 and last layers or not) with the FC NTK, and linear conv nets whose operator (identity trick)
 falls in norm and stable rank toward the minimum-norm solution.  Modules: ``grid`` (jobs,

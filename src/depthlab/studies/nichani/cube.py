@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from depthlab.data.io import dataset_arrays
 from depthlab.provenance import provenance_attrs
 from depthlab.results import read_arrays
 from depthlab.training.status import NOT_RUN
@@ -147,7 +148,8 @@ def _resnets(files: list[str]) -> xr.Dataset:
 def build_cube(name: str, study: dict[str, Any], *, data: str, runs: list[str],
                        kernels: list[str], linear: list[str],
                        resnets: list[str] | None = None) -> xr.Dataset:
-    d_arr, d_attrs = read_arrays(data)
+    # the shared dataset file the study names, verified (hash, config) on read
+    d_arr, d_attrs = dataset_arrays(data, data=study["data"])
     runs_ds = _runs(runs)
     rn_ds = _resnets(resnets or [])
     cube = xr.merge([runs_ds, _kernels(kernels), _linear(linear), rn_ds],

@@ -28,7 +28,7 @@ def _data_note(cube: xr.Dataset) -> str:
 
 def plot_fully_conv(cube: xr.Dataset, figure: dict[str, Any]):
     """Figs. 2-4 / 20-21: train and test accuracy (or test loss) vs depth, FC baseline line."""
-    metric = figure.get("metric", "accuracy")
+    metric = figure["metric"]
     fig, (ax,) = panels(1, height=4.6, min_width=6.0)
     d = cube.depth.values
     if metric == "accuracy":
@@ -178,9 +178,9 @@ def resnet_lines(cube: xr.Dataset, figure: dict[str, Any]) -> list[dict[str, Any
     rn = _study(cube)["resnets"]
     grids = {g["name"]: g for g in rn["grids"]}
     chosen = figure.get("grids") or list(grids)
-    xaxis = figure.get("x", "depth")
-    metrics = figure.get("metrics") or ["test_loss"]
-    names = _RN_VARS[figure.get("selection", "final")]
+    xaxis = figure["x"]
+    metrics = figure["metrics"]
+    names = _RN_VARS[figure["selection"]]
     keep = lambda axis, v: not figure.get(axis) or v in figure[axis]  # noqa: E731
     lines: dict[tuple, dict[tuple, tuple]] = {}
     for gname in chosen:
@@ -230,8 +230,8 @@ def resnet_lines(cube: xr.Dataset, figure: dict[str, Any]) -> list[dict[str, Any
 def plot_resnet(cube: xr.Dataset, figure: dict[str, Any]):
     """Figs. 1, 5, 12-17: ResNet loss / accuracy vs depth (one line per width or per grid),
     vs width (Fig. 1a) or vs kernel size (Fig. 17); mean +- std over seeds."""
-    metrics = figure.get("metrics") or ["test_loss"]
-    xaxis = figure.get("x", "depth")
+    metrics = figure["metrics"]
+    xaxis = figure["x"]
     fig, axes = panels(len(metrics), min_width=6.0)
     lines = resnet_lines(cube, figure)
     for i, line in enumerate(lines):
@@ -253,13 +253,13 @@ def plot_resnet(cube: xr.Dataset, figure: dict[str, Any]):
     rn = _study(cube)["resnets"]
     tr = rn["training"]
     status = sorted(set(cube.rn_status.values.ravel().tolist())) if "rn_status" in cube else []
-    sel = figure.get("selection", "final")
+    sel = figure["selection"]
     aug = (f"random crop (pad {rn['crop_padding']}) + flip" if rn["augment"]
            else "no augmentation")
     note = (f"{_data_note(cube)} CIFAR ResNets (BasicBlocks, widths w, 2w, 4w, 8w, "
             f"{'softmax + ' if rn['softmax_output'] else ''}{tr['loss']}, {aug}); "
             f"{tr['optimizer']} lr {tr['lr']}, momentum {tr['momentum']}, weight decay "
-            f"{tr['weight_decay']} (for the MSE {tr.get('mse_reduction', 'sum')} over classes), "
+            f"{tr['weight_decay']} (for the MSE {tr['mse_reduction']} over classes), "
             f"batch {tr['batch_size']}, {tr['max_epochs']} epochs, lr x {tr['lr_decay']} at "
             f"{tr['lr_decay_epochs']}. Plotted: "
             f"{'final epoch' if sel == 'final' else 'first epoch of best train accuracy'}; "

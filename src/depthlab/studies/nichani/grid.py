@@ -1,7 +1,7 @@
 """The Nichani study's jobs and config checks (free of torch).
 
-Jobs: one ``nichani_data`` file per study; one kernel job per CNTK variant (every depth
-from one recursion) and one for the FC NTK (``fc_ntk``); one training job per Fully-Conv
+Jobs (on the dataset ``data.dataset`` names, a shared make_dataset file): one kernel job
+per CNTK variant (every depth from one recursion) and one for the FC NTK (``fc_ntk``); one training job per Fully-Conv
 depth (``fc_d{depth}``, every seed) and for the FC baseline (``mlp``); one job per linear task
 (all depths and seeds); one job per ResNet (``rn_{n1}-{n2}-{n3}-{n4}_w{width}_k{kernel}_s{seed}``).
 """

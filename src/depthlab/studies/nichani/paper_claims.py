@@ -632,8 +632,8 @@ def _resnet_figure(study: dict[str, Any], width: int) -> str:
     """The first loss-vs-depth ResNet figure that shows ``width`` alone, else any that
     shows it (a figure naming no widths shows them all)."""
     figs = [(n, f) for n, f in (study.get("figures") or {}).items()
-            if f["plot"] == "nichani_resnet" and f.get("x", "depth") == "depth"
-            and "test_loss" in (f.get("metrics") or ["test_loss"])]
+            if f["plot"] == "nichani_resnet" and f["x"] == "depth"
+            and "test_loss" in f["metrics"]]
     for n, f in figs:
         if f.get("widths") == [width]:
             return n
@@ -716,3 +716,68 @@ def critical_depth_vs_classes(points: Sequence[dict[str, Any]]) -> dict[str, Any
     return {"verdict": verdict, "measured": float(pairs.count("up")), "pairs": pairs,
             "quote": Q_CLASSES, "where": "Sec. 3.1, Figs. 2-3",
             "notes": f"adjacent pairs {pairs}; {text}"}
+
+
+def _class_group(study: dict[str, Any]) -> tuple | None:
+    """What must match for two studies' critical depths to differ only by the number of
+    classes: the data source and image size, and the Fully-Conv nets' width and depths.
+    None for a study without Fully-Conv nets (no critical depth of trained nets)."""
+    fc = study.get("fully_conv")
+    if not fc:
+        return None
+    data = study["data"]
+    return (str(data["source"]), data.get("image_size"), int(fc["width"]),
+            tuple(int(d) for d in fc["depths"]))
+
+
+def claims_across(cubes: dict[str, xr.Dataset], studies: dict[str, dict[str, Any]]
+                  ) -> list[ClaimResult]:
+    """The claims no single study can check: Sec. 3.1's "critical depth grows with the number
+    of classes", one row per group of studies that differ only in their classes
+    (:func:`_class_group`) and cover two or more class counts. Each study's critical depth
+    of the trained Fully-Conv nets and its bootstrap interval come from
+    :func:`depthlab.studies.nichani.critical.critical_table` (the table its
+    ``critical_depths.csv`` holds); :func:`critical_depth_vs_classes` gives the verdict."""
+    from depthlab.studies.nichani.critical import critical_table
+
+    groups: dict[tuple, list[str]] = {}
+    for name, study in studies.items():
+        key = _class_group(study)
+        if key is not None:
+            groups.setdefault(key, []).append(name)
+    out = []
+    for key, names in groups.items():
+        counts = {len(studies[n]["data"]["classes"]) for n in names}
+        if len(counts) < 2:
+            continue
+        points, members = [], 0
+        for n in sorted(names, key=lambda n: len(studies[n]["data"]["classes"])):
+            table = critical_table(cubes[n], studies[n])
+            row = table[table["panel"].str.startswith("fully_conv")]
+            if row.empty:
+                continue
+            r = row.iloc[0]
+            points.append({"n_classes": len(studies[n]["data"]["classes"]),
+                           "d_star": float(r["d_star_acc"]),
+                           "lo": float(r["d_star_acc_lo"]), "hi": float(r["d_star_acc_hi"])})
+            members += int(r["n_seeds"]) * len(key[3])
+        # one study per class count: two studies with the same classes in one group would
+        # be a repeated measurement, which this rule does not pool
+        seen: dict[int, dict[str, Any]] = {}
+        for p in points:
+            seen.setdefault(p["n_classes"], p)
+        res = critical_depth_vs_classes(list(seen.values()))
+        cid = f"critical_depth_vs_classes_w{key[2]}"
+        out.append(ClaimResult(
+            claim_id=cid, kind="critical_depth_vs_classes", paper=PAPER,
+            where=res["where"], quote=res["quote"],
+            statement=("the Fully-Conv nets' critical depth grows with the number of "
+                       f"classes (width {key[2]}, studies {', '.join(sorted(names))})"),
+            measured=res["measured"], uncertainty=math.nan,
+            uncertainty_kind="bootstrap interval of each critical depth over seeds",
+            criterion=("sorted by class count, every adjacent pair's critical-depth "
+                       "intervals separated upward (measured: pairs separated up); one "
+                       "separated downward fails"),
+            verdict=res["verdict"], n_members=members, notes=res["notes"],
+            data_source=str(cubes[names[0]].attrs.get("data_source", ""))))
+    return out

@@ -129,7 +129,7 @@ def _train_one(data: dict[str, Any], study: dict[str, Any], job: dict[str, Any],
                checkpoint: str | None = None, log=None) -> dict[str, Any]:
     import torch
 
-    from depthlab.models.nichani import fc_baseline, fully_conv
+    from depthlab.studies.nichani.models import fc_baseline, fully_conv
     from depthlab.training.device import resolve_device
     from depthlab.training.module import ModuleTrainConfig, train_module
 
@@ -197,9 +197,10 @@ def resnet_optimizer_settings(tr: dict[str, Any], k: int) -> tuple[float, float,
     gradient is k times larger, so weight decay is scaled by k and, for SGD (linear in the
     gradient, momentum included), the lr by 1/k: the same updates.  Adam is invariant to
     the loss scale (up to its eps), so only the weight decay is scaled.  Also the values
-    used, for the run file."""
+    used, for the run file.  ``tr`` is the validated ``resnets.training`` block: its
+    ``mse_reduction`` default lives in the schema only."""
     lr, wd = float(tr["lr"]), float(tr["weight_decay"])
-    if tr["loss"] == "mse" and tr.get("mse_reduction", "sum") == "mean":
+    if tr["loss"] == "mse" and tr["mse_reduction"] == "mean":
         wd *= k
         if tr["optimizer"] == "sgd":
             lr /= k
@@ -226,7 +227,7 @@ def linear_inputs(task: dict[str, Any]) -> dict[str, np.ndarray]:
 
 
 def build_linear(task: dict[str, Any], depth: int, seed: int, in_shape):
-    from depthlab.models.nichani import ToeplitzNet, linear_conv_net
+    from depthlab.studies.nichani.models import ToeplitzNet, linear_conv_net
 
     if task["task"] == "toeplitz_ae":
         return ToeplitzNet(int(in_shape[0]), depth, seed=seed)
@@ -261,7 +262,7 @@ def train_linear(model, x, y, lr: float, loss_tol: float, max_steps: int) -> tup
 
 
 def linear_job(task: dict[str, Any], *, log=None) -> dict[str, Any]:
-    from depthlab.models.nichani import linear_operator, min_norm_operator, stable_rank
+    from depthlab.studies.nichani.models import linear_operator, min_norm_operator, stable_rank
 
     data = linear_inputs(task)
     x, y = data["x_train"], data["y_train"]

@@ -24,6 +24,7 @@ import h5py
 import numpy as np
 import xarray as xr
 
+from depthlab.data.sources import data_source
 from depthlab.kernels.phase import phase_point
 from depthlab.provenance import provenance_attrs
 from depthlab.studies.xiao import data as xdata
@@ -94,14 +95,14 @@ def build_cube(name: str, study: dict[str, Any], sweeps: list[str], runs: list[s
     loaded = [_read(p) for p in sweeps]
     phase = study.get("phase")
     if phase:
-        sizes = [f"m{m}k{k}" for m, k in phase["sizes"]]
+        sizes = [f"m{m}k{k}" for m, k in xdata.phase_sizes(phase)]
         depths = grid.phase_depths(phase)
         wv, wl = _w_axis(study, phase["w_vars"])
         ds = ds.assign_coords(size=sizes, arch=list(phase["archs"]), w_phase=wv,
                               depth_phase=depths)
         ds["w_phase_label"] = ("w_phase", wl)
-        ds["size_m"] = ("size", [int(m) for m, _ in phase["sizes"]])
-        ds["size_k"] = ("size", [int(k) for _, k in phase["sizes"]])
+        ds["size_m"] = ("size", [int(m) for m, _ in xdata.phase_sizes(phase)])
+        ds["size_k"] = ("size", [int(k) for _, k in xdata.phase_sizes(phase)])
         shape = (len(sizes), len(phase["archs"]), len(wv), len(depths))
         arrs = {k: np.full(shape, np.nan) for k in SPEC_KEYS}
         drop = phase.get("dropout")
@@ -249,4 +250,8 @@ def build_cube(name: str, study: dict[str, Any], sweeps: list[str], runs: list[s
 
 
 def source_of(study: dict[str, Any]) -> str:
-    return xdata.data_source(study["data"])
+    """Where the labelled images come from (the datasets of plane, pool, cliff, plane_nets;
+    the Gaussian images of the phase block when there are none)."""
+    blocks = [study[b] for b in xdata.LABELLED_BLOCKS if study.get(b)]
+    blocks = blocks or list((study.get("phase") or {}).get("images", []))
+    return ", ".join(dict.fromkeys(data_source(b) for b in blocks))

@@ -23,6 +23,8 @@ import numpy as np
 
 from depthlab.config import ConfigError, check_input_files
 from depthlab.data.cifar import find_cifar10_files
+from depthlab.studies.xiao import data as xdata
+from depthlab.studies.xiao.data import phase_sizes
 
 ARCHS = ("fc", "cnn_f", "cnn_p")
 CRITICAL = "critical"
@@ -56,7 +58,7 @@ def sweeps(study: dict[str, Any]) -> dict[str, dict[str, Any]]:
     phase = study.get("phase")
     if phase:
         depths = phase_depths(phase)
-        for m, k in phase["sizes"]:
+        for m, k in phase_sizes(phase):
             for arch in phase["archs"]:
                 for w in phase["w_vars"]:
                     cap = phase["cnn_p_max_depth"] if arch == "cnn_p" and w != CRITICAL \
@@ -99,37 +101,18 @@ def plane_net_runs(study: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {f"L{d}_w{w_label(w)}": {"depth": int(d), "w": w} for d in ds for w in ws}
 
 
-DATA_KEYS = ("n_train", "n_test", "image_pool")
-
-
-def data_slice(study: dict[str, Any]) -> dict[str, Any]:
-    """What the study's data file depends on: the data block, the synthetic sizes and each
-    labelled block's set sizes (not its training settings, so these never rebuild data)."""
-    out: dict[str, Any] = {"data": study["data"]}
-    if study.get("phase"):
-        out["phase"] = {"sizes": study["phase"]["sizes"]}
-    for block in ("plane", "pool", "cliff", "plane_nets"):
-        if study.get(block):
-            out[block] = {k: study[block][k] for k in DATA_KEYS if k in study[block]}
-    return out
-
-
 def check(key: str, study: dict[str, Any], config: dict[str, Any]) -> None:
-    data = study["data"]
-    if data["source"] == "cifar10":
-        check_input_files(f"{key}.data.cifar_dir", data.get("cifar_dir"),
-                          lambda d: find_cifar10_files(d, "python"),
-                          "source cifar10 needs the directory of the python-pickle batches")
-    if data["source"] == "digits":
-        half = 1797 // 2
-        for block in ("plane", "pool", "cliff", "plane_nets"):
-            b = study.get(block)
-            if b and (b["n_train"] > half or b["n_test"] > 1797 - half):
-                raise ConfigError(f"{key}.{block}: digits offers {half} training and "
-                                  f"{1797 - half} test candidates")
-    pool = study.get("pool")
-    if pool and data["source"] == "digits" and 8 % pool["image_pool"]:
-        raise ConfigError(f"{key}.pool.image_pool: must divide the 8x8 digits images")
+    # the images are datasets the blocks name (sizes, halves of digits, pooling: checked
+    # with the datasets, depthlab.data.refs); the CIFAR-10 batches must be there to run
+    for block in xdata.LABELLED_BLOCKS:
+        b = study.get(block)
+        if b and b["source"] == "cifar10":
+            check_input_files(f"{key}.{block}.cifar_dir", b.get("cifar_dir"),
+                              lambda d: find_cifar10_files(d, "python"),
+                              "source cifar10 needs the directory of the python-pickle batches")
+    sizes = phase_sizes(study["phase"]) if study.get("phase") else []
+    if len(set(sizes)) != len(sizes):
+        raise ConfigError(f"{key}.phase.images: two image sets of one size (m, k) in {sizes}")
     nets = study.get("plane_nets")
     if nets:
         plane = study.get("plane")
@@ -151,7 +134,7 @@ def check(key: str, study: dict[str, Any], config: dict[str, Any]) -> None:
                               f"{needs} block")
     phase = study.get("phase")
     if phase and "dropout" in phase and phase["dropout"]:
-        ms = [m for m, _ in phase["sizes"]]
+        ms = [m for m, _ in phase_sizes(phase)]
         if phase["dropout"]["m"] not in ms or "fc" not in phase["archs"]:
             raise ConfigError(f"{key}.phase.dropout.m: needs an FC sweep of that m "
-                              f"(sizes have m = {ms})")
+                              f"(phase.images have m = {ms})")

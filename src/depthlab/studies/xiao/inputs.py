@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from depthlab.data.refs import dataset_file
+from depthlab.studies.xiao import data as xdata
 from depthlab.studies.xiao import grid
 
 
@@ -26,8 +28,14 @@ class XiaoInputs:
         return [f"{self.results}/{study}/plane_runs/{r}.h5"
                 for r in sorted(self.plane_runs[study])]
 
-    def data_slice(self, study: str) -> dict[str, Any]:
-        return grid.data_slice(self.studies[study])
+    def sweep_data(self, wildcards) -> str:
+        """The dataset file a sweep reads (the dataset its data group's block names)."""
+        block = xdata.data_block(self.studies[wildcards.study], self.sweep(wildcards)["data"])
+        return dataset_file(self.results, block["dataset"])
+
+    def block_data(self, block: str):
+        """Input function: the dataset file the study's ``block`` names."""
+        return lambda wc: dataset_file(self.results, self.studies[wc.study][block]["dataset"])
 
     def job_train_slice(self, study: str, block: str):
         """A training job's params: :meth:`train_slice` less the block's job axes (depths,

@@ -1,4 +1,4 @@
-"""The Xiao rules' jobs: data file, one sweep, one finite-width run of Fig. 2 (``cliff``)
+"""The Xiao rules' jobs: one sweep, one finite-width run of Fig. 2 (``cliff``)
 or Fig. 3 top (``plane_nets``) (HDF5, atomic, with provenance attributes)."""
 
 from __future__ import annotations
@@ -13,44 +13,10 @@ import numpy as np
 from depthlab.provenance import atomic_output, provenance_attrs
 from depthlab.studies.xiao import data as xdata
 
-LABELLED = ("x_train", "x_test", "y_train", "y_test", "labels_train", "labels_test",
-            "class_freq")
-
 
 def _attrs(f: h5py.File, config_slice: Any, **extra: Any) -> None:
     for k, v in provenance_attrs(config_slice, **extra).items():
         f.attrs[k] = v if isinstance(v, (str, int, float)) else json.dumps(v, default=str)
-
-
-def write_data(study: dict[str, Any], path: str) -> None:
-    spec = study["data"]
-    seed = int(spec["seed"])
-    need_raw = any(study.get(b) for b in ("plane", "pool", "cliff", "plane_nets"))
-    raw = xdata._raw_images(spec) if need_raw else None
-    with atomic_output(path) as tmp, h5py.File(tmp, "w") as f:
-        _attrs(f, {"data": spec, "phase": study.get("phase")}, seed=seed)
-        f.attrs["data_source"] = xdata.data_source(spec)
-        if study.get("phase"):
-            for m, k in study["phase"]["sizes"]:
-                g = f.create_group(f"synth_m{m}_k{k}")
-                g["x"] = xdata.synthetic_images(int(m), int(k), seed + 1000 * int(m) + int(k))
-        for block, pool in (("plane", 1), ("pool", None), ("cliff", 1), ("plane_nets", 1)):
-            b = study.get(block)
-            if not b:
-                continue
-            factor = int(b["image_pool"]) if pool is None else 1
-            s = xdata.labelled_set(spec, int(b["n_train"]), int(b["n_test"]),
-                                   seed + {"plane": 0, "pool": 1, "cliff": 2,
-                                           "plane_nets": 3}[block],
-                                   image_pool=factor, raw=raw)
-            g = f.create_group(block)
-            for key in LABELLED:
-                g[key] = s[key]
-
-
-def read_group(path: str, group: str) -> dict[str, np.ndarray]:
-    with h5py.File(path, "r") as f:
-        return {k: f[group][k][()] for k in f[group]}
 
 
 def write_sweep(study_slice: dict[str, Any], sweep: dict[str, Any], data_path: str, path: str,
@@ -58,7 +24,9 @@ def write_sweep(study_slice: dict[str, Any], sweep: dict[str, Any], data_path: s
     from depthlab.studies.xiao.sweep import compute
 
     t0 = time.perf_counter()
-    out = compute(study_slice, sweep, read_group(data_path, sweep["data"]), threads)
+    # the dataset file, verified against the block of this job's params that names it
+    data = xdata.read_set(data_path, xdata.data_block(study_slice, sweep["data"]))
+    out = compute(study_slice, sweep, data, threads)
     attrs = out.pop("attrs")
     with atomic_output(path) as tmp, h5py.File(tmp, "w") as f:
         _attrs(f, {"study": study_slice, "sweep": sweep})
@@ -81,7 +49,7 @@ def write_run(study_slice: dict[str, Any], run: dict[str, Any], data_path: str,
     from depthlab.training.device import describe_device, resolve_device
 
     s = study_slice[block]
-    data = read_group(data_path, block)
+    data = xdata.read_set(data_path, s)
     b_var = float(study_slice["b_var"])
     n = len(data["x_train"])
     batch = min(int(s.get("batch_size") or n), n)

@@ -1,6 +1,6 @@
 """What both Geiger job scripts read from the ``snakemake`` object."""
 
-from _common import limit_threads, setup_logging
+from depthlab.job_setup import limit_threads, setup_logging
 
 
 class GeigerJob:

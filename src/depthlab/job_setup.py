@@ -1,15 +1,14 @@
-"""Shared set-up for workflow scripts: route logging to the rule's log file, limit threads,
-find the calling study's plug-in modules."""
+"""What every workflow script does first: route logging to the rule's log file and give the
+job exactly its rule's ``threads``.
+
+Scripts import the library plainly (``from depthlab.studies.lee.runs import train_job``):
+the Snakefile puts this checkout's ``src/`` on ``PYTHONPATH`` once, for every job it runs,
+so no script edits ``sys.path`` and grep, IDEs and ruff can follow each import."""
 
 from __future__ import annotations
 
-import importlib
 import logging
 import sys
-from pathlib import Path
-
-# Import depthlab from this checkout, whether or not it is pip-installed.
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 
 
 def setup_logging(log_path: str) -> logging.Logger:
@@ -41,12 +40,3 @@ def limit_threads(n: int) -> None:
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(int(n))
 
-
-def study_import(scriptdir: str, module: str, *names: str):
-    """``from depthlab.studies.<kind>.<module> import <names>`` for the study kind whose folder
-    (``workflow/scripts/<kind>/``) holds the calling script: the plug-in is found by name, so
-    a study's scripts read like any other kind's (README, "Adding a study"). One name gives
-    the object, several a tuple."""
-    found = importlib.import_module(f"depthlab.studies.{Path(scriptdir).name}.{module}")
-    values = tuple(getattr(found, name) for name in names)
-    return values[0] if len(values) == 1 else values
