@@ -15,8 +15,11 @@ min_version("9.0")
 # conda and Slurm jobs need no install of it and scripts use plain imports.
 _SRC = os.path.join(workflow.basedir, "src")
 sys.path.insert(0, _SRC)
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    [_SRC] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+# (set here, not required from the user: hence no `envvars:` assertion)
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(
+        [_SRC] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    )
 )
 
 # A --configfile on the command line replaces the laptop default instead of being

@@ -2,7 +2,8 @@
 # every study that the report shows first (report/workflow.rst embeds it). Generic: the
 # study plug-in's `claims(cube, study)` says what a study claims.
 #
-# Needs from common.smk: RESULTS, STUDIES, study_plugin(name), claims_inputs(study).
+# Needs from common.smk: RESULTS, STUDIES, dls, study_plugin(name), studies_of_kind(kind),
+# alternatives(names), claims_inputs(study).
 
 import os
 
@@ -59,9 +60,53 @@ rule claims:
         "../workflow/scripts/claims.py"
 
 
+# Claims over several studies of one kind (a plug-in's optional claims_across, e.g. Nichani's
+# critical depth against the number of classes, Mori-Ueda's cross-entropy against
+# mean-square loss): one job per kind with two or more studies in the config.
+ACROSS_KINDS = sorted(
+    kind
+    for kind in {study["kind"] for study in STUDIES.values()}
+    if getattr(dls.plugin(kind), "CLAIMS_ACROSS", False) and len(studies_of_kind(kind)) > 1
+)
+# the scorecard's "study" of such rows: the studies joined by "+" (as claims_across.py writes)
+ACROSS_CLAIMS = {
+    "+".join(studies_of_kind(kind)): (kind, f"{RESULTS}/claims_across/{kind}.csv")
+    for kind in ACROSS_KINDS
+}
+
+
+rule claims_across:
+    input:
+        cubes=lambda wc: [f"{RESULTS}/{name}/cube.nc" for name in studies_of_kind(wc.kind)],
+        code=lambda wc: CLAIMS_CODE[studies_of_kind(wc.kind)[0]],
+    output:
+        f"{RESULTS}/claims_across/{{kind}}.csv",
+    log:
+        f"{RESULTS}/logs/claims_across/{{kind}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/claims_across/{{kind}}.tsv",
+    wildcard_constraints:
+        kind=alternatives(ACROSS_KINDS),
+    params:
+        studies=lambda wc: {
+            name: claims_inputs(STUDIES[name]) for name in studies_of_kind(wc.kind)
+        },
+        scale=CLAIMS_SCALE,
+    group:
+        "summaries"
+    resources:
+        runtime=10,
+        mem_mb=2000,
+    conda:
+        "../envs/depthlab.yaml"
+    script:
+        "../workflow/scripts/claims_across.py"
+
+
 rule claims_scorecard:
     input:
-        claims=[f"{RESULTS}/{name}/claims.csv" for name in STUDIES],
+        claims=[f"{RESULTS}/{name}/claims.csv" for name in STUDIES]
+        + [path for _, path in ACROSS_CLAIMS.values()],
         code=os.path.join(workflow.basedir, "src", "depthlab", "report.py"),
     output:
         csv=f"{RESULTS}/claims.csv",
@@ -76,8 +121,11 @@ rule claims_scorecard:
     benchmark:
         f"{RESULTS}/benchmarks/claims_scorecard/claims_scorecard.tsv",
     params:
-        studies=list(STUDIES),
-        kinds={name: study["kind"] for name, study in STUDIES.items()},
+        studies=list(STUDIES) + list(ACROSS_CLAIMS),
+        kinds={
+            **{name: study["kind"] for name, study in STUDIES.items()},
+            **{name: kind for name, (kind, _) in ACROSS_CLAIMS.items()},
+        },
         figures={
             f"{name}/{fig}": f"{RESULTS}/{name}/figures/{fig}.png"
             for name, study in STUDIES.items()

@@ -48,6 +48,7 @@ from typing import Any
 # re-exported here, where plug-ins and scripts have always imported it from.
 from depthlab.activations import check_activation
 from depthlab.errors import ConfigError
+from depthlab.studies import plugin, schema_path
 
 __all__ = ["MAX_CONFIG_VALUES", "NAME_PATTERN", "ConfigError", "ConfigWarning",
            "check_config", "check_limits", "check_plain_values", "is_name",
@@ -431,7 +432,6 @@ def check_config(config: MutableMapping[str, Any], *, missing_data: str = "error
 
 def _check_config(config: MutableMapping[str, Any], missing_data: str) -> None:
     from depthlab.data.refs import fill_dataset_refs
-    from depthlab.studies import plugin, schema_path
 
     check_plain_values(config)
     validate_against(config, SCHEMA_DIR / "config.schema.yaml")

@@ -267,7 +267,7 @@ def test_cnn_layout_and_unit_preactivations():
     of 8 random 32x32 images (out of reach of the zero padding; deep ReLU layers correlate
     the images, so ~1000 effective samples, std ~0.045): tolerance 0.15."""
     from depthlab.models import NTKConv2d
-    from depthlab.models import strided_cnn as geiger_cnn
+    from depthlab.studies.geiger.models import strided_cnn as geiger_cnn
 
     convs = [m for m in geiger_cnn((32, 32), 4, 4, seed=0) if isinstance(m, NTKConv2d)]
     assert [c.stride for c in convs] == [2, 1, 2, 1]

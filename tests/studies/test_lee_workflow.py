@@ -196,3 +196,22 @@ def test_a_figure_named_like_a_rule_fails_at_load_naming_the_key(tmp_path, tiny)
     assert proc.returncode != 0
     assert "studies.lee.figures.table41" in out and "lee_table41" in out, out[-2000:]
     assert "CreateRuleException" not in out
+
+
+def test_a_replaced_dataset_file_is_refused_by_the_jobs(lee_run, tiny, tmp_path):
+    """The study's dataset is the shared make_dataset file results/datasets/digits_tiny.h5:
+    another dataset's file put in its place (here the same generator at another seed) is
+    refused by the job reading it, naming the file, never trained on."""
+    from depthlab.data import generate, write_dataset
+
+    work = tmp_path / "run"
+    shutil.copytree(lee_run.parents[1], work, symlinks=True)
+    cfg = copy.deepcopy(tiny)
+    dlc.check_config(cfg)
+    other = dict(cfg["datasets"]["digits_tiny"], seed=4)
+    write_dataset(work / "results" / "datasets" / "digits_tiny.h5", generate(other), other)
+    proc = run_snakemake("--cores", "1", "--configfile", "tiny_lee.yaml", "--forcerun",
+                         "lee_gram", "results/lee/gram.h5", cwd=work, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "results/datasets/digits_tiny.h5: made from another dataset config" in out, out[-3000:]

@@ -1,4 +1,4 @@
-"""Nichani et al.'s CIFAR ResNets (depthlab.models.resnet): Table 1's block grid, depths,
+"""Nichani et al.'s CIFAR ResNets (depthlab.studies.nichani.resnet): Table 1's block grid, depths,
 shapes and parameter counts (against an independent count and the well-known ResNet-18 /
 -34 numbers), the crop / flip augmentation, bitwise resume through the shared trainer with
 the augmentation's stream in the checkpoint, the mean-vs-sum MSE conversion of Yang's
@@ -17,8 +17,8 @@ from conftest import REPO
 from torch import nn
 
 from depthlab import config as dlc
-from depthlab.models.resnet import TABLE1, RandomCropFlip, cifar_resnet, resnet_depth
 from depthlab.studies.nichani import grid
+from depthlab.studies.nichani.resnet import TABLE1, RandomCropFlip, cifar_resnet, resnet_depth
 from depthlab.studies.nichani.runs import resnet_optimizer_settings
 from depthlab.training.module import ModuleTrainConfig, train_module
 from depthlab.training.packed_sgd import TrainingInterrupted

@@ -223,15 +223,19 @@ def test_the_cifar_overlay_switches_xiao_and_nichani(tmp_path_factory, mnist_dat
         (batches / name).write_bytes(pickle.dumps(batch, protocol=2))
     # data/ is the shared fetched MNIST (read-only to this test): CIFAR goes beside it
     overlay = yaml.safe_load((REPO / "config" / "real-cifar.yaml").read_text())
-    for study in ("xiao", "nichani_cnn"):
-        overlay["studies"][study]["data"]["cifar_dir"] = str(batches)
+    for spec in overlay["datasets"].values():  # the CIFAR-10 datasets the studies name
+        spec["cifar_dir"] = str(batches)
     (work / "real-cifar.yaml").write_text(yaml.safe_dump(overlay))
     proc = _dry_real(work, "real-cifar.yaml")
     out = proc.stdout + proc.stderr
     assert "config warning" not in out
-    assert "results/real/xiao/data.h5" in out and "results/real/nichani_cnn/" in out
+    for name in ("cifar_centred_256", "cifar_centred_pool8", "cifar_centred_128",
+                 "cifar_s8_c10_10x30"):
+        assert f"results/real/datasets/{name}.h5" in out
+    assert "results/real/datasets/digits_10x40.h5" not in out  # the digits: not made
+    assert "results/real/xiao/" in out and "results/real/nichani_cnn/" in out
     # the overlay is in effect: without the batches both studies' keys are named
     shutil.rmtree(batches)
     proc = _dry_real(work, "real-cifar.yaml")
     out = proc.stdout + proc.stderr
-    assert "studies.xiao.data.cifar_dir" in out and "studies.nichani_cnn.data" in out
+    assert "studies.xiao.plane.cifar_dir" in out and "studies.nichani_cnn.data.cifar_dir" in out

@@ -20,8 +20,8 @@ MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-image
                "t10k-labels-idx1-ubyte")
 
 
-@pytest.mark.parametrize("study", ["xiao", "nichani_cifar10"])
-def test_missing_cifar_dir_is_an_error_on_a_run(paper, study, tmp_path):
+@pytest.mark.parametrize("study, key", [("xiao", "plane"), ("nichani_cifar10", "data")])
+def test_missing_cifar_dir_is_an_error_on_a_run(paper, study, key, tmp_path):
     cfg = copy.deepcopy(paper)
     mnist = tmp_path / "mnist"  # present (the check only looks for the files), so CIFAR fails
     mnist.mkdir()
@@ -31,8 +31,10 @@ def test_missing_cifar_dir_is_an_error_on_a_run(paper, study, tmp_path):
         if "mnist_dir" in ds:
             ds["mnist_dir"] = str(mnist)
     cfg["studies"] = {study: cfg["studies"][study]}
-    cfg["studies"][study]["data"]["cifar_dir"] = str(tmp_path / "nowhere")
-    with pytest.raises(ConfigError, match=rf"studies\.{study}\.data\.cifar_dir: .*CIFAR-10"):
+    for ds in cfg["datasets"].values():  # the datasets the studies name say where CIFAR is
+        if "cifar_dir" in ds:
+            ds["cifar_dir"] = str(tmp_path / "nowhere")
+    with pytest.raises(ConfigError, match=rf"studies\.{study}\.{key}\.cifar_dir: .*CIFAR-10"):
         check_config(cfg)
 
 
@@ -41,6 +43,6 @@ def test_a_dry_run_only_warns_about_missing_data(paper, tmp_path, monkeypatch):
     # the warning about the paper config's relative `mnist_dir: data/mnist`
     monkeypatch.chdir(tmp_path)
     warnings = check_config(copy.deepcopy(paper), missing_data="warn")
-    assert any(w.startswith("studies.xiao.data.cifar_dir") for w in warnings)
+    assert any(w.startswith("studies.xiao.plane.cifar_dir") for w in warnings)
     assert any(w.startswith("datasets.") and "mnist_dir" in w for w in warnings)
     assert any(w.startswith("studies.lee_deep_narrow.data.mnist_dir") for w in warnings)

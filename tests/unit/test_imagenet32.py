@@ -121,25 +121,26 @@ def test_missing_and_bad_files(tmp_path):
 
 def test_config_check_names_the_key(tmp_path):
     cfg = yaml.safe_load((REPO / "tests" / "data" / "tiny_nichani.yaml").read_text())
-    data = cfg["studies"]["nichani"]["data"]
+    # the study names its dataset; the dataset (datasets.digits_3x10) says where it comes from
+    data = cfg["datasets"]["digits_3x10"]
     data.update(source="imagenet32", classes=[1, 2, 3])
     c = copy.deepcopy(cfg)
-    with pytest.raises(dlc.ConfigError, match=r"studies\.nichani\.data\.imagenet32_dir"):
+    with pytest.raises(dlc.ConfigError, match=r"datasets\.digits_3x10\.imagenet32_dir"):
         dlc.check_config(c)
     c = copy.deepcopy(cfg)
-    c["studies"]["nichani"]["data"]["imagenet32_dir"] = str(tmp_path)
+    c["datasets"]["digits_3x10"]["imagenet32_dir"] = str(tmp_path)
     with pytest.raises(dlc.ConfigError, match=r"studies\.nichani\.data\.imagenet32_dir.*"
                                               r"train_data_batch_1"):
-        dlc.check_config(c)
+        dlc.check_config(copy.deepcopy(c))
     warnings = dlc.check_config(copy.deepcopy(c), missing_data="warn")
     assert any("imagenet32_dir" in w for w in warnings)
     _write(tmp_path)
     dlc.check_config(copy.deepcopy(c))
-    c["studies"]["nichani"]["data"]["classes"] = [0, 1]
+    c["datasets"]["digits_3x10"]["classes"] = [0, 1]
     with pytest.raises(dlc.ConfigError, match=r"studies\.nichani\.data\.classes.*1-based"):
         dlc.check_config(c)
-    cfg["studies"]["nichani"]["data"].update(source="digits", classes=[3, 12])
-    with pytest.raises(dlc.ConfigError, match=r"studies\.nichani\.data\.classes.*0\.\.9"):
+    cfg["datasets"]["digits_3x10"].update(source="digits", classes=[3, 12])
+    with pytest.raises(dlc.ConfigError, match=r"datasets\.digits_3x10\.classes.*0\.\.9"):
         dlc.check_config(cfg)
 
 

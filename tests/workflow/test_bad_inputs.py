@@ -131,13 +131,16 @@ def test_bad_input_fails_before_any_job(row, tmp_path):
 def test_valid_configs_still_validate(name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cfg = dlc.load_yaml_strict(REPO / name)
-    warnings = dlc.check_config(copy.deepcopy(cfg), missing_data="warn")
+    checked = copy.deepcopy(cfg)
+    warnings = dlc.check_config(checked, missing_data="warn")
     mnist = [d for d, spec in cfg["datasets"].items() if spec["generator"] == "mnist_parity"]
-    # inputs the study plug-ins read themselves (a Lee study's MNIST, CIFAR-10, ImageNet32)
+    # inputs the study plug-ins check themselves (a Lee study's MNIST, CIFAR-10, ImageNet32),
+    # named by the blocks that name those datasets (their parameters filled in)
     sources = {"mnist_dir": "mnist", "cifar_dir": "cifar10", "imagenet32_dir": "imagenet32"}
-    own = [f"studies.{s}.data.{key}" for s, study in cfg["studies"].items()
+    own = [f"studies.{s}.{block}.{key}" for s, study in checked["studies"].items()
+           for block in ("data", "plane", "pool", "cliff", "plane_nets")
            for key, source in sources.items()
-           if study.get("data", {}).get("source") == source]
+           if isinstance(study.get(block), dict) and study[block].get("source") == source]
     about_inputs = [w for w in warnings if any(key in w for key in sources)]
     assert sorted(w.split(":")[0] for w in about_inputs) == (
         sorted([f"datasets.{d}.mnist_dir" for d in mnist] + own))

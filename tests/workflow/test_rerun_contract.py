@@ -324,5 +324,20 @@ def test_resource_requests_are_read_per_study_and_rerun_nothing(tmp_path, tmp_pa
     assert edited, "the edited requests reached no job"
 
 
+def test_the_laptop_config_asks_for_each_rule_s_own_defaults(tmp_path_factory):
+    """The laptop config sets no study `resources`: every job asks for its rule's own
+    threads and requests (no GPU, no cpus_per_task), as before they moved out of the
+    Slurm profile."""
+    config = load("laptop")
+    assert not any(s.get("resources") for s in config["studies"].values())
+    jobs = base_dag("laptop", tmp_path_factory)
+    threads = {1, *config["threads"].values()}
+    for key, job in jobs.items():
+        assert set(job["resources"]) <= {"runtime", "mem_mb"}, (key, job["resources"])
+        assert job["threads"] in threads, (key, job["threads"])
+    train = [job for job in jobs.values() if job["rule"] == "mori_ueda_train"]
+    assert train and all(j["resources"] == {"runtime": 120, "mem_mb": 4000} for j in train)
+
+
 if __name__ == "__main__":
     _dump_dag(*sys.argv[1:4])

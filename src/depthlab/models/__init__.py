@@ -4,12 +4,10 @@
   together with a fused SGD step (the fast path of the packed trainer);
 * :mod:`~depthlab.models.fc`: :func:`fc_net`, the autograd FC net of any study from an
   :class:`FCSpec`;
-* :mod:`~depthlab.models.conv`: convolutional nets;
-* :mod:`~depthlab.models.resnet`: CIFAR ResNets;
+* :mod:`~depthlab.models.conv`: shared conv building blocks;
 * :mod:`~depthlab.models.layers`: the NTK-parameterised layers they are made of.
 """
 
-from depthlab.models.conv import strided_cnn
 from depthlab.models.fc import FCSpec, fc_net
 from depthlab.models.layers import GainActivation, NTKConv2d, NTKLinear, SpatialMean
 from depthlab.models.packed_fc import (
@@ -22,5 +20,4 @@ from depthlab.models.packed_fc import (
 )
 
 __all__ = ["ALIGN_FLOATS", "INITS", "LOSSES", "FCEnsemble", "FCSpec", "GainActivation",
-           "NTKConv2d", "NTKLinear", "SpatialMean", "aligned_stack", "fc_net", "padded_rows",
-           "strided_cnn"]
+           "NTKConv2d", "NTKLinear", "SpatialMean", "aligned_stack", "fc_net", "padded_rows"]

@@ -37,6 +37,18 @@ The plug-in module exports:
     :class:`depthlab.claims.ClaimResult` (defined in ``paper_claims.py``; a submodule named
     ``claims`` would shadow the function).
 
+Optional:
+
+``CLAIMS_ACROSS = True`` with ``paper_claims.claims_across(cubes, studies)``
+    claims no single study can check (one paper statement over several studies of the
+    kind, e.g. a critical depth that grows with the number of classes): ``{name: cube}``
+    and ``{name: study block}`` of every study of the kind in the config, a list of
+    ClaimResult. The generic ``claims_across`` rule (rules/claims.smk) writes them to
+    ``claims_across/<kind>.csv`` when the config has two or more studies of the kind; the
+    scorecard lists them with the studies' own rows.
+``paper_claims.KINDS``
+    every claim kind the plug-in emits: the keys its studies' ``claims:`` blocks may use.
+
 :func:`plugin` checks these attributes and their types when the config is loaded (one
 :class:`depthlab.config.ConfigError` naming the kind, the module file and every missing or
 wrong attribute).
@@ -59,6 +71,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+from depthlab.errors import ConfigError
 
 __all__ = ["KINDS", "PRESENTATION_KEYS", "REQUIRED_ATTRIBUTES", "check_figure_rule_names",
            "check_plugin", "config_slice", "figure_rule_name", "lazy_checks",
@@ -135,8 +149,6 @@ def check_plugin(module: ModuleType, kind: str) -> None:
     """Refuse a plug-in module that breaks the contract (:data:`REQUIRED_ATTRIBUTES`): one
     :class:`depthlab.config.ConfigError` naming the kind, the module file and every missing
     or wrong attribute."""
-    from depthlab.config import ConfigError
-
     problems = [f"{attr} {problem} (expected {REQUIRED_ATTRIBUTES[attr]})"
                 for attr in REQUIRED_ATTRIBUTES
                 if (problem := _contract_problem(module, kind, attr)) is not None]
@@ -152,8 +164,6 @@ _CHECKED: set[str] = set()
 def plugin(kind: str, key: str = "kind") -> ModuleType:
     """The plug-in module of ``kind``, checked against the contract on first use; an unknown
     kind is a ``ConfigError`` naming ``key``."""
-    from depthlab.config import ConfigError
-
     if kind not in KINDS:
         raise ConfigError(f"{key}: unknown study kind {kind!r}; known kinds: {list(KINDS)}")
     module = importlib.import_module(f"{__name__}.{kind}")
@@ -218,8 +228,6 @@ def check_figure_rule_names(studies: Mapping[str, Mapping[str, Any]],
     workflow (``taken``, the rules defined before the figure rules): e.g. a Lee figure named
     ``table41`` or ``cube`` would be rule ``lee_table41`` / ``lee_cube``. Raises
     :class:`depthlab.config.ConfigError` naming ``studies.<name>.figures.<figure>``."""
-    from depthlab.config import ConfigError
-
     taken = set(taken)
     for name, study in studies.items():
         for fig in figures.get(name) or {}:
@@ -255,7 +263,11 @@ def lazy_plugin_attributes(package: str) -> Callable[[str], Any]:
     matplotlib and xarray, which only the jobs that draw or judge should pay for: every
     cluster job's parse of the Snakefile imports every plug-in used). The module holding the
     claims is not called ``claims``: a submodule of that name would shadow the function."""
-    table = {"PLOTS": ("figures", "PLOTS"), "claims": ("paper_claims", "claims")}
+    table = {"PLOTS": ("figures", "PLOTS"), "claims": ("paper_claims", "claims"),
+             # optional: claims over several studies of the kind (CLAIMS_ACROSS = True) and
+             # every claim kind the plug-in emits (its config `claims:` keys)
+             "claims_across": ("paper_claims", "claims_across"),
+             "CLAIM_KINDS": ("paper_claims", "KINDS")}
 
     def __getattr__(attr: str) -> Any:
         if attr not in table:

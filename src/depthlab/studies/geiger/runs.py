@@ -57,7 +57,8 @@ from depthlab.kernels.empirical import (
     empirical_ntk_structured,
     ntk_relative_change,
 )
-from depthlab.models import FCSpec, fc_net, strided_cnn
+from depthlab.models import FCSpec, fc_net
+from depthlab.studies.geiger.models import strided_cnn
 from depthlab.training.device import Log, resolve_device
 from depthlab.training.device import emit as _emit
 from depthlab.training.hinge import (

@@ -640,7 +640,8 @@ def _loss_pair(ce_cube, ce_name, ce_study, mse_cube, mse_name, mse_study) -> lis
         k = claim_settings(mse_study, kind, cid, DEFAULTS[kind])["separation"]
         diff = float(np.mean(diffs))
         se = float(math.sqrt(sum(x * x for x in ses)) / len(ses))
-        notes = (f"{len(diffs)} matched cells; " + separation_note(diff, se, k)
+        notes = (f"{len(diffs)} matched cell{'' if len(diffs) == 1 else 's'}; "
+                 + separation_note(diff, se, k)
                  + (f"; {extra}" if extra else ""))
         return ClaimResult(
             claim_id=cid, kind=kind, paper=PAPER, where=WHERE_LOSS, quote=quote,

@@ -28,4 +28,8 @@ def targets(name: str, study: dict[str, Any], results: str) -> list[str]:
     return study_targets(name, study, results, ["critical_depths.csv"])
 
 
+# Some claims compare studies of this kind (paper_claims.claims_across): the generic
+# `claims_across` rule judges them on all their cubes (rules/claims.smk).
+CLAIMS_ACROSS = True
+
 __getattr__ = lazy_plugin_attributes(__name__)  # PLOTS and claims, imported on first use

@@ -28,6 +28,7 @@ import numpy as np
 from depthlab.data.cifar import downsample, read_cifar10
 from depthlab.data.digits import digits_images
 from depthlab.data.images import YANG_MEAN, YANG_STD
+from depthlab.data.sources import data_source
 
 __all__ = ["YANG_MEAN", "YANG_STD", "ae_images", "classification_data", "pixel_toy"]
 
@@ -39,10 +40,11 @@ def classification_data(spec: Mapping[str, Any]) -> dict[str, Any]:
     arrays of the ``class_images`` dataset with parameters ``spec``."""
     from depthlab.data import generate
 
-    made = generate({"generator": "class_images", **spec})
+    params = {"generator": "class_images", **spec}
+    made = generate(params)
     out = {k: made[k] for k in ("x_train", "y_train", "x_test", "y_test")}
     return {**out, "n_classes": int(made["meta"]["n_classes"]),
-            "image_shape": list(made["x_train"].shape[1:])}
+            "image_shape": list(made["x_train"].shape[1:]), "source": data_source(params)}
 
 
 def pixel_toy(n_per_class: int = 1, n_test: int = 200, placement: str = "corner",

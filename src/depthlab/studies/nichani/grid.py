@@ -1,9 +1,10 @@
 """The Nichani study's jobs and config checks (free of torch).
 
 Jobs (on the dataset ``data.dataset`` names, a shared make_dataset file): one kernel job
-per CNTK variant (every depth from one recursion) and one for the FC NTK (``fc_ntk``); one training job per Fully-Conv
-depth (``fc_d{depth}``, every seed) and for the FC baseline (``mlp``); one job per linear task
-(all depths and seeds); one job per ResNet (``rn_{n1}-{n2}-{n3}-{n4}_w{width}_k{kernel}_s{seed}``).
+per CNTK variant (every depth from one recursion) and one for the FC NTK (``fc_ntk``); one
+training job per Fully-Conv depth (``fc_d{depth}``, every seed) and for the FC baseline
+(``mlp``); one job per linear task (all depths and seeds); one job per ResNet
+(``rn_{n1}-{n2}-{n3}-{n4}_w{width}_k{kernel}_s{seed}``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from depthlab.data.cifar import find_cifar10_files
 DIGITS_PER_CLASS_MIN = 174  # the smallest digits class (scikit-learn's 1 797 images)
 FC_NTK = "fc_ntk"
 # Nichani et al., Table 1 (depth -> blocks per stage); the same as
-# depthlab.models.resnet.TABLE1 (a test checks), kept here so the grid needs no torch
+# depthlab.studies.nichani.resnet.TABLE1 (a test checks), kept here so the grid needs no torch
 TABLE1 = {10: (1, 1, 1, 1), 12: (1, 1, 2, 1), 14: (1, 2, 2, 1), 16: (2, 2, 2, 1),
           18: (2, 2, 2, 2), 20: (2, 2, 3, 2), 22: (2, 3, 3, 2), 26: (3, 3, 3, 3),
           30: (3, 4, 4, 3), 34: (3, 4, 6, 3), 38: (3, 4, 8, 3), 42: (3, 4, 10, 3),

@@ -138,7 +138,7 @@ def _train_one(data: dict[str, Any], study: dict[str, Any], job: dict[str, Any],
     k = int(data["n_classes"])
     extra: dict[str, Any] = {}
     if job["model"] == "resnet":
-        from depthlab.models.resnet import cifar_resnet
+        from depthlab.studies.nichani.resnet import cifar_resnet
 
         rn = study["resnets"]
         tr = rn["training"]
