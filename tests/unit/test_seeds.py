@@ -81,6 +81,9 @@ def test_agreement_classes():
     assert table.loc["c2", "agreement"] == "unstable"
     assert table.loc["c3", "agreement"] == "agrees"
     assert table.loc["c1", "verdict_7"] == FAILS
+    # the robust verdict: what every offset says, else not resolved
+    assert table["robust_verdict"].to_dict() == {
+        "c0": HOLDS, "c1": NOT_RESOLVED, "c2": NOT_RESOLVED, "c3": NOT_RESOLVED}
 
 
 def test_two_offsets_end_to_end(tmp_path):

@@ -48,6 +48,9 @@ Optional:
     scorecard lists them with the studies' own rows.
 ``paper_claims.KINDS``
     every claim kind the plug-in emits: the keys its studies' ``claims:`` blocks may use.
+``probe.PROBE`` (``studies/<kind>/probe.py``)
+    how ``make probe-paper`` measures its jobs at paper scale (:mod:`depthlab.probe.kinds`
+    finds it by name).
 
 :func:`plugin` checks these attributes and their types when the config is loaded (one
 :class:`depthlab.config.ConfigError` naming the kind, the module file and every missing or
