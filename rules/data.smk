@@ -1,3 +1,4 @@
+from depthlab.data.refs import dataset_settings
 from depthlab.data.sources import dataset_sources
 
 
@@ -17,7 +18,8 @@ rule make_dataset:
     benchmark:
         f"{RESULTS}/benchmarks/make_dataset/datasets/{{dataset}}.tsv",
     params:
-        spec=lambda wc: DATASETS[wc.dataset],
+        # its settings without the prose (`description`): a prose edit remakes nothing
+        spec=lambda wc: dataset_settings(DATASETS[wc.dataset]),
     group:
         "datasets"
     # data first: priorities do not pass upstream, and every study waits on its data

@@ -341,3 +341,18 @@ def test_the_laptop_config_asks_for_each_rule_s_own_defaults(tmp_path_factory):
 
 if __name__ == "__main__":
     _dump_dag(*sys.argv[1:4])
+
+
+@pytest.mark.parametrize("scale", list(CONFIGS))
+def test_a_dataset_description_edit_remakes_no_data(scale, tmp_path, tmp_path_factory):
+    """A dataset's `description` is prose: no dataset file, training or kernel job reruns
+    (only summaries that quote it may)."""
+    config = load(scale)
+    for spec in config["datasets"].values():
+        spec["description"] = "edited: " + str(spec.get("description", ""))
+    before = base_dag(scale, tmp_path_factory)
+    after = dag(config, tmp_path, "description")
+    work = {k for k in planned(before, after)
+            if after[k]["rule"] == "make_dataset" or "/runs/" in k or "/kernels/" in k
+            or after[k]["rule"].endswith(("_train", "_train_pack", "_select_lr"))}
+    assert not work, f"{scale}: a description edit plans\n{describe(after, work)}"

@@ -10,6 +10,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from depthlab.data.refs import dataset_settings
 from depthlab.provenance import (
     InputFileError,
     atomic_output,
@@ -32,6 +33,7 @@ def write_dataset(path: str | Path, data: Mapping[str, Any], config_slice: Mappi
 
     arrays = {name: data[_array_key(name)] for name in _ARRAYS}
     meta = data.get("meta", {})
+    config_slice = dataset_settings(config_slice)
     attrs = provenance_attrs(
         config_slice,
         seed=config_slice.get("seed"),
@@ -116,6 +118,7 @@ def check_dataset_config(path: str | Path, expect: Mapping[str, Any], *,
     except ValueError as err:
         raise InputFileError(f"{path}: its config attribute is not JSON ({err}); delete it "
                              "and rerun the rule that makes it.") from None
+    stored, expect = dataset_settings(stored), dataset_settings(expect)
     if within:
         expect = {k: expect.get(k) for k in stored}
     if to_json(stored) != to_json(dict(expect)):

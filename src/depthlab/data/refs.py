@@ -22,8 +22,20 @@ from typing import Any
 from depthlab.data.digits import DIGITS_SIZE
 from depthlab.errors import ConfigError
 
-__all__ = ["check_image_dataset", "dataset_file", "dataset_names", "fill_dataset_refs",
-           "study_dataset_input"]
+__all__ = ["PRESENTATION_KEYS", "check_image_dataset", "dataset_file", "dataset_names",
+           "dataset_settings", "fill_dataset_refs", "study_dataset_input"]
+
+# Keys of a `datasets:` entry that describe it without shaping its arrays: a dataset file
+# records and is checked against its settings without them, so editing one remakes nothing
+# (a prose edit must not retrain every net that reads the data).
+PRESENTATION_KEYS: tuple[str, ...] = ("description",)
+
+
+def dataset_settings(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """What makes a dataset's arrays: its `datasets:` entry without the presentation keys
+    (the make_dataset rule's params, the config a dataset file stores and is checked by)."""
+    return {k: v for k, v in spec.items() if k not in PRESENTATION_KEYS}
+
 
 _DIRS = {("pixels", "mnist"): "mnist_dir", ("centred_images", "cifar10"): "cifar_dir",
          ("class_images", "cifar10"): "cifar_dir",
@@ -49,7 +61,7 @@ def fill_dataset_refs(key: str, study: MutableMapping[str, Any],
         if name not in datasets:
             raise ConfigError(f"{path}.dataset: no dataset {name!r} in the config's datasets "
                               f"(it has {', '.join(sorted(datasets))})")
-        for k, v in datasets[name].items():
+        for k, v in dataset_settings(datasets[name]).items():
             if k in block and block[k] != v:
                 raise ConfigError(
                     f"{path}.{k} = {block[k]!r}, but dataset {name!r} has {k} = {v!r}: a "
