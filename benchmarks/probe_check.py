@@ -4,7 +4,10 @@ For three job kinds -- a packed FC training job (rule mori_ueda_train), a Geiger
 geiger_train) and a Gram (rule gram) -- at a reduced but non-trivial size: the probe's
 prediction for that size (its few timed steps x the job's step count, :mod:`depthlab.probe`)
 against the wall time of the whole job through the same library entry point the rule's
-script calls. Prints the relative error per kind (target: within +-30 %).
+script calls. Each prediction goes through the planner itself: the job's shape and work
+units come from :func:`depthlab.probe.shapes.shape_class` / ``job_work`` (the rule's plan in
+its study's probe hook, or the shared one for gram), its seconds per unit from the probe of
+that shape. Prints the relative error per kind (target: within +-30 %).
 
     OMP_NUM_THREADS=1 python benchmarks/probe_check.py
 
@@ -13,8 +16,6 @@ On a shared machine the timings are noisy: run it when the machine is quiet.
 
 from __future__ import annotations
 
-import json
-import math
 import sys
 import tempfile
 import time
@@ -24,20 +25,30 @@ import numpy as np
 import torch
 
 from depthlab.probe import kinds as K
+from depthlab.probe.jobs import JobInfo
 from depthlab.probe.plan import cpu_model
-from depthlab.studies.geiger import probe as geiger_probe
+from depthlab.probe.shapes import job_work, shape_class
+
+
+def predict(job: JobInfo, config: dict) -> float:
+    """The probe's prediction for ``job``: its shape measured (5 timed steps) x the units
+    of work the planner counts for it (a unit the probe has no time for costs 0, as in
+    depthlab.probe.plan.predict_jobs)."""
+    cls = shape_class(job, config)
+    sec = K.KINDS[cls.kind].measure(cls.shape, 5)
+    return sum(n * sec.get(u, 0.0) for u, n in job_work(job, config).items())
 
 
 def packed_fc() -> tuple[float, float, str]:
     from depthlab.training.packed_sgd import Member, TrainConfig, train_members
 
     n, nt, d, depth, width, m, b, epochs, check = 3000, 1000, 100, 3, 256, 4, 50, 4, 2
-    shape = {"d": d, "depth": depth, "width": width, "batch": b, "dtype": "float32",
-             "loss": "cross_entropy", "activation": "relu", "n_classes": 2, "M": m}
-    sec = K.packed_measure(shape, 5)
-    steps = epochs * math.ceil(n / b)
-    evalrows = math.ceil(epochs / check) * n + nt  # the rule's job_work for this job
-    pred = steps * sec[f"step_M{m}"] + evalrows * sec[f"evalrow_M{m}"]
+    training = {"batch_size": b, "max_epochs": epochs, "check_every": check,
+                "dtype": "float32", "loss": "cross_entropy", "activation": "relu"}
+    job = JobInfo("mori_ueda_train", {"dataset": "bench", "n_train": str(n),
+                                      "depth": str(depth), "width": str(width)},
+                  {"training": training, "members": [{"seed": s} for s in range(m)]}, 1)
+    pred = predict(job, {"datasets": {"bench": {"d": d, "n_test": nt}}})
     gen = np.random.default_rng(1)
     x, xt = gen.standard_normal((n, d)).astype(np.float32), gen.standard_normal((nt, d))
     y, yt = gen.integers(0, 2, n), gen.integers(0, 2, nt)
@@ -55,11 +66,14 @@ def geiger() -> tuple[float, float, str]:
     from depthlab.studies.geiger.runs import train_lazy_feature
 
     n, nt, d, width, depth, steps, subset = 2000, 1000, 10, 128, 5, 100, 256
-    shape = {"architecture": "fc", "activation": "softplus", "depth": depth, "width": width,
-             "n_train": n, "n_test": nt, "d": d, "image_shape": None, "temperature": 0.0,
-             "tau": None, "mu": 1000.0, "ntk_subset": subset}
-    sec = geiger_probe.measure(shape, 5)
-    pred = sec["fixed"] + steps * sec["step"]
+    dyn = {"max_steps": steps, "ntk_subset": subset, "temperature": 0.0, "tau": None,
+           "mu": 1000.0}
+    job = JobInfo("geiger_train", {"study": "bench", "activation": "softplus",
+                                   "depth": str(depth), "width": str(width)},
+                  {"run": {"dynamics": dyn, "n_train": n, "architecture": "fc",
+                           "image_shape": None}}, 1)
+    pred = predict(job, {"datasets": {"bench": {"d": d, "n_train": n, "n_test": nt}},
+                         "studies": {"bench": {"kind": "geiger", "dataset": "bench"}}})
     gen = np.random.default_rng(2)
     x, xt = gen.standard_normal((n, d)), gen.standard_normal((nt, d))
     y, yt = gen.integers(0, 2, n), gen.integers(0, 2, nt)
@@ -78,8 +92,9 @@ def gram() -> tuple[float, float, str]:
     n, nt, d, depth = 3000, 1000, 100, 7
     spec = {"activation": "relu", "first_w_var": 1.0, "first_b_var": 0.01, "w_var": 2.0,
             "b_var": 0.01}
-    sec = K.gram_measure({"spec": json.dumps(spec), "depth": depth, "d": d}, 5)
-    pred = sec["entry"] * (n * (n + 1) / 2 + nt * n)
+    job = JobInfo("gram", {"dataset": "bench", "depth": str(depth)},
+                  {"spec": spec, "block_size": 1024}, 1)
+    pred = predict(job, {"datasets": {"bench": {"d": d, "n_train": n, "n_test": nt}}})
     gen = np.random.default_rng(3)
     x, xt = gen.standard_normal((n, d)), gen.standard_normal((nt, d))
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,9 +1,13 @@
-"""Per-job result files shared by the studies: a kernel-regression record, and a generic
-record (arrays as datasets, scalars as attributes) for one run.
+"""The one result-file format of every job (:func:`write_arrays` / :func:`read_arrays`):
+arrays (numeric or strings, 0-d for scalars) as HDF5 datasets, the cell coordinates and
+other scalar facts as attributes, provenance (config slice, its hash, software versions) as
+attributes, written atomically and opened checked.
 
-Small HDF5 files with the cell coordinates, config slice and software versions as
-attributes, so a cube builder needs nothing but these files (study-specific run files
-live with their study: ``depthlab.studies.<kind>``).
+Two common uses are spelled out on top of it: a *record* of one run (:func:`write_record`:
+its arrays, its scalars as 0-d datasets, its cell; :func:`read_record` gives one dict) and
+a *kernel-regression* result (:func:`write_regression` / :func:`read_regression`). Study
+run files use :func:`write_arrays` directly, so a cube builder needs nothing but these
+files and one reader.
 """
 
 from __future__ import annotations
@@ -25,48 +29,51 @@ def scalar_attr(value: Any) -> Any:
 
 
 REGRESSION_FIELDS = ("test_error", "train_error", "jitter_used")
+# attributes every file carries that are provenance, not the result
+_PROVENANCE = ("config", "config_hash")
 
 
 def write_regression(path: str | Path, result: Mapping[str, Any], cell: Mapping[str, Any],
                      config_slice: Any) -> None:
-    attrs = provenance_attrs(config_slice, **dict(cell))
-    with atomic_output(path) as tmp, h5py.File(tmp, "w") as f:
-        for name in REGRESSION_FIELDS:
-            f.create_dataset(name, data=float(result[name]))
-        f.attrs.update(attrs)
-        f.attrs["result"] = json.dumps({k: v for k, v in result.items()
-                                        if isinstance(v, (int, float, str))})
+    """A kernel regression's errors (0-d datasets), its cell and every other number or
+    string of ``result`` (as the JSON attribute ``result``)."""
+    write_arrays(path, {name: np.float64(result[name]) for name in REGRESSION_FIELDS},
+                 {**dict(cell), "result": json.dumps(
+                     {k: v for k, v in result.items() if isinstance(v, (int, float, str))})},
+                 config_slice)
 
 
 def read_regression(path: str | Path) -> dict[str, Any]:
-    with open_h5_checked(path, required=REGRESSION_FIELDS) as f:
-        out = {name: float(f[name][()]) for name in REGRESSION_FIELDS}
-        for key in ("dataset", "kernel", "kernel_depth", "n_train"):
-            out[key] = scalar_attr(f.attrs[key])
+    arrays, attrs = read_arrays(path, required=REGRESSION_FIELDS)
+    out = {name: float(arrays[name]) for name in REGRESSION_FIELDS}
+    for key in ("dataset", "kernel", "kernel_depth", "n_train"):
+        out[key] = attrs[key]
     return out
 
 
 def write_record(path: str | Path, scalars: Mapping[str, Any], arrays: Mapping[str, Any],
                  cell: Mapping[str, Any], config_slice: Any) -> None:
-    """One result as HDF5: arrays as datasets, numbers and strings as attributes of the
-    group ``/scalars``, the cell coordinates and provenance as file attributes."""
-    with atomic_output(path) as tmp, h5py.File(tmp, "w") as f:
-        group = f.create_group("scalars")
-        for name, value in scalars.items():
-            group.attrs[name] = value if isinstance(value, str) else np.float64(value)
-        for name, value in arrays.items():
-            f.create_dataset(name, data=np.asarray(value, dtype=np.float64))
-        f.attrs.update(provenance_attrs(config_slice, **dict(cell)))
+    """One run: its arrays (float64) and its scalars (numbers as float64, strings as they
+    are) as datasets, the scalars' names in the attribute ``scalars`` (so a reader tells
+    them from 0-d arrays), the cell coordinates as attributes."""
+    clash = sorted(set(scalars) & set(arrays))
+    if clash:
+        raise ValueError(f"write_record: {clash} named both a scalar and an array")
+    data = {name: np.asarray(value, dtype=np.float64) for name, value in arrays.items()}
+    data.update({name: (np.asarray(value) if isinstance(value, str) else np.float64(value))
+                 for name, value in scalars.items()})
+    write_arrays(path, data, {**dict(cell), "scalars": json.dumps(sorted(scalars))},
+                 config_slice)
 
 
 def read_record(path: str | Path, required: Sequence[str] = ()) -> dict[str, Any]:
     """A :func:`write_record` file as one dict: cell attributes, scalars and arrays."""
-    with open_h5_checked(path, required=("scalars", *required)) as f:
-        out = {k: scalar_attr(v) for k, v in f.attrs.items() if k not in ("config", "config_hash")}
-        out.update({k: scalar_attr(v) for k, v in f["scalars"].attrs.items()})
-        for name, item in f.items():
-            if isinstance(item, h5py.Dataset):
-                out[name] = item[()]
+    arrays, attrs = read_arrays(path, required=tuple(required))
+    names = json.loads(attrs.get("scalars", "[]"))
+    out = {k: v for k, v in attrs.items() if k not in (*_PROVENANCE, "scalars")}
+    for name, value in arrays.items():
+        scalar = name in names and np.ndim(value) == 0 and hasattr(value, "item")
+        out[name] = value.item() if scalar else value
     return out
 
 

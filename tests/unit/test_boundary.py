@@ -1,6 +1,7 @@
 """The shared/study boundary (issue #26): shared code under src/depthlab never imports a study
-package and defines nothing named after a study, so adding or removing a study edits no
-shared module. Checked on the source text (ast), not by importing it."""
+package, defines nothing named after a study and holds no string naming a study's rule
+(``"<kind>_..."``), so adding or removing a study edits no shared module. Checked on the
+source text (ast), not by importing it."""
 
 from __future__ import annotations
 
@@ -36,6 +37,10 @@ def _study_module(module: str) -> str | None:
     return m.group(1) if m and m.group(1) in KINDS else None
 
 
+def _short(text: str) -> str:
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def violations(source: str, module_path: str = "<string>") -> list[str]:
     """What in one shared module's source crosses the boundary, as readable lines."""
     tree = ast.parse(source)
@@ -54,6 +59,12 @@ def violations(source: str, module_path: str = "<string>") -> list[str]:
             # importlib.import_module("depthlab.studies.<kind>...") is an import too
             if _study_module(node.value.strip()):
                 out.append(f"{module_path}:{node.lineno}: names module {node.value.strip()!r}")
+            # a study's rule or job name ("xiao_train", "mori_ueda_" + ...): shared code that
+            # branches on it knows the study (its plan belongs in the study's probe hook)
+            elif k := max((k for k in KINDS if node.value.startswith(f"{k}_")), key=len,
+                          default=None):
+                out.append(f"{module_path}:{node.lineno}: string {_short(node.value)!r} names "
+                           f"a rule of study {k!r}")
     for node in tree.body:  # top-level definitions
         names: list[str] = []
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
@@ -104,6 +115,15 @@ def test_shared_code_imports_no_study_and_names_none():
      "names module 'depthlab.studies.lee.cnn'"),
     ("class GeigerJob:\n    pass\n", "named after study 'geiger'"),
     ("LEE_DEFAULTS: dict = {}\n", "named after study 'lee'"),
+    # the shared probe branching on study rules (depthlab/probe/shapes.py, plan.py before
+    # the per-rule plans moved to studies/<kind>/probe.py)
+    ("def f(job):\n    if job.rule == 'xiao_train':\n        return 1\n",
+     "string 'xiao_train' names a rule of study 'xiao'"),
+    ("PROBED_RULES = ('gram', 'nichani_resnet')\n",
+     "string 'nichani_resnet' names a rule of study 'nichani'"),
+    ("def f(r):\n    return r in ('mori_ueda_train', 'kernel_regression')\n",
+     "names a rule of study 'mori_ueda'"),
+    ("rule = 'geiger_' + suffix\n", "string 'geiger_' names a rule of study 'geiger'"),
 ])
 def test_the_check_catches(source, expected):
     found = violations(source)
@@ -116,6 +136,11 @@ def test_the_check_catches(source, expected):
     "import importlib\nm = importlib.import_module(f'depthlab.studies.{kind}.probe')\n",
     "def sleep_between_steps():\n    pass\n",
     "def deep_narrow_width(d, k):\n    pass\n",
+    # a rule name built from the kind found at run time, shared rule names, words that
+    # merely start like a kind
+    "rule = f'{kind}_train'\n",
+    "RULES = ('gram', 'kernel_regression', 'make_dataset')\n",
+    "x = 'sleep_between_steps'\n",
 ])
 def test_the_check_lets_through(source):
     assert violations(source) == []

@@ -166,3 +166,78 @@ def test_study_probes_are_found_by_name():
     assert sec["step"] > 0 and sec["fixed"] >= 0
     assert xiao.cost(shape)["step"] > 0 and xiao.memory(shape) > 0
     assert xiao.shrink({**shape, "batch": 64}) == {**shape, "batch": 32}
+
+
+def test_each_study_plans_its_own_rules():
+    """The per-rule plans (shape, work, data size, checkpointing) live in each study's hook
+    (depthlab.studies.<kind>.probe.RULES), found from the rule name's kind: every rule a hook
+    plans is a rule of that study's rules file, and the shared probe package plans only the
+    shared rules (tests/unit/test_boundary.py: it names no study rule)."""
+    import re
+
+    from depthlab.probe import kinds as K
+    from depthlab.probe.shapes import SHARED_RULES, RuleProbe, rule_probe
+
+    planned = {}
+    for kind in K.study_hooks():
+        rules = getattr(K.study_hook(kind), "RULES", {})
+        smk = (REPO / "rules" / "studies" / f"{kind}.smk").read_text()
+        defined = set(re.findall(r"^rule (\w+):", smk, flags=re.M))
+        assert set(rules) <= defined, (kind, set(rules) - defined)
+        for rule, rp in rules.items():
+            assert isinstance(rp, RuleProbe) and rule_probe(rule) is rp
+            assert rp.kind in K.KINDS, (rule, rp.kind)  # a shared or the study's probe
+            planned[rule] = rp.kind
+    # Mori-Ueda's rules run the shared packed trainer: a shared probe, its own mapping
+    assert planned["mori_ueda_train"] == planned["mori_ueda_select_lr"] == "packed_fc"
+    assert {planned[r] for r in ("geiger_train", "xiao_train", "nichani_resnet")} == \
+        {"geiger", "xiao", "nichani"}
+    assert set(SHARED_RULES) == {"gram", "kernel_regression"}
+    # a study rule its hook does not plan, and a rule of no kind: counted, unprobed
+    assert rule_probe("lee_train") is None and rule_probe("mori_ueda_cube") is None
+    assert rule_probe("claims") is None
+    assert shape_class(JobInfo("lee_train", {}, {}, 1), CONFIG).kind == "unprobed"
+
+
+def test_checkpointing_as_each_rule_says():
+    from depthlab.probe.plan import has_checkpointing
+
+    train = _train()
+    assert not has_checkpointing(train)
+    train.params["checkpoint"] = "results/s/checkpoints/x"
+    assert has_checkpointing(train)
+    # the search's training block carries checkpoint_every, which the search overrides
+    # with 0 (studies/mori_ueda/lr_search.py): not resumable, whatever the block says
+    search = JobInfo("mori_ueda_select_lr", train.wildcards,
+                     {"training": {**TRAINING, "checkpoint_every": 5},
+                      "search": {"n_folds": 5, "n_iter": 4, "init_points": 3}}, 1)
+    assert not has_checkpointing(search)
+    assert has_checkpointing(JobInfo("mori_ueda_train", train.wildcards,
+                                     {"training": {**TRAINING, "checkpoint_every": 5},
+                                      "members": train.params["members"]}, 1))
+
+
+def test_nichani_jobs_read_their_named_dataset(tmp_path):
+    """A Nichani study names its dataset (`data: {dataset: NAME}`): the probe reads the
+    classes, sizes and per-class counts from the config's `datasets` block (the raw config
+    file has no copy of them in the study block), on the DAG Snakemake plans."""
+    from depthlab.config import load_yaml_strict
+    from depthlab.probe.jobs import enumerate_jobs
+    from depthlab.probe.plan import data_mb
+
+    cfgfile = REPO / "tests" / "data" / "tiny_nichani.yaml"
+    config = load_yaml_strict(cfgfile)
+    jobs = {j.label: j for j in enumerate_jobs(cfgfile, workdir=tmp_path)
+            if j.rule in ("nichani_train", "nichani_resnet")}
+    fc = jobs["nichani_train[job=fc_d2,study=nichani]"]
+    cls = shape_class(fc, config)
+    # digits_3x10: 3 classes of 8x8 digits; the study's fully_conv width 4, batch 8
+    assert cls.kind == "nichani" and cls.shape == {
+        "model": "fully_conv", "depth": 2, "width": 4, "kernel_size": 3, "batch": 8,
+        "image_size": 8, "n_classes": 3}
+    # 2 seeds x 3 epochs x (ceil(12 / 8) steps + ceil(18 / 8) / 3 test batches)
+    assert job_work(fc, config) == {"fixed": 2.0, "step": 18.0}
+    assert data_mb(fc, config) == 3 * (4 + 6) * 3 * 8**2 * 8 / 2**20
+    rn = jobs["nichani_resnet[job=rn_1-1-1-1_w2_k3_s0,study=nichani]"]
+    assert shape_class(rn, config).shape["blocks"] == (1, 1, 1, 1)
+    assert job_work(rn, config) == {"fixed": 1.0, "step": 2 * 3.0}  # 1 seed, 2 epochs

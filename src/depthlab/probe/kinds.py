@@ -21,10 +21,13 @@ labels): none of these step costs depends on the values. The shared kinds here:
 * cholesky: ``numpy.linalg.cholesky`` + triangular solves (the dense solve of
   ``kernel_regression``) at a size that fits, extrapolated by n^3.
 
-A study kind whose jobs run its own code has its probe in its own package: the module
-``depthlab.studies.<kind>.probe`` defines ``PROBE``, a :class:`Probe`, and the probe kind is
-the study kind's name. :data:`KINDS` finds those modules by name (imported on first use), so
-this package imports no study package and adding a study edits nothing here.
+A study's probe hook is the module ``depthlab.studies.<kind>.probe``. Where the study's jobs
+run its own code, it defines ``PROBE``, a :class:`Probe`, and the probe kind is the study
+kind's name; its ``RULES`` say how each of its rules is planned
+(:class:`depthlab.probe.shapes.RuleProbe`: a hook without ``PROBE`` maps its rules to shared
+kinds, e.g. Mori-Ueda's to ``packed_fc``). :func:`study_hook` and :data:`KINDS` find those
+modules by name (imported on first use), so this package imports no study package and adding
+a study edits nothing here.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -204,22 +208,36 @@ SHARED: dict[str, Probe] = {
 _STUDIES_DIR = Path(__file__).resolve().parents[1] / "studies"
 
 
+def study_hooks() -> list[str]:
+    """The study kinds with a probe hook (``studies/<kind>/probe.py``), found by file name."""
+    return sorted(p.parent.name for p in _STUDIES_DIR.glob("*/probe.py")
+                  if (p.parent / "__init__.py").exists())
+
+
+def study_hook(kind: str) -> ModuleType | None:
+    """The probe hook module of study ``kind`` (imported on first use), or None."""
+    if kind not in study_hooks():
+        return None
+    return importlib.import_module(f"depthlab.studies.{kind}.probe")
+
+
 class _Kinds(Mapping[str, Probe]):
-    """The shared probes, then every study kind with a ``probe`` module, by name."""
+    """The shared probes, then every study kind whose probe hook defines ``PROBE``."""
 
     def __init__(self) -> None:
         self._loaded: dict[str, Probe] = dict(SHARED)
 
     def _study_kinds(self) -> list[str]:
-        return sorted(p.parent.name for p in _STUDIES_DIR.glob("*/probe.py")
-                      if (p.parent / "__init__.py").exists() and p.parent.name not in SHARED)
+        # a hook may only map its rules to shared kinds (no PROBE): not a probe kind
+        return [k for k in study_hooks()
+                if k not in SHARED and getattr(study_hook(k), "PROBE", None) is not None]
 
     def __getitem__(self, kind: str) -> Probe:
         if kind in self._loaded:
             return self._loaded[kind]
         if kind not in self._study_kinds():
             raise KeyError(kind)
-        module = importlib.import_module(f"depthlab.studies.{kind}.probe")
+        module = study_hook(kind)
         probe = getattr(module, "PROBE", None)
         if not isinstance(probe, Probe):
             raise TypeError(f"{module.__name__}.PROBE must be a depthlab.probe.kinds.Probe, "

@@ -34,7 +34,7 @@ import numpy as np
 from depthlab.probe import kinds as K
 from depthlab.probe.jobs import JobInfo
 from depthlab.probe.runner import rss_mb, run_forked
-from depthlab.probe.shapes import CIFAR_DIM, ShapeClass, job_work, work_is_bound
+from depthlab.probe.shapes import ShapeClass, job_work, rule_probe, work_is_bound
 from depthlab.probe.slurm import requests
 
 PARALLEL_EFFICIENCY = 0.5
@@ -197,47 +197,28 @@ def _diff(real: Mapping[str, Any], shape: Mapping[str, Any]) -> str:
 
 
 def data_mb(job: JobInfo, config: Mapping[str, Any]) -> float:
-    """Memory of the job's data arrays (and, for kernel rules, its Gram blocks), MB."""
-    r, wc, p = job.rule, job.wildcards, job.params
-    mb = 2.0**20
+    """Memory of the job's data arrays (and, for kernel rules, its Gram blocks), MB: what
+    its rule's :class:`~depthlab.probe.shapes.RuleProbe` says (0 where unknown)."""
+    rp = rule_probe(job.rule)
+    if rp is None:
+        return 0.0
     try:
-        if r in ("mori_ueda_train", "mori_ueda_select_lr"):
-            ds = config["datasets"][wc["dataset"]]
-            # the float64 arrays read + their float32 copy on the device
-            return (int(wc["n_train"]) + int(ds["n_test"])) * int(ds["d"]) * 12 / mb
-        if r == "geiger_train":
-            ds = config["datasets"][config["studies"][wc["study"]]["dataset"]]
-            return (int(ds["n_train"]) + int(ds["n_test"])) * int(ds["d"]) * 16 / mb
-        if r == "gram":
-            ds = config["datasets"][wc["dataset"]]
-            n, nt, d = int(ds["n_train"]), int(ds["n_test"]), int(ds["d"])
-            # two kinds (NTK, NNGP) of one block_size x n row block, twice over while the
-            # block is mirrored, and the inputs
-            return (4 * int(p["block_size"]) * n * 8 + (n + nt) * d * 8) / mb
-        if r == "kernel_regression":
-            ds = config["datasets"][wc["dataset"]]
-            n, nt, d = int(wc["n_train"]), int(ds["n_test"]), int(ds["d"])
-            return (8 * n * n + 8 * int(p["block_size"]) * n + (n + nt) * d * 8) / mb
-        if r in ("xiao_plane_train", "xiao_train"):
-            blk = p["study"][p["block"]]
-            return (int(blk["n_train"]) + int(blk["n_test"])) * CIFAR_DIM * 12 / mb
-        if r in ("nichani_train", "nichani_resnet"):
-            data = config["studies"][wc["study"]]["data"]
-            k = len(data["classes"])
-            n = k * (int(data["n_train_per_class"]) + int(data["n_test_per_class"]))
-            return n * 3 * int(data["image_size"]) ** 2 * 8 / mb
+        return float(rp.data_mb(job, config))
     except (KeyError, TypeError, ValueError):
         return 0.0
-    return 0.0
 
 
 def has_checkpointing(job: JobInfo) -> bool:
-    """Whether the rule's script resumes a killed job from a checkpoint."""
+    """Whether the rule's script resumes a killed job from a checkpoint: its RuleProbe's
+    ``checkpointed`` where it says, else whether the job's params ask for checkpoints."""
+    rp = rule_probe(job.rule)
+    if rp is not None and rp.checkpointed is not None:
+        return bool(rp.checkpointed(job))
     p = job.params
     if p.get("checkpoint") or p.get("checkpoint_every"):
         return True
     tr = p.get("training")
-    return isinstance(tr, Mapping) and bool(tr.get("checkpoint_every")) and "search" not in p
+    return isinstance(tr, Mapping) and bool(tr.get("checkpoint_every"))
 
 
 def predict_jobs(reps: Mapping[ShapeClass, list[JobInfo]],
@@ -284,6 +265,7 @@ def predict_jobs(reps: Mapping[ShapeClass, list[JobInfo]],
 
 
 def _study_of(job: JobInfo) -> str:
+    # the shared rules (rules/kernels.smk, rules/data.smk): no study wildcard
     if job.rule in ("gram", "kernel_regression", "kernel_spectrum", "make_dataset"):
         return "(shared kernels/datasets)"
     return "-"

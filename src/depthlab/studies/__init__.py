@@ -48,9 +48,11 @@ Optional:
     scorecard lists them with the studies' own rows.
 ``paper_claims.KINDS``
     every claim kind the plug-in emits: the keys its studies' ``claims:`` blocks may use.
-``probe.PROBE`` (``studies/<kind>/probe.py``)
-    how ``make probe-paper`` measures its jobs at paper scale (:mod:`depthlab.probe.kinds`
-    finds it by name).
+``probe.RULES`` and ``probe.PROBE`` (``studies/<kind>/probe.py``)
+    how ``make probe-paper`` plans and measures its jobs at paper scale: ``RULES`` maps
+    each of its rules to a :class:`depthlab.probe.shapes.RuleProbe` (the job's shape,
+    work units, data size, checkpointing), ``PROBE`` measures its own trainer where no
+    shared probe kind does (:mod:`depthlab.probe.kinds` finds both by name).
 
 :func:`plugin` checks these attributes and their types when the config is loaded (one
 :class:`depthlab.config.ConfigError` naming the kind, the module file and every missing or

@@ -1,6 +1,7 @@
 """The probe of Geiger jobs (rule geiger_train): its
 :class:`depthlab.probe.kinds.Probe`, found by name (the probe kind ``geiger``) by
-:data:`depthlab.probe.kinds.KINDS`.
+:data:`depthlab.probe.kinds.KINDS`, and ``RULES``, how each job of the rule is planned
+(:class:`depthlab.probe.shapes.RuleProbe`: its shape, step count, data size).
 
 Entry point: :func:`depthlab.studies.geiger.runs.train_lazy_feature` (the rule's script)
 capped by its own ``max_steps``; inputs are synthetic stand-ins of the real shape.
@@ -8,11 +9,14 @@ capped by its own ``max_steps``; inputs are synthetic stand-ins of the real shap
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from depthlab.probe import kinds as K
+from depthlab.probe.jobs import JobInfo
+from depthlab.probe.shapes import RuleProbe, dataset
 
 
 def _macs_per_sample(shape: dict[str, Any]) -> float:
@@ -91,3 +95,39 @@ def memory(s: dict[str, Any]) -> float:
 
 
 PROBE = K.Probe(measure, cost, shrink, memory, dtype="float64")
+
+
+# --------------------------------------------------------------------------- its rules
+
+
+def _train_shape(job: JobInfo, config: Mapping[str, Any]) -> dict[str, Any]:
+    wc, run = job.wildcards, job.params["run"]
+    ds = dataset(config, config["studies"][wc["study"]]["dataset"])
+    dyn = run["dynamics"]
+    return dict(
+        architecture=run["architecture"], activation=wc["activation"],
+        depth=int(wc["depth"]), width=int(wc["width"]), n_train=int(run["n_train"]),
+        n_test=int(ds["n_test"]), d=int(ds["d"]), image_shape=run["image_shape"],
+        temperature=float(dyn.get("temperature") or 0.0), tau=dyn.get("tau"),
+        mu=dyn.get("mu"), ntk_subset=dyn.get("ntk_subset"))
+
+
+def _train_work(job: JobInfo, config: Mapping[str, Any]) -> dict[str, float]:
+    return {"fixed": 1.0, "step": float(job.params["run"]["dynamics"]["max_steps"])}
+
+
+def _train_data_mb(job: JobInfo, config: Mapping[str, Any]) -> float:
+    ds = config["datasets"][config["studies"][job.wildcards["study"]]["dataset"]]
+    # float64 inputs and their work copy
+    return (int(ds["n_train"]) + int(ds["n_test"])) * int(ds["d"]) * 16 / K.MB
+
+
+def _stops_early(job: JobInfo) -> bool:
+    # counted at max_steps; the dynamics stop once every margin is met
+    return True
+
+
+RULES: dict[str, RuleProbe] = {
+    "geiger_train": RuleProbe("geiger", _train_shape, _train_work, bound=_stops_early,
+                              data_mb=_train_data_mb),
+}

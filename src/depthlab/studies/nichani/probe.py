@@ -1,6 +1,7 @@
 """The probe of Nichani jobs (rules nichani_train, nichani_resnet): its
 :class:`depthlab.probe.kinds.Probe`, found by name (the probe kind ``nichani``) by
-:data:`depthlab.probe.kinds.KINDS`.
+:data:`depthlab.probe.kinds.KINDS`, and ``RULES``, how each job of its rules is planned
+(:class:`depthlab.probe.shapes.RuleProbe`: its shape, step count, data size).
 
 Entry point: ``depthlab.studies.nichani.runs._train_one`` (``train_module``) for one
 epoch over k batches; inputs are synthetic stand-ins of the real shape.
@@ -8,11 +9,15 @@ epoch over k batches; inputs are synthetic stand-ins of the real shape.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from depthlab.probe import kinds as K
+from depthlab.probe.jobs import JobInfo
+from depthlab.probe.shapes import RuleProbe, dataset
 
 
 def _conv_macs(shape: dict[str, Any]) -> float:
@@ -85,3 +90,79 @@ def memory(s: dict[str, Any]) -> float:
 
 
 PROBE = K.Probe(measure, cost, shrink, memory)
+
+
+# --------------------------------------------------------------------------- its rules
+
+
+def _data(job: JobInfo, config: Mapping[str, Any]) -> Mapping[str, Any]:
+    data = config["studies"][job.wildcards["study"]]["data"]
+    # `data.dataset` names a dataset of the config's `datasets` block; the config check
+    # copies its parameters (classes, image_size, n per class) into `data`, but the probe
+    # plans from the raw config file: read them from the named block
+    if "dataset" in data:
+        ds = dataset(config, data["dataset"])
+        # the generator's size where the block names none (depthlab.data.images): digits
+        # are 8x8, CIFAR-10 / ImageNet32 are downsampled to image_size, 16 by default
+        size = 8 if ds.get("source") == "digits" else int(ds.get("image_size", 16))
+        return {**ds, "image_size": size, **data}
+    return data
+
+
+def _shape(job: JobInfo, config: Mapping[str, Any]) -> dict[str, Any]:
+    data, p = _data(job, config), job.params
+    job_ = p["job"]
+    k = len(data["classes"])
+    common = dict(image_size=int(data["image_size"]), n_classes=k)
+    if job_["model"] == "resnet":
+        tr = p["resnets"]["training"]
+        return dict(model="resnet", blocks=tuple(job_["blocks"]), width=int(job_["width"]),
+                    kernel_size=int(job_["kernel_size"]), batch=int(tr["batch_size"]),
+                    **common)
+    fc = p["fully_conv"]
+    width = int(fc["fc_width"]) if job_["model"] != "fully_conv" else int(fc["width"])
+    return dict(model=job_["model"], depth=int(job_.get("depth", 1)), width=width,
+                kernel_size=int(fc["kernel_size"]), batch=int(fc["training"]["batch_size"]),
+                **common)
+
+
+def _work(job: JobInfo, config: Mapping[str, Any]) -> dict[str, float]:
+    data = _data(job, config)
+    k = len(data["classes"])
+    n = k * int(data["n_train_per_class"])
+    nt = k * int(data["n_test_per_class"])
+    job_ = job.params["job"]
+    tr = (job.params["resnets"] if job_["model"] == "resnet"
+          else job.params["fully_conv"])["training"]
+    b = int(tr["batch_size"])
+    seeds = len(job_["seeds"])
+    epochs = int(tr["max_epochs"])
+    # per epoch: ceil(N/B) steps (each carrying its share of the train-set evaluation)
+    # and the test-set evaluation, counted as forward-only at 1/3 of a step per batch
+    per_epoch = math.ceil(n / b) + math.ceil(nt / b) / 3.0
+    return {"fixed": float(seeds), "step": seeds * epochs * per_epoch}
+
+
+def _data_mb(job: JobInfo, config: Mapping[str, Any]) -> float:
+    data = _data(job, config)
+    k = len(data["classes"])
+    n = k * (int(data["n_train_per_class"]) + int(data["n_test_per_class"]))
+    return n * 3 * int(data["image_size"]) ** 2 * 8 / K.MB
+
+
+def _train_stops_early(job: JobInfo) -> bool:
+    # counted at max_epochs; the Fully-Conv / FC trainer stops at interpolation
+    return True
+
+
+def _resnet_stops_early(job: JobInfo) -> bool:
+    tr = job.params["resnets"]["training"]
+    return bool(tr.get("stop_at_interpolation", True))
+
+
+RULES: dict[str, RuleProbe] = {
+    "nichani_train": RuleProbe("nichani", _shape, _work, bound=_train_stops_early,
+                               data_mb=_data_mb),
+    "nichani_resnet": RuleProbe("nichani", _shape, _work, bound=_resnet_stops_early,
+                                data_mb=_data_mb),
+}

@@ -1,6 +1,7 @@
 """The probe of Xiao jobs (rules xiao_train, xiao_plane_train): its
 :class:`depthlab.probe.kinds.Probe`, found by name (the probe kind ``xiao``) by
-:data:`depthlab.probe.kinds.KINDS`.
+:data:`depthlab.probe.kinds.KINDS`, and ``RULES``, how each job of its rules is planned
+(:class:`depthlab.probe.shapes.RuleProbe`: its shape, step count, data size).
 
 Entry point: :func:`depthlab.studies.xiao.train.train_members` capped by its own
 ``steps``; inputs are synthetic stand-ins of the real shape.
@@ -9,11 +10,16 @@ Entry point: :func:`depthlab.studies.xiao.train.train_members` capped by its own
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from depthlab.probe import kinds as K
+from depthlab.probe.jobs import JobInfo
+from depthlab.probe.shapes import RuleProbe
+
+CIFAR_DIM = 3 * 32 * 32
 
 
 def cost(shape: dict[str, Any]) -> dict[str, float]:
@@ -69,3 +75,38 @@ def memory(s: dict[str, Any]) -> float:
 
 
 PROBE = K.Probe(measure, cost, shrink, memory)
+
+
+# --------------------------------------------------------------------------- its rules
+
+
+def _block(job: JobInfo) -> Mapping[str, Any]:
+    return job.params["study"][job.params["block"]]
+
+
+def _train_shape(job: JobInfo, config: Mapping[str, Any]) -> dict[str, Any]:
+    blk = _block(job)
+    n = int(blk["n_train"])
+    batch = min(int(blk.get("batch_size") or n), n)
+    rhos = blk["rho"] if isinstance(blk["rho"], list) else [blk["rho"]]
+    return dict(
+        block=job.params["block"], depth=int(job.params["run"]["depth"]),
+        width=int(blk["width"]), batch=batch, members=len(rhos) * len(blk["seeds"]),
+        dtype=blk.get("dtype", "float32"), d=CIFAR_DIM, n_train=n, n_test=int(blk["n_test"]),
+        eval_every=int(blk["eval_every"]))
+
+
+def _train_work(job: JobInfo, config: Mapping[str, Any]) -> dict[str, float]:
+    return {"fixed": 1.0, "step": float(_block(job)["steps"])}
+
+
+def _train_data_mb(job: JobInfo, config: Mapping[str, Any]) -> float:
+    blk = _block(job)
+    return (int(blk["n_train"]) + int(blk["n_test"])) * CIFAR_DIM * 12 / K.MB
+
+
+# both rules run train_members for exactly `steps` steps: the count is exact, not a cap
+RULES: dict[str, RuleProbe] = {
+    rule: RuleProbe("xiao", _train_shape, _train_work, data_mb=_train_data_mb)
+    for rule in ("xiao_train", "xiao_plane_train")
+}
