@@ -633,61 +633,51 @@ def _ints(values: Any) -> list[int]:
     return [v for v in (values or []) if isinstance(v, int) and not isinstance(v, bool)]
 
 
+def gram_estimate(where: str, n: int, m: int | None = None, why: str = ""
+                  ) -> tuple[str, float, str]:
+    """(key, bytes, what) of an n x m float64 Gram matrix, for a plug-in's
+    ``memory_estimates``."""
+    m = n if m is None else m
+    return where, 8.0 * n * m, f"a {n} x {m} float64 Gram matrix{why}"
+
+
+def weights_estimate(where: str, width: int, depth: int, members: int = 1
+                     ) -> tuple[str, float, str]:
+    """(key, bytes, what) of a net's width x width float64 weights x depth, x the nets one
+    job packs, for a plug-in's ``memory_estimates``."""
+    what = (f"width x width float64 weights x depth ({width} x {width} x {depth}"
+            + (f", x {members} nets packed in one job" if members > 1 else "") + ")")
+    return where, 8.0 * width * width * max(depth, 1) * members, what
+
+
+def packed_weights_estimates(key: str, grids: Any, pack: Any) -> list[tuple[str, float, str]]:
+    """:func:`weights_estimate` of each grid block whose jobs pack the axes ``pack`` (seed,
+    lr, alpha) into one job: the widest, deepest net times the packed members."""
+    out = []
+    for i, grid in enumerate(grids or []):
+        members = 1
+        if "seed" in pack:
+            members *= len(grid.get("seeds", []))
+        if "lr" in pack:
+            members *= len(grid.get("lr", []))
+        if "alpha" in pack:
+            members *= len(grid.get("alpha", grid.get("alpha_sqrt_h", [])))
+        widths, depths = _ints(grid.get("width")), _ints(grid.get("depth"))
+        if widths and depths:
+            out.append(weights_estimate(f"{key}.grids[{i}].width", max(widths), max(depths),
+                                        members))
+    return out
+
+
 def memory_estimates(key: str, study: Mapping[str, Any],
                      config: Mapping[str, Any]) -> list[tuple[str, float, str]]:
-    """(key, bytes, what) for the obvious per-job memory of a study, from shapes alone: an
-    n x n float64 Gram matrix of a kernel baseline or kernel predictor, and a net's width x
-    width float64 weight matrices x depth (x the nets one job packs). Lower bounds (no
-    activations, gradients or optimizer state), so a refusal is never a false alarm."""
-    kind = study.get("kind")
-    out: list[tuple[str, float, str]] = []
-
-    def gram(where: str, n: int, m: int | None = None, why: str = "") -> None:
-        m = n if m is None else m
-        out.append((where, 8.0 * n * m, f"a {n} x {m} float64 Gram matrix{why}"))
-
-    def weights(where: str, width: int, depth: int, members: int = 1) -> None:
-        what = (f"width x width float64 weights x depth ({width} x {width} x {depth}"
-                + (f", x {members} nets packed in one job" if members > 1 else "") + ")")
-        out.append((where, 8.0 * width * width * max(depth, 1) * members, what))
-
-    if kind in ("mori_ueda", "geiger"):
-        pack = study.get("training", {}).get("pack", []) if kind == "mori_ueda" \
-            else study.get("dynamics", {}).get("pack", [])
-        for i, grid in enumerate(study.get("grids", [])):
-            members = 1
-            if "seed" in pack:
-                members *= len(grid.get("seeds", []))
-            if "lr" in pack:
-                members *= len(grid.get("lr", []))
-            if "alpha" in pack:
-                members *= len(grid.get("alpha", grid.get("alpha_sqrt_h", [])))
-            widths, depths = _ints(grid.get("width")), _ints(grid.get("depth"))
-            if widths and depths:
-                weights(f"{key}.grids[{i}].width", max(widths), max(depths), members)
-    if kind == "mori_ueda" and "kernel_baseline" in study:
-        sizes = [n for grid in study.get("grids", []) for n in _ints(grid.get("n_train"))]
-        if sizes:
-            gram(f"{key}.kernel_baseline", max(sizes),
-                 why=" (the largest n_train of the study's grids)")
-    if kind == "xiao":
-        for block in ("plane", "pool"):
-            spec = study.get(block)
-            if isinstance(spec, dict) and isinstance(spec.get("n_train"), int):
-                gram(f"{key}.{block}.n_train", spec["n_train"] + spec.get("n_test", 0),
-                     spec["n_train"], " (train + test rows x train columns)")
-        for block in ("cliff", "plane_nets"):
-            spec = study.get(block)
-            if isinstance(spec, dict) and isinstance(spec.get("width"), int):
-                depths = _ints(spec.get("depths")) or _ints(study.get("plane", {}).get("depths"))
-                weights(f"{key}.{block}.width", spec["width"], max(depths or [1]))
-    if kind == "nichani" and isinstance(study.get("kernels"), dict):
-        data = study.get("data", {})
-        per_class = study["kernels"].get("train_per_class") or data.get("n_train_per_class")
-        if isinstance(per_class, int) and data.get("classes"):
-            gram(f"{key}.data.n_train_per_class", per_class * len(data["classes"]),
-                 why=" (classes x training images per class)")
-    return out
+    """(key, bytes, what) for the obvious per-job memory of a study, from shapes alone (an
+    n x n float64 Gram matrix, a net's weights x the nets one job packs): its plug-in's
+    optional ``memory_estimates(key, study, config)``, built from :func:`gram_estimate` and
+    :func:`weights_estimate`. Lower bounds (no activations, gradients or optimizer state),
+    so a refusal is never a false alarm."""
+    estimate = getattr(plugin(study["kind"], key=f"{key}.kind"), "memory_estimates", None)
+    return list(estimate(key, study, config)) if estimate else []
 
 
 def _check_claim_keys(key: str, study: Mapping[str, Any]) -> None:

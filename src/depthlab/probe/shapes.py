@@ -40,7 +40,7 @@ from depthlab.probe.jobs import JobInfo
 @dataclass(frozen=True)
 class ShapeClass:
     rule: str
-    kind: str  # which probe measures it ("packed_fc", "geiger", ..., "unprobed")
+    kind: str  # which probe measures it (a shared one such as "packed_fc", a study's, "unprobed")
     key: tuple[tuple[str, Any], ...]
 
     @property

@@ -14,9 +14,10 @@ from typing import Any
 
 from depthlab.activations import names_for
 from depthlab.studies import lazy_plugin_attributes, study_targets
-from depthlab.studies.geiger.grid import check
+from depthlab.studies.geiger.grid import check, memory_estimates
 
-__all__ = ["ACTIVATIONS", "FIGURE_CODE", "KIND", "PLOTS", "check", "claims", "targets"]
+__all__ = ["ACTIVATIONS", "FIGURE_CODE", "KIND", "PLOTS", "check", "claims", "memory_estimates",
+           "targets"]
 
 KIND = "geiger"
 FIGURE_CODE = (str(Path(__file__).with_name("figures.py")),)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from depthlab.activations import check_activation
-from depthlab.config import ConfigError
+from depthlab.config import ConfigError, packed_weights_estimates
 
 PARITY_GENERATORS = ("mnist_parity", "digits_parity")
 
@@ -248,3 +248,9 @@ def check(skey: str, study: Mapping[str, Any], config: Mapping[str, Any]) -> Non
             if (act, depth) not in archs:
                 raise ConfigError(f"{skey}.table1.depths: no grid trains {act} nets of depth "
                                   f"{depth}")
+
+
+def memory_estimates(key: str, study: dict[str, Any], config: dict[str, Any]) -> list:
+    """Per-job memory from shapes (depthlab.config.check_limits): the packed nets' weights."""
+    return packed_weights_estimates(key, study.get("grids"),
+                                    study.get("dynamics", {}).get("pack", []))

@@ -13,7 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from depthlab.activations import check_activation
-from depthlab.config import ConfigError, validate_against, warn
+from depthlab.config import (
+    ConfigError,
+    gram_estimate,
+    packed_weights_estimates,
+    validate_against,
+    warn,
+)
 from depthlab.studies import schema_path
 
 PACKABLE_AXES = ("lr", "seed")
@@ -380,3 +386,13 @@ def kernel_regressions(study: Mapping[str, Any]) -> list[tuple[str, int, int]]:
     return sorted((ds, n, depth) for (ds, n) in cells for depth in baseline["depths"])
 
 
+def memory_estimates(key: str, study: dict[str, Any], config: dict[str, Any]) -> list:
+    """Per-job memory from shapes (depthlab.config.check_limits): the packed nets' weights
+    and the kernel baseline's Gram at the study's largest N."""
+    out = packed_weights_estimates(key, study.get("grids"),
+                                   study.get("training", {}).get("pack", []))
+    sizes = [int(n) for grid in study.get("grids", []) for n in grid.get("n_train", [])]
+    if "kernel_baseline" in study and sizes:
+        out.append(gram_estimate(f"{key}.kernel_baseline", max(sizes),
+                                 why=" (the largest n_train of the study's grids)"))
+    return out

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from depthlab.config import ConfigError, check_input_files, warn
+from depthlab.config import ConfigError, check_input_files, gram_estimate, warn
 from depthlab.data.cifar import find_cifar10_files
 
 DIGITS_PER_CLASS_MIN = 174  # the smallest digits class (scikit-learn's 1 797 images)
@@ -211,3 +211,16 @@ def _check_resnet_figure(fk: str, fig: dict[str, Any], study: dict[str, Any]) ->
             if v not in values:
                 raise ConfigError(f"{fk}.{axis}: {v} is not trained by the grids shown "
                                   f"(have {sorted(values)})")
+
+
+def memory_estimates(key: str, study: dict[str, Any], config: dict[str, Any]) -> list:
+    """Per-job memory from shapes (depthlab.config.check_limits): the kernels' Gram of the
+    training images (classes x images per class)."""
+    if not isinstance(study.get("kernels"), dict):
+        return []
+    data = study.get("data", {})
+    per_class = study["kernels"].get("train_per_class") or data.get("n_train_per_class")
+    if isinstance(per_class, int) and data.get("classes"):
+        return [gram_estimate(f"{key}.data.n_train_per_class", per_class * len(data["classes"]),
+                              why=" (classes x training images per class)")]
+    return []

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from depthlab.config import ConfigError, check_input_files
+from depthlab.config import ConfigError, check_input_files, gram_estimate, weights_estimate
 from depthlab.data.cifar import find_cifar10_files
 from depthlab.studies.xiao import data as xdata
 from depthlab.studies.xiao.data import phase_sizes
@@ -138,3 +138,22 @@ def check(key: str, study: dict[str, Any], config: dict[str, Any]) -> None:
         if phase["dropout"]["m"] not in ms or "fc" not in phase["archs"]:
             raise ConfigError(f"{key}.phase.dropout.m: needs an FC sweep of that m "
                               f"(phase.images have m = {ms})")
+
+
+def memory_estimates(key: str, study: dict[str, Any], config: dict[str, Any]) -> list:
+    """Per-job memory from shapes (depthlab.config.check_limits): the kernel predictors'
+    Grams (train + test rows x train columns) and the finite nets' weights."""
+    out = []
+    for block in ("plane", "pool"):
+        spec = study.get(block)
+        if isinstance(spec, dict) and isinstance(spec.get("n_train"), int):
+            out.append(gram_estimate(f"{key}.{block}.n_train",
+                                     spec["n_train"] + spec.get("n_test", 0), spec["n_train"],
+                                     " (train + test rows x train columns)"))
+    for block in ("cliff", "plane_nets"):
+        spec = study.get(block)
+        if isinstance(spec, dict) and isinstance(spec.get("width"), int):
+            depths = [int(d) for d in spec.get("depths") or study.get("plane", {}).get(
+                "depths") or [1]]
+            out.append(weights_estimate(f"{key}.{block}.width", spec["width"], max(depths)))
+    return out
