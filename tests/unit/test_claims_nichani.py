@@ -278,8 +278,8 @@ def test_critical_depth_vs_classes():
         f([{"n_classes": 2, "d_star": 4, "lo": 4, "hi": 4}] * 2)
 
 
-def _class_study(n_classes, width=16):
-    return {"kind": "nichani", "data": {"source": "cifar10", "image_size": 16,
+def _class_study(n_classes, width=16, source="cifar10"):
+    return {"kind": "nichani", "data": {"source": source, "image_size": 16,
                                         "classes": list(range(n_classes))},
             "fully_conv": {"width": width, "depths": [1, 2, 4, 8]},
             "critical_depths": {"bootstrap": 200, "seed": 0, "level": 0.9}}
@@ -310,6 +310,20 @@ def test_critical_depth_vs_classes_across_studies(peaks, verdict):
     cubes["w32"], studies["w32"] = _peaked_at(0), _class_study(7, width=32)
     cubes["w32"].attrs["n_classes"] = 7
     assert [r.claim_id for r in pc.claims_across(cubes, studies)] == [row.claim_id]
+
+
+def test_each_dataset_source_gets_its_own_row():
+    cubes, studies = {}, {}
+    for source in ("cifar10", "imagenet32"):
+        for n, i in ((2, 0), (10, 3)):
+            name = f"{source}_c{n}"
+            cubes[name] = _peaked_at(i)
+            cubes[name].attrs["n_classes"] = n
+            studies[name] = _class_study(n, source=source)
+    rows = pc.claims_across(cubes, studies)
+    assert sorted(r.claim_id for r in rows) == ["critical_depth_vs_classes_cifar10_w16",
+                                                "critical_depth_vs_classes_imagenet32_w16"]
+    assert {r.verdict for r in rows} == {HOLDS}
 
 
 def test_critical_depth_vs_classes_needs_two_class_counts():

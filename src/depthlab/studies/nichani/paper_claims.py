@@ -767,12 +767,13 @@ def claims_across(cubes: dict[str, xr.Dataset], studies: dict[str, dict[str, Any
         for p in points:
             seen.setdefault(p["n_classes"], p)
         res = critical_depth_vs_classes(list(seen.values()))
-        cid = f"critical_depth_vs_classes_w{key[2]}"
+        cid = f"critical_depth_vs_classes_{key[0]}_w{key[2]}"  # one row per group
         out.append(ClaimResult(
             claim_id=cid, kind="critical_depth_vs_classes", paper=PAPER,
             where=res["where"], quote=res["quote"],
             statement=("the Fully-Conv nets' critical depth grows with the number of "
-                       f"classes (width {key[2]}, studies {', '.join(sorted(names))})"),
+                       f"classes ({key[0]}, width {key[2]}, studies "
+                       f"{', '.join(sorted(names))})"),
             measured=res["measured"], uncertainty=math.nan,
             uncertainty_kind="bootstrap interval of each critical depth over seeds",
             criterion=("sorted by class count, every adjacent pair's critical-depth "
