@@ -502,3 +502,23 @@ def test_snakemake_builds_a_conv_gram_target(tmp_path):
         np.testing.assert_allclose(f["nngp_test_train"][:10], want_te[0], rtol=1e-13)
     for name in targets[1:]:
         assert (tmp_path / name).stat().st_size > 0
+
+
+def test_config_conv_spec_defaults_are_the_schema_s_and_match_the_library():
+    """A config's conv kernel spec is filled from the schema (the one home of its defaults),
+    and those defaults are the ones ConvSpec applies to a spec built in code."""
+    import dataclasses
+
+    from depthlab.config import check_config
+
+    cfg = yaml.safe_load((REPO / "tests" / "data" / "tiny.yaml").read_text())
+    given = {"architecture": "conv", "activation": "relu", "w_var": 2.0, "b_var": 0.0,
+             "image_shape": [4, 4]}
+    cfg["kernels"]["cnn"] = dict(given)
+    check_config(cfg, missing_data="warn")
+    filled = {k: v for k, v in cfg["kernels"]["cnn"].items() if k not in given}
+    assert filled, "the schema filled no default"
+    library = {f.name: f.default for f in dataclasses.fields(C.ConvSpec)}
+    for key, value in filled.items():
+        want = library[key]
+        assert (list(want) if isinstance(want, tuple) else want) == value, key
