@@ -98,6 +98,9 @@ rule nichani_resnet:
 
 
 rule nichani_linear:
+    input:
+        # conv_ae's images: its dataset's file; the other tasks draw theirs from seeds
+        data=NICHANI.task_data,
     output:
         f"{RESULTS}/{{study}}/linear/{{task}}.h5",
     log:

@@ -97,9 +97,23 @@ def test_config_checks(tiny):
         r"studies\.nichani\.figures\.fig7\.task")
     bad(lambda s: s["kernels"]["variants"][1].update(readout="pool"),
         r"studies\.nichani\.kernels")
+    # conv_ae names its images' dataset (and only conv_ae names one)
     bad(lambda s: s["linear"].append({"name": "ae", "task": "conv_ae", "depths": [1, 2],
-                                      "seeds": [0], "images": "cifar10"}),
-        r"studies\.nichani\.data\.cifar_dir")
+                                      "seeds": [0]}),
+        r"studies\.nichani.*linear.*dataset")
+    bad(lambda s: s["linear"][0].update(dataset="digits_3x10"),
+        r"studies\.nichani.*linear")
+    bad(lambda s: s["linear"].append({"name": "ae", "task": "conv_ae", "depths": [1, 2],
+                                      "seeds": [0], "dataset": "digits_3x10"}),
+        r"studies\.nichani\.linear\[2\]\.generator")
+    cfg = copy.deepcopy(tiny)
+    cfg["datasets"]["ae1"] = {"generator": "image_sample", "source": "cifar10", "n_images": 1,
+                              "seed": 0}
+    cfg["studies"]["nichani"]["linear"].append({"name": "ae", "task": "conv_ae",
+                                                "depths": [1, 2], "seeds": [0],
+                                                "dataset": "ae1"})
+    with pytest.raises(dlc.ConfigError, match=r"datasets\.ae1\.cifar_dir"):
+        dlc.check_config(cfg)
     bad(lambda s: s["figures"]["fig1b"].update(metric="loss"),
         r"studies\.nichani\.figures\.fig1b")
 

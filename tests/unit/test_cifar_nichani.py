@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pickle
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -87,15 +88,16 @@ def test_downsample_is_area_interpolation():
 
 def test_yang_normalisation_and_cifar_autoencoder_images(tmp_path):
     """Yang's fixed constants for the ResNet data; Fig. 8's conv AE on CIFAR-10 images
-    (a seeded choice of training images / 255, downsampled), through the study's task
-    table, which hands the study's cifar_dir to the linear job."""
+    (a seeded choice of training images / 255, downsampled): the image_sample dataset, its
+    CIFAR batches make_dataset inputs, read by the linear job from the dataset's arrays."""
+    from depthlab.data import generate
+    from depthlab.data.sources import data_source, dataset_sources
     from depthlab.studies.nichani.data import (
         YANG_MEAN,
         YANG_STD,
         ae_images,
         classification_data,
     )
-    from depthlab.studies.nichani.grid import linear_tasks
     from depthlab.studies.nichani.runs import linear_inputs
 
     written = _write_binary(tmp_path, n=10)
@@ -113,9 +115,20 @@ def test_yang_normalisation_and_cifar_autoencoder_images(tmp_path):
     assert x.shape == (3, 3, 16, 16) and 0 <= x.min() and x.max() <= 1
     pool = downsample(raw["x_train"], 16) / 255.0
     assert all(any(np.array_equal(img, p) for p in pool) for img in x)
-    study = {"data": spec, "linear": [{"name": "ae", "task": "conv_ae", "images": "cifar10",
-                                       "n_images": 2, "data_seed": 1, "image_size": 8}]}
-    task = linear_tasks(study)["ae"]
-    assert task["cifar_dir"] == str(tmp_path)
-    assert linear_inputs(task)["x_train"].shape == (2, 3, 8, 8)
+    ds = {"generator": "image_sample", "source": "cifar10", "cifar_dir": str(tmp_path),
+          "cifar_format": "binary", "n_images": 2, "seed": 1, "image_size": 8}
+    made = generate(ds)
+    assert made["x_train"].shape == (2, 3, 8, 8) and made["x_test"].shape == (0, 3, 8, 8)
+    # the seed's first draw is the permutation the images are chosen by
+    pick = raw["x_train"][np.random.default_rng(1).permutation(len(raw["x_train"]))[:2]]
+    np.testing.assert_array_equal(made["x_train"], downsample(pick, 8) / 255.0)
+    # the batches are the make_dataset job's inputs (their SHA-256 recorded in the file)
+    srcs = dataset_sources(ds)
+    assert srcs and {Path(f).stem for f in srcs} <= set(written)
+    assert data_source(ds) == "CIFAR-10 (local files)"
+    task = {"name": "ae", "task": "conv_ae", "dataset": "ae", **ds}
+    back = linear_inputs(task, made["x_train"])
+    assert back["x_train"] is back["y_train"] and back["x_train"].shape == (2, 3, 8, 8)
+    with pytest.raises(ValueError, match="reads its images from its dataset file"):
+        linear_inputs(task)
     assert written  # the batches this test wrote are the ones read

@@ -112,9 +112,11 @@ def test_studies_name_datasets_and_share_their_files():
                              "gaussian_m20_k10", "cifar_centred_2048", "cifar_centred_16000",
                              "cifar_centred_pool4", "cifar_centred_1000"]
     nichani = [d for n, ds in named.items() if n.startswith("nichani") for d in ds]
-    # 13 Nichani studies, 11 datasets: CIFAR-10 (ImageNet32) decoded once per dataset
-    assert len(nichani) == 13 and len(set(nichani)) == 11
-    assert named["nichani_cifar10"] == named["nichani_cifar10_w32"]
+    # 13 Nichani studies' data and the 2 autoencoder image sets of nichani_cifar10's conv_ae
+    # tasks, 13 datasets: CIFAR-10 (ImageNet32) decoded once per dataset
+    assert len(nichani) == 15 and len(set(nichani)) == 13
+    assert named["nichani_cifar10"] == [named["nichani_cifar10_w32"][0], "cifar_ae_s16_n1",
+                                        "cifar_ae_s16_n5"]
 
 
 def test_fill_dataset_refs_conflicts_and_unknown_names_name_the_key():

@@ -26,6 +26,11 @@ content hash verified on every read).  Every preprocessing step is a declared pa
     order, seeded choices).  CIFAR / ImageNet32 images are block-mean downsampled to
     ``image_size``, scaled to [0, 1] and standardised per channel (``normalize``: the
     training subset's statistics, or Yang et al.'s fixed CIFAR-10 constants).  float64.
+``image_sample`` (Nichani et al., the linear autoencoders of Fig. 8)
+    a seeded choice of ``n_images`` training images: ``source`` digits (8x8, 1 channel,
+    /16) or cifar10 (``cifar_dir``, ``cifar_format``; block-mean downsampled to
+    ``image_size``, /255).  x_train (n, C, H, W) float64, the net's inputs and its targets;
+    y_train zeros; no test rows.
 
 Each generator returns its own split (a dict with ``x_train, y_train, x_test, y_test,
 meta``), and ``meta["n_classes"]`` (the file's ``n_classes`` attribute).
@@ -51,6 +56,7 @@ __all__ = [
     "gaussian_images",
     "gaussian_images_dataset",
     "image_input_dim",
+    "image_sample_dataset",
     "pixels_dataset",
 ]
 
@@ -66,6 +72,8 @@ def dataset_rows(spec: Mapping[str, Any]) -> tuple[int, int]:
         return k * int(spec["n_train_per_class"]), k * int(spec["n_test_per_class"])
     if spec["generator"] == "gaussian_images":
         return int(spec["n_train"]), 0
+    if spec["generator"] == "image_sample":
+        return int(spec["n_images"]), 0
     return int(spec["n_train"]), int(spec["n_test"])
 
 
@@ -82,6 +90,8 @@ def image_input_dim(spec: Mapping[str, Any]) -> int:
         return channels * side * side
     if gen == "class_images":
         return 64 if source == "digits" else 3 * int(spec.get("image_size", 16)) ** 2
+    if gen == "image_sample":
+        return 64 if source == "digits" else 3 * int(spec.get("image_size", 32)) ** 2
     return int(spec["d"])
 
 
@@ -257,9 +267,33 @@ def class_images_dataset(params: Mapping[str, Any], n_total: int, rng: np.random
                      "image_shape": list(xtr.shape[1:]), "source": source}}
 
 
+def image_sample_dataset(params: Mapping[str, Any], n_total: int, rng: np.random.Generator):
+    """Generator ``image_sample`` (module doc): the seed's first draw is the permutation
+    the images are chosen by."""
+    n = int(params["n_images"])
+    if params["source"] == "cifar10":
+        from depthlab.data.cifar import downsample, read_cifar10
+
+        x = read_cifar10(params["cifar_dir"], params.get("cifar_format", "binary"))["x_train"]
+        pick = x[rng.permutation(len(x))[:n]]
+        x = downsample(pick, int(params.get("image_size", 32))) / 255.0
+        source = "CIFAR-10 (local files)"
+    else:
+        imgs, _ = digits_images()
+        x = imgs[rng.permutation(len(imgs))[:n], None].astype(np.float64) / 16.0
+        source = "scikit-learn digits (8x8, 1 channel)"
+    if len(x) != n:
+        raise ValueError(f"n_images = {n} exceeds the {len(x)} {params['source']} "
+                         "training images")
+    return {"x_train": x, "y_train": np.zeros(n, dtype=np.int64),
+            "x_test": np.zeros((0, *x.shape[1:])), "y_test": np.zeros(0, dtype=np.int64),
+            "meta": {"n_classes": 1, "image_shape": list(x.shape[1:]), "source": source}}
+
+
 IMAGE_GENERATORS = {
     "pixels": pixels_dataset,
     "centred_images": centred_images_dataset,
     "gaussian_images": gaussian_images_dataset,
     "class_images": class_images_dataset,
+    "image_sample": image_sample_dataset,
 }

@@ -39,7 +39,8 @@ def dataset_settings(spec: Mapping[str, Any]) -> dict[str, Any]:
 
 _DIRS = {("pixels", "mnist"): "mnist_dir", ("centred_images", "cifar10"): "cifar_dir",
          ("class_images", "cifar10"): "cifar_dir",
-         ("class_images", "imagenet32"): "imagenet32_dir"}
+         ("class_images", "imagenet32"): "imagenet32_dir",
+         ("image_sample", "cifar10"): "cifar_dir"}
 
 
 def _refs(value: Any, path: str, top: bool = True) -> Iterator[tuple[str, MutableMapping]]:
@@ -103,6 +104,9 @@ def check_image_dataset(key: str, ds: Mapping[str, Any]) -> None:
         bad = [c for c in ds["classes"] if not 0 <= c <= 9]
         if bad:
             raise ConfigError(f"{key}.classes: {bad} are not digits 0..9")
+    if gen == "image_sample" and source == "digits" and ds["n_images"] > DIGITS_SIZE:
+        raise ConfigError(f"{key}.n_images = {ds['n_images']} exceeds the {DIGITS_SIZE} "
+                          "digits images")
     if gen == "pixels" and source == "digits" and ds["n_train"] + ds["n_test"] > DIGITS_SIZE:
         raise ConfigError(f"{key}: n_train + n_test = {ds['n_train'] + ds['n_test']} exceeds "
                           f"the {DIGITS_SIZE} digits images")

@@ -34,6 +34,9 @@ _IMAGE_SOURCES = {
         "digits": "scikit-learn digits (8x8, 1 channel) instead of CIFAR-10",
         "cifar10": "CIFAR-10 (local files)",
         "imagenet32": "ImageNet32 (local pickled batches; val_data as the test set)"},
+    "image_sample": {
+        "digits": "scikit-learn digits (8x8, 1 channel) instead of CIFAR-10",
+        "cifar10": "CIFAR-10 (local files)"},
 }
 
 
@@ -52,7 +55,7 @@ def _raw_finder(spec: Mapping[str, Any]) -> tuple[Callable[[], Any], type] | Non
         from depthlab.data.mnist import MnistNotFoundError, find_mnist_files
 
         return (lambda: find_mnist_files(spec["mnist_dir"]).values()), MnistNotFoundError
-    if gen in ("centred_images", "class_images") and source == "cifar10":
+    if gen in ("centred_images", "class_images", "image_sample") and source == "cifar10":
         from depthlab.data.cifar import CifarNotFoundError, find_cifar10_files
 
         fmt = "python" if gen == "centred_images" else spec.get("cifar_format", "binary")

@@ -5,7 +5,9 @@ The classification task of the Fully-Conv nets and the CNTK is a dataset of the 
 ImageNet32 or scikit-learn's 8x8 digits; classes, n per class with a seeded choice, 32 ->
 ``image_size`` block-mean downsampling, per-channel standardisation), named by the study's
 ``data.dataset`` and written once by the make_dataset rule; :func:`classification_data`
-makes the same arrays in memory (tests).  The linear nets' inputs are made in their jobs:
+makes the same arrays in memory (tests).  The conv autoencoder's images are a dataset too,
+generator ``image_sample`` (a seeded choice of digits or CIFAR-10 training images), named by
+its task's ``dataset``; the other linear nets' inputs are made in their jobs:
 
 ``pixel_toy``            Fig. 7 / 19: 6x6 RGB images with one unit pixel.  Train: a blue
                          pixel (label +1) and a red pixel (label -1) at the upper-left corner
@@ -13,9 +15,10 @@ makes the same arrays in memory (tests).  The linear nets' inputs are made in th
                          the upper-left 3x3 quadrant (Fig. 19).  Test: ``n_test / 2`` red and
                          ``n_test / 2`` blue pixels at seeded random positions of the
                          lower-right 3x3 quadrant.
-``ae_images``            autoencoder inputs: ``n`` digits images (8x8, 1 channel), ``n``
-                         CIFAR-10 training images (the paper's Fig. 8), or ``n`` seeded
-                         Gaussian vectors of length ``dim`` (Toeplitz nets).
+``ae_images``            autoencoder inputs: ``n`` seeded Gaussian vectors of length ``dim``
+                         (Toeplitz nets), or in memory the arrays of an ``image_sample``
+                         dataset: ``n`` digits images (8x8, 1 channel) or ``n`` CIFAR-10
+                         training images (the paper's Fig. 8).
 """
 
 from __future__ import annotations
@@ -25,8 +28,6 @@ from typing import Any
 
 import numpy as np
 
-from depthlab.data.cifar import downsample, read_cifar10
-from depthlab.data.digits import digits_images
 from depthlab.data.images import YANG_MEAN, YANG_STD
 from depthlab.data.sources import data_source
 
@@ -83,14 +84,14 @@ def ae_images(kind: str, n: int, seed: int = 0, dim: int = 5, *, cifar_dir: str 
     images / 16; ``cifar10`` -> (n, 3, size, size) seeded choice of CIFAR-10 training images
     (from ``cifar_dir``) / 255, block-mean downsampled to ``size`` (the paper's Fig. 8);
     ``vector`` -> (n, dim) standard Gaussian rows (the Toeplitz AE)."""
+    if kind in ("digits", "cifar10"):  # the image_sample dataset's arrays, one implementation
+        from depthlab.data import generate
+
+        params = {"generator": "image_sample", "source": kind, "n_images": int(n),
+                  "seed": int(seed), "image_size": int(size), "cifar_dir": cifar_dir,
+                  "cifar_format": cifar_format}
+        return generate(params)["x_train"]
     rng = np.random.default_rng(int(seed))
-    if kind == "cifar10":
-        x = read_cifar10(cifar_dir, cifar_format)["x_train"]
-        pick = x[rng.permutation(len(x))[:n]]
-        return downsample(pick, int(size)) / 255.0
-    if kind == "digits":
-        imgs, _ = digits_images()
-        return imgs[rng.permutation(len(imgs))[:n], None].astype(np.float64) / 16.0
     if kind == "vector":
         return rng.standard_normal((n, dim))
     raise ValueError(f"unknown autoencoder input kind {kind!r}")

@@ -80,24 +80,22 @@ def train_jobs(study: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def linear_tasks(study: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Each task, with the study's CIFAR-10 location where its inputs are CIFAR images."""
-    data = study["data"]
-    out = {}
-    for t in study.get("linear") or []:
-        if t.get("images") == "cifar10" and t["task"] == "conv_ae":
-            t = {**t, "cifar_dir": data.get("cifar_dir"), "cifar_format": data["cifar_format"]}
-        out[t["name"]] = t
-    return out
+    """Each task by name (conv_ae's carry their dataset's parameters, depthlab.data.refs)."""
+    return {t["name"]: t for t in study.get("linear") or []}
 
 
 def check(key: str, study: dict[str, Any], config: dict[str, Any]) -> None:
     data = study["data"]
-    if data["source"] == "cifar10" or any(t.get("images") == "cifar10"
-                                          for t in study.get("linear") or []):
+    if data["source"] == "cifar10":
         check_input_files(f"{key}.data.cifar_dir", data.get("cifar_dir"),
                           lambda d: find_cifar10_files(d, data["cifar_format"]),
-                          "source cifar10 (and conv_ae images cifar10) needs the directory "
-                          "of the CIFAR-10 batches")
+                          "source cifar10 needs the directory of the CIFAR-10 batches")
+    for i, t in enumerate(study.get("linear") or []):
+        if t.get("source") == "cifar10":  # a conv_ae's image_sample dataset
+            check_input_files(f"datasets.{t['dataset']}.cifar_dir (named by "
+                              f"{key}.linear[{i}].dataset)", t.get("cifar_dir"),
+                              lambda d, t=t: find_cifar10_files(d, t["cifar_format"]),
+                              "source cifar10 needs the directory of the CIFAR-10 batches")
     if data["source"] == "imagenet32":
         from depthlab.data.imagenet32 import find_imagenet32_files
 

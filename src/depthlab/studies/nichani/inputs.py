@@ -58,5 +58,13 @@ class NichaniInputs:
             raise ValueError(f"no linear task {wildcards.task} in study "
                              f"{wildcards.study}") from None
 
+    def task_data(self, wildcards) -> str | list[str]:
+        """A linear task's dataset file (conv_ae's images); the other tasks draw their
+        inputs from their seeds and read none."""
+        from depthlab.data.refs import dataset_file
+
+        name = self.task(wildcards).get("dataset")
+        return dataset_file(self.results, name) if name else []
+
     def checkpoint(self, wildcards) -> str:
         return f"{self.results}/{wildcards.study}/checkpoints/{wildcards.job}"

@@ -304,9 +304,18 @@ def _falls(r: xr.Dataset, var: str, study, kind: str, cid: str, statement: str, 
         notes=f"{separation_note(diff, se, k, 'fall')}; {notes}")
 
 
+# conv_ae's: its dataset's (depthlab.data.sources.data_source of the task's filled block)
 LINEAR_SOURCES = {"toy": "synthetic 6x6 RGB pixel toy (generated exactly)",
-                  "toeplitz_ae": "seeded Gaussian vectors",
-                  "conv_ae": "scikit-learn digits images (8x8) instead of CIFAR-10"}
+                  "toeplitz_ae": "seeded Gaussian vectors"}
+
+
+def _linear_source(study: dict[str, Any], name: str, kind: str) -> str:
+    if kind != "conv_ae":
+        return LINEAR_SOURCES[kind]
+    from depthlab.data.sources import data_source
+
+    task = next(t for t in study.get("linear") or [] if t["name"] == name)
+    return data_source(task)
 
 
 def _linear(cube: xr.Dataset, study: dict[str, Any]) -> list[ClaimResult]:
@@ -334,7 +343,7 @@ def _linear(cube: xr.Dataset, study: dict[str, Any]) -> list[ClaimResult]:
                               "toward the min-norm projector's", "Sec. 4, Fig. 8", fig,
                               float(r.lin_min_norm_stable_rank)))
         for c in out[start:]:
-            c.data_source = LINEAR_SOURCES[kind]
+            c.data_source = _linear_source(study, str(name), kind)
     return out
 
 

@@ -209,18 +209,21 @@ def resnet_optimizer_settings(tr: dict[str, Any], k: int) -> tuple[float, float,
 
 # --------------------------------------------------------------------------- linear nets
 
-def linear_inputs(task: dict[str, Any]) -> dict[str, np.ndarray]:
-    """x_train, y_train (targets), and for the toy x_test, y_test (+-1)."""
+def linear_inputs(task: dict[str, Any], images: np.ndarray | None = None
+                  ) -> dict[str, np.ndarray]:
+    """x_train, y_train (targets), and for the toy x_test, y_test (+-1).  ``images``: the
+    conv_ae's inputs, the x_train of its dataset file (task ``dataset``; the job reads it,
+    hash verified); the toy and the Toeplitz AE draw theirs from ``data_seed``."""
     from depthlab.studies.nichani.data import ae_images, pixel_toy
 
     if task["task"] == "toy":
         return pixel_toy(task["n_per_class"], task["n_test"], task["placement"],
                          task["data_seed"])
     if task["task"] == "conv_ae":
-        x = ae_images(task.get("images", "digits"), task["n_images"], task["data_seed"],
-                      cifar_dir=task.get("cifar_dir"), cifar_format=task.get("cifar_format",
-                                                                              "binary"),
-                      size=task.get("image_size", 32))
+        if images is None:
+            raise ValueError(f"linear task {task['name']!r} (conv_ae) reads its images from "
+                             f"its dataset file (dataset {task.get('dataset')!r}): pass them")
+        x = np.asarray(images, dtype=np.float64)
     else:
         x = ae_images("vector", task["n_images"], task["data_seed"], task["dim"])
     return {"x_train": x, "y_train": x}
@@ -261,10 +264,12 @@ def train_linear(model, x, y, lr: float, loss_tol: float, max_steps: int) -> tup
     return (CONVERGED if loss < loss_tol else MAX_STEPS), max_steps, loss
 
 
-def linear_job(task: dict[str, Any], *, log=None) -> dict[str, Any]:
+def linear_job(task: dict[str, Any], *, images: np.ndarray | None = None,
+               log=None) -> dict[str, Any]:
+    """One linear task, all depths and seeds; ``images``: conv_ae's (:func:`linear_inputs`)."""
     from depthlab.studies.nichani.models import linear_operator, min_norm_operator, stable_rank
 
-    data = linear_inputs(task)
+    data = linear_inputs(task, images)
     x, y = data["x_train"], data["y_train"]
     in_shape = x.shape[1:]
     w_star = min_norm_operator(x.reshape(len(x), -1), y.reshape(len(y), -1))
