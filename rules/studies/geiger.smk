@@ -38,7 +38,7 @@ rule geiger_lazy:
     conda:
         "../../envs/depthlab.yaml"
     script:
-        "../../workflow/scripts/geiger/lazy.py"
+        "../../src/depthlab/studies/geiger/scripts/lazy.py"
 
 
 rule geiger_train:
@@ -63,7 +63,7 @@ rule geiger_train:
     conda:
         "../../envs/depthlab.yaml"
     script:
-        "../../workflow/scripts/geiger/train.py"
+        "../../src/depthlab/studies/geiger/scripts/train.py"
 
 
 # Packed training (dynamics.pack): no checkpoint -- a pack that fails or is killed is rerun
@@ -95,7 +95,7 @@ rule geiger_train_pack:
     conda:
         "../../envs/depthlab.yaml"
     script:
-        "../../workflow/scripts/geiger/train_pack.py"
+        "../../src/depthlab/studies/geiger/scripts/train_pack.py"
 
 
 rule geiger_cube:
@@ -127,7 +127,7 @@ rule geiger_cube:
     conda:
         "../../envs/depthlab.yaml"
     script:
-        "../../workflow/scripts/geiger/cube.py"
+        "../../src/depthlab/studies/geiger/scripts/cube.py"
 
 
 # Table 1: power-law exponents of the kernel and weight changes in the feature regime,
@@ -152,4 +152,4 @@ rule geiger_table1:
     conda:
         "../../envs/depthlab.yaml"
     script:
-        "../../workflow/scripts/geiger/table1.py"
+        "../../src/depthlab/studies/geiger/scripts/table1.py"

@@ -38,7 +38,7 @@ rule lee_gram:
     conda:
         "../../envs/depthlab.yaml"
     script:
-        "../../workflow/scripts/lee/gram.py"
+        "../../src/depthlab/studies/lee/scripts/gram.py"
 
 
 rule lee_kernel:
@@ -65,7 +65,7 @@ rule lee_kernel:
     conda:
         "../../envs/depthlab.yaml"
     script:
-        "../../workflow/scripts/lee/kernel.py"
+        "../../src/depthlab/studies/lee/scripts/kernel.py"
 
 
 rule lee_train:
@@ -92,7 +92,7 @@ rule lee_train:
     conda:
         "../../envs/depthlab.yaml"
     script:
-        "../../workflow/scripts/lee/train.py"
+        "../../src/depthlab/studies/lee/scripts/train.py"
 
 
 rule lee_toy:
@@ -112,7 +112,7 @@ rule lee_toy:
     conda:
         "../../envs/depthlab.yaml"
     script:
-        "../../workflow/scripts/lee/toy.py"
+        "../../src/depthlab/studies/lee/scripts/toy.py"
 
 
 rule lee_ntk_spread_job:
@@ -132,7 +132,7 @@ rule lee_ntk_spread_job:
     conda:
         "../../envs/depthlab.yaml"
     script:
-        "../../workflow/scripts/lee/spread.py"
+        "../../src/depthlab/studies/lee/scripts/spread.py"
 
 
 rule lee_cube:
@@ -160,7 +160,7 @@ rule lee_cube:
     conda:
         "../../envs/depthlab.yaml"
     script:
-        "../../workflow/scripts/lee/cube.py"
+        "../../src/depthlab/studies/lee/scripts/cube.py"
 
 
 # Table 4.1: this run's train loss and test accuracy next to the paper's (also printed).
@@ -184,4 +184,4 @@ rule lee_table41:
     conda:
         "../../envs/depthlab.yaml"
     script:
-        "../../workflow/scripts/lee/table41.py"
+        "../../src/depthlab/studies/lee/scripts/table41.py"

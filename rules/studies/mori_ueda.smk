@@ -34,7 +34,7 @@ rule mori_ueda_select_lr:
     conda:
         "../../envs/depthlab.yaml"
     script:
-        "../../workflow/scripts/mori_ueda/select_lr.py"
+        "../../src/depthlab/studies/mori_ueda/scripts/select_lr.py"
 
 
 rule mori_ueda_train:
@@ -61,7 +61,7 @@ rule mori_ueda_train:
     conda:
         "../../envs/depthlab.yaml"
     script:
-        "../../workflow/scripts/mori_ueda/train.py"
+        "../../src/depthlab/studies/mori_ueda/scripts/train.py"
 
 
 # s(v) of the label rule itself (Mori-Ueda Fig. 5), on the same test inputs as the nets.
@@ -85,7 +85,7 @@ rule mori_ueda_label_stability:
     conda:
         "../../envs/depthlab.yaml"
     script:
-        "../../workflow/scripts/mori_ueda/label_stability.py"
+        "../../src/depthlab/studies/mori_ueda/scripts/label_stability.py"
 rule mori_ueda_cube:
     input:
         runs=lambda wc: MORI_UEDA.run_files(wc.study),
@@ -117,7 +117,7 @@ rule mori_ueda_cube:
     conda:
         "../../envs/depthlab.yaml"
     script:
-        "../../workflow/scripts/mori_ueda/cube.py"
+        "../../src/depthlab/studies/mori_ueda/scripts/cube.py"
 # Per figure and label: sign and size of the depth effect and the NTK gap (CSV, and
 # printed), so a reader sees at a glance whether the paper's claims hold in this run.
 rule mori_ueda_summary:
@@ -142,4 +142,4 @@ rule mori_ueda_summary:
     conda:
         "../../envs/depthlab.yaml"
     script:
-        "../../workflow/scripts/mori_ueda/summary_table.py"
+        "../../src/depthlab/studies/mori_ueda/scripts/summary_table.py"

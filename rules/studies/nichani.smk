@@ -37,7 +37,7 @@ rule nichani_kernel:
     conda:
         "../../envs/depthlab.yaml"
     script:
-        "../../workflow/scripts/nichani/kernel.py"
+        "../../src/depthlab/studies/nichani/scripts/kernel.py"
 
 
 rule nichani_train:
@@ -67,7 +67,7 @@ rule nichani_train:
     conda:
         "../../envs/depthlab.yaml"
     script:
-        "../../workflow/scripts/nichani/train.py"
+        "../../src/depthlab/studies/nichani/scripts/train.py"
 
 
 # One CIFAR ResNet (blocks per stage, width, kernel size, seed) per job: Table 1 grids
@@ -94,7 +94,7 @@ rule nichani_resnet:
     conda:
         "../../envs/depthlab.yaml"
     script:
-        "../../workflow/scripts/nichani/resnet.py"
+        "../../src/depthlab/studies/nichani/scripts/resnet.py"
 
 
 rule nichani_linear:
@@ -120,7 +120,7 @@ rule nichani_linear:
     conda:
         "../../envs/depthlab.yaml"
     script:
-        "../../workflow/scripts/nichani/linear.py"
+        "../../src/depthlab/studies/nichani/scripts/linear.py"
 
 
 rule nichani_cube:
@@ -151,7 +151,7 @@ rule nichani_cube:
     conda:
         "../../envs/depthlab.yaml"
     script:
-        "../../workflow/scripts/nichani/cube.py"
+        "../../src/depthlab/studies/nichani/scripts/cube.py"
 
 
 # Critical depths: d* of test accuracy and of test loss (bootstrap over seeds) and the
@@ -176,4 +176,4 @@ rule nichani_critical_depths:
     conda:
         "../../envs/depthlab.yaml"
     script:
-        "../../workflow/scripts/nichani/critical_depths.py"
+        "../../src/depthlab/studies/nichani/scripts/critical_depths.py"

@@ -30,7 +30,7 @@ rule xiao_sweep:
     conda:
         "../../envs/depthlab.yaml"
     script:
-        "../../workflow/scripts/xiao/sweep.py"
+        "../../src/depthlab/studies/xiao/scripts/sweep.py"
 
 
 rule xiao_train:
@@ -57,7 +57,7 @@ rule xiao_train:
     conda:
         "../../envs/depthlab.yaml"
     script:
-        "../../workflow/scripts/xiao/train.py"
+        "../../src/depthlab/studies/xiao/scripts/train.py"
 
 
 # Fig. 3 top with SGD-trained nets: every seed of one (depth, sigma_w^2) cell of the plane
@@ -86,7 +86,7 @@ rule xiao_plane_train:
     conda:
         "../../envs/depthlab.yaml"
     script:
-        "../../workflow/scripts/xiao/train.py"
+        "../../src/depthlab/studies/xiao/scripts/train.py"
 
 
 rule xiao_cube:
@@ -112,7 +112,7 @@ rule xiao_cube:
     conda:
         "../../envs/depthlab.yaml"
     script:
-        "../../workflow/scripts/xiao/cube.py"
+        "../../src/depthlab/studies/xiao/scripts/cube.py"
 
 
 # Table 1: the fitted / measured large-depth quantities next to the predictions (printed too).
@@ -134,4 +134,4 @@ rule xiao_table1_csv:
     conda:
         "../../envs/depthlab.yaml"
     script:
-        "../../workflow/scripts/xiao/table1.py"
+        "../../src/depthlab/studies/xiao/scripts/table1.py"

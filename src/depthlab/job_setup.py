@@ -1,7 +1,7 @@
 """What every workflow script does first: route logging to the rule's log file and give the
 job exactly its rule's ``threads``.
 
-Scripts import the library plainly (``from depthlab.studies.lee.runs import train_job``):
+Scripts import the library plainly (``from depthlab.<module> import <name>``):
 the Snakefile puts this checkout's ``src/`` on ``PYTHONPATH`` once, for every job it runs,
 so no script edits ``sys.path`` and grep, IDEs and ruff can follow each import."""
 

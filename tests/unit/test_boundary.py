@@ -82,27 +82,35 @@ def violations(source: str, module_path: str = "<string>") -> list[str]:
     return out
 
 
+SHARED_SCRIPTS = SRC.parents[1] / "workflow" / "scripts"
+
+
 def shared_modules() -> list[Path]:
     """Every module of src/depthlab except those inside a study package (the registry
-    depthlab/studies/__init__.py is shared: it is included)."""
-    return sorted(p for p in SRC.rglob("*.py")
-                  if not (p.parent != STUDIES and STUDIES in p.parents))
+    depthlab/studies/__init__.py is shared: it is included), and the shared rules' scripts
+    in workflow/scripts (a study's scripts live in its package)."""
+    return sorted([p for p in SRC.rglob("*.py")
+                   if not (p.parent != STUDIES and STUDIES in p.parents)]
+                  + list(SHARED_SCRIPTS.rglob("*.py")))
 
 
 def test_study_packages_are_found():
     assert {"geiger", "lee", "mori_ueda", "nichani", "xiao"} <= set(KINDS)
-    mods = {p.relative_to(SRC).as_posix() for p in shared_modules()}
+    mods = {p.relative_to(SRC).as_posix() for p in shared_modules() if SRC in p.parents}
     assert "studies/__init__.py" in mods and "config.py" in mods
     assert not any(m.startswith(tuple(f"studies/{k}/" for k in KINDS)) for m in mods)
+    scripts = [p for p in shared_modules() if SHARED_SCRIPTS in p.parents]
+    assert any(p.name == "plot_figure.py" for p in scripts)  # the shared scripts are scanned
 
 
 def test_shared_code_imports_no_study_and_names_none():
     found = []
     for path in shared_modules():
-        rel = path.relative_to(SRC.parent).as_posix()
+        base = SRC if SRC in path.parents else SHARED_SCRIPTS
+        rel = path.relative_to(base.parent).as_posix()
         # a shared module named after a study (models/nichani.py) is single-study code
         found += [f"{rel}: module named after study {k!r}"
-                  for part in path.relative_to(SRC).with_suffix("").parts
+                  for part in path.relative_to(base).with_suffix("").parts
                   if (k := named_after(part))]
         found += violations(path.read_text(encoding="utf-8"), rel)
     assert not found, "shared code crosses the study boundary:\n" + "\n".join(found)

@@ -96,9 +96,9 @@ TOY_FILES = {
             resources:
                 **job_resources("toy_cube", runtime=10, mem_mb=1000),
             script:
-                "../../workflow/scripts/toy/cube.py"
+                "../../src/depthlab/studies/toy/scripts/cube.py"
     ''',
-    "workflow/scripts/toy/cube.py": '''
+    "src/depthlab/studies/toy/scripts/cube.py": '''
         import xarray as xr
 
         from depthlab.cube import write_cube
@@ -280,7 +280,7 @@ UNCONSTRAINED_RULES = '''
             f"{RESULTS}/logs/{{study}}/cube.log",
         CONSTRAINT
         script:
-            "../../workflow/scripts/toy/cube.py"
+            "../../src/depthlab/studies/toy/scripts/cube.py"
 '''
 
 

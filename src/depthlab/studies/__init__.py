@@ -9,7 +9,7 @@ nothing else; adding one edits no shared module:
                                              ``paper_claims.py`` (its claims; an input of
                                              its claims rule)
 ``rules/studies/<kind>.smk``                 its rules (included for every kind a config uses)
-``workflow/scripts/<kind>/*.py``             the thin scripts of its rules
+``src/depthlab/studies/<kind>/scripts/``     the thin scripts of its rules
 ``workflow/schemas/studies/<kind>.schema.yaml``  its schema: the one home of its defaults
 ``report/<kind>/<figure>.rst``               figure captions (``report/figure.rst`` otherwise)
 ``tests/studies/test_<kind>*.py``            its tests

@@ -1,4 +1,4 @@
-"""The Lee study's jobs: one function each, called by workflow/scripts/lee/*.py.
+"""The Lee study's jobs: one function each, called by its scripts/*.py.
 
 ``kernel_job``   Theta~^inf on the data set: lambda_max(Theta~^inf / N) of the stability
                  subset and the ridgeless kernel regression of Thm. 3.3 (test accuracy and

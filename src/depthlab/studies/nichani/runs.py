@@ -1,4 +1,4 @@
-"""The Nichani study's jobs: one function each, called by workflow/scripts/nichani/*.py.
+"""The Nichani study's jobs: one function each, called by its scripts/*.py.
 
 ``kernel_job``   one CNTK variant (or the FC NTK) at every depth from one recursion, then
                  ridgeless kernel regression (float64 Cholesky with relative jitter, the value

@@ -31,7 +31,7 @@ out.mkdir(parents=True, exist_ok=True)
 for (alpha, seed), res in zip(members, results, strict=True):
     cell = job.cell_of(alpha, seed)
     name = GeigerRun(cell["activation"], cell["depth"], cell["width"], alpha, seed).name
-    # as workflow/scripts/geiger/train.py: the frozen-NTK prediction lives in its own file
+    # as scripts/train.py: the frozen-NTK prediction lives in its own file
     arrays = {k: v for k, v in res.items()
               if isinstance(v, np.ndarray) and not k.startswith("lazy_")}
     scalars = {k: v for k, v in res.items() if k not in arrays and not k.startswith("lazy_")
