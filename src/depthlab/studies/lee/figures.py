@@ -58,12 +58,12 @@ def plot_toy_ntk(cube: xr.Dataset, figure: dict[str, Any]):
                     ls="--", label=f"t = T, D = {int(d)}" if first else None)
     ax.plot(g, cube.ntk_limit_row, color="k", lw=1.5, label="Theta~inf (closed form)")
     ax.set_xlabel("gamma")
-    ax.set_ylabel("scaled NTK Theta~(x0, x(gamma)), x0 = (1, 1)/sqrt 2")
+    ax.set_ylabel("scaled NTK Theta~(x0, x(gamma))")  # x0 is stated in the note
     change = ", ".join(f"D = {int(d)}: {float(v):.2%}" for d, v in
                        zip(cube.toy_depth.values, cube.ntk_rel_change.median("toy_seed").values,
                            strict=True))
-    return finish(fig, [ax], figure, _toy_note(cube) + f" Median relative kernel change "
-                  f"max|Theta_T - Theta_0| / max|Theta_0|: {change}.")
+    return finish(fig, [ax], figure, _toy_note(cube) + " x0 = (1, 1)/sqrt 2. Median relative "
+                  f"kernel change max|Theta_T - Theta_0| / max|Theta_0|: {change}.")
 
 
 def _arch_note(runs: xr.Dataset, arch: str, depth: int, figure: dict[str, Any]) -> str:
