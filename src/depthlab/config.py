@@ -141,45 +141,61 @@ def load_yaml_strict(path: str | os.PathLike) -> Any:
             loader.dispose()
 
 
-def _check_yaml_size(path, root) -> None:
-    """Refuse a YAML node graph whose expansion (every alias counted as a copy of its
-    anchor) exceeds :data:`MAX_CONFIG_VALUES`; shared nodes are measured once."""
-    import yaml
-
+def _expanded_size(root: Any, *, children: Callable[[Any], list], is_leaf: Callable[[Any], bool],
+                   cycle: Callable[[Any, bool], ConfigError],
+                   too_big: Callable[[Any], ConfigError]) -> None:
+    """Refuse a graph (a YAML node graph, or the objects built from it) whose expansion, every
+    shared node counted at each use, exceeds :data:`MAX_CONFIG_VALUES`, measuring each shared
+    node once (an alias bomb costs nothing to measure). Iterative post-order: aliases make the
+    graph a DAG, or a cycle, which raises ``cycle(node, reached_as_child)``; a node whose
+    expansion is too big raises ``too_big(node)``. A leaf counts 1."""
     sizes: dict[int, int] = {}
     open_nodes: set[int] = set()
-    # iterative post-order over the node graph (aliases make it a DAG, or even a cycle)
     stack: list[tuple[Any, bool]] = [(root, False)]
     while stack:
         node, done = stack.pop()
         if id(node) in sizes:
             continue
-        if isinstance(node, yaml.ScalarNode):
+        if is_leaf(node):
             sizes[id(node)] = 1
             continue
-        children = ([c for pair in node.value for c in pair]
-                    if isinstance(node, yaml.MappingNode) else list(node.value))
+        kids = children(node)
         if not done:
             if id(node) in open_nodes:
-                raise ConfigError(f"{path}: line {node.start_mark.line + 1}: this value "
-                                  "contains itself through a YAML alias (*name)")
+                raise cycle(node, False)
             open_nodes.add(id(node))
             stack.append((node, True))
-            for child in children:
+            for child in kids:
                 if id(child) in open_nodes:
-                    raise ConfigError(f"{path}: line {child.start_mark.line + 1}: this value "
-                                      "contains itself through a YAML alias (*name)")
+                    raise cycle(child, True)
                 if id(child) not in sizes:
                     stack.append((child, False))
             continue
         open_nodes.discard(id(node))
-        total = 1 + sum(sizes.get(id(c), 0) for c in children)
-        sizes[id(node)] = total
+        sizes[id(node)] = total = 1 + sum(sizes[id(c)] for c in kids)
         if total > MAX_CONFIG_VALUES:
-            raise ConfigError(
-                f"{path}: line {node.start_mark.line + 1}: this value expands to more than "
-                f"{MAX_CONFIG_VALUES} values through YAML aliases (*name) (an alias bomb?); "
-                "a config is far smaller: write the values out, or use fewer aliases")
+            raise too_big(node)
+
+
+def _check_yaml_size(path, root) -> None:
+    """Refuse a YAML node graph whose expansion (every alias counted as a copy of its
+    anchor) exceeds :data:`MAX_CONFIG_VALUES`; shared nodes are measured once."""
+    import yaml
+
+    def line(node) -> str:
+        return f"{path}: line {node.start_mark.line + 1}"
+
+    _expanded_size(
+        root,
+        children=lambda node: ([c for pair in node.value for c in pair]
+                               if isinstance(node, yaml.MappingNode) else list(node.value)),
+        is_leaf=lambda node: isinstance(node, yaml.ScalarNode),
+        cycle=lambda node, _child: ConfigError(
+            f"{line(node)}: this value contains itself through a YAML alias (*name)"),
+        too_big=lambda node: ConfigError(
+            f"{line(node)}: this value expands to more than {MAX_CONFIG_VALUES} values "
+            "through YAML aliases (*name) (an alias bomb?); a config is far smaller: write "
+            "the values out, or use fewer aliases"))
 
 
 def check_plain_values(config: Any, prefix: str = "") -> None:
@@ -237,35 +253,17 @@ def _check_path_text(key: str, value: str) -> None:
 def _check_config_size(config: Any, prefix: str) -> None:
     """Refuse a config whose expansion (shared sub-objects counted at every use) exceeds
     :data:`MAX_CONFIG_VALUES`, measuring each shared object once (so a bomb costs nothing)."""
-    sizes: dict[int, int] = {}
-    open_ids: set[int] = set()
-    stack: list[tuple[Any, bool]] = [(config, False)]
-    while stack:
-        value, done = stack.pop()
-        if not isinstance(value, (dict, list, tuple)) or id(value) in sizes:
-            continue
-        children = [v for v in (value.values() if isinstance(value, dict) else value)
-                    if isinstance(v, (dict, list, tuple))]
-        if not done:
-            if id(value) in open_ids:
-                raise ConfigError(f"{prefix or 'config'}: a value contains itself")
-            open_ids.add(id(value))
-            stack.append((value, True))
-            for child in children:
-                if id(child) in open_ids:
-                    raise ConfigError(f"{prefix or 'config'}: a value contains itself "
-                                      "(a recursive YAML alias?)")
-                if id(child) not in sizes:
-                    stack.append((child, False))
-            continue
-        open_ids.discard(id(value))
-        total = 1 + len(value) - len(children) + sum(sizes[id(c)] for c in children)
-        sizes[id(value)] = total
-        if total > MAX_CONFIG_VALUES:
-            raise ConfigError(
-                f"{prefix or 'config'}: the config expands to more than {MAX_CONFIG_VALUES} "
-                "values (YAML aliases repeating a value many times, an alias bomb?); a config "
-                "is far smaller")
+    where = prefix or "config"
+    _expanded_size(
+        config,
+        children=lambda v: list(v.values() if isinstance(v, dict) else v),
+        is_leaf=lambda v: not isinstance(v, (dict, list, tuple)),
+        cycle=lambda _v, child: ConfigError(
+            f"{where}: a value contains itself"
+            + (" (a recursive YAML alias?)" if child else "")),
+        too_big=lambda _v: ConfigError(
+            f"{where}: the config expands to more than {MAX_CONFIG_VALUES} values (YAML "
+            "aliases repeating a value many times, an alias bomb?); a config is far smaller"))
 
 
 @functools.cache
