@@ -147,6 +147,24 @@ def test_probe_end_to_end_on_tiny_config(tmp_path):
     assert all("synthetic" in r["data"] for r in reps if r["status"] == "measured")
     assert "CPU" in (out / "report.md").read_text() or "Xeon" in (out / "report.md").read_text()
 
+    # --reuse: a request edit is re-planned from the measurements, without probing again
+    profile.write_text(yaml.safe_dump({
+        "default-resources": {"runtime": 30, "mem_mb": 4000},
+        "set-resources": {"mori_ueda_train": {"runtime": 10**6, "mem_mb": 10**6}},
+        "set-threads": {"mori_ueda_train": 1}}))
+    again = tmp_path / "again"
+    proc = subprocess.run(
+        [sys.executable, "-m", "depthlab.probe", "--configfile", str(TINY), "--out", str(again),
+         "--profile", str(profile), "--reuse", str(out)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "0 classes left to probe" in proc.stdout
+    row2 = {(r["study"], r["rule"]): r for r in csv.DictReader(open(again / "cost.csv"))}[
+        ("tiny", "mori_ueda_train")]
+    assert row2["flags"] == ""  # the new request passes
+    assert abs(float(row2["core_hours"]) / float(row["core_hours"]) - 1) < 1e-3
+    assert row2["largest_mem_mb"] == row["largest_mem_mb"]
+
 
 def test_study_probes_are_found_by_name():
     """A study whose jobs run its own trainer brings its probe (depthlab.studies.<kind>.probe,
@@ -194,9 +212,9 @@ def test_each_study_plans_its_own_rules():
         {"geiger", "xiao", "nichani"}
     assert set(SHARED_RULES) == {"gram", "kernel_regression"}
     # a study rule its hook does not plan, and a rule of no kind: counted, unprobed
-    assert rule_probe("lee_train") is None and rule_probe("mori_ueda_cube") is None
+    assert rule_probe("lee_cube") is None and rule_probe("mori_ueda_cube") is None
     assert rule_probe("claims") is None
-    assert shape_class(JobInfo("lee_train", {}, {}, 1), CONFIG).kind == "unprobed"
+    assert shape_class(JobInfo("lee_cube", {}, {}, 1), CONFIG).kind == "unprobed"
 
 
 def test_checkpointing_as_each_rule_says():

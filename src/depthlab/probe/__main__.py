@@ -41,6 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rules", default="", help="comma-separated rules to probe (default all)")
     ap.add_argument("--mem-cap-mb", type=float, default=8000.0,
                     help="address-space cap of one probe (default 8000)")
+    ap.add_argument("--reuse", default=None, metavar="DIR",
+                    help="re-plan from the measurements of an earlier run in DIR (its "
+                    "representatives.csv and machine.json; e.g. docs/probe) instead of probing: "
+                    "checks edited Slurm requests or counts in seconds; classes DIR lacks are "
+                    "probed")
     args = ap.parse_args(argv)
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ.setdefault(var, "1")
@@ -62,13 +67,26 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(jobs)} jobs, {len(reps)} shape classes "
           f"({sum(c.kind != 'unprobed' for c in reps)} probed kinds); DAG in "
           f"{time.perf_counter() - t0:.1f}s", flush=True)
-    calib = plan.calibrate()
-    info = plan.machine_info(calib)
-    print(f"machine: {info}", flush=True)
-    measured = plan.probe_classes(to_probe, budget_s=args.budget, max_rep_s=args.max_rep,
-                                  calib=calib, mem_cap_mb=args.mem_cap_mb,
-                                  n_jobs={c: len(js) for c, js in reps.items()},
-                                  log=lambda s: print(s, flush=True))
+    measured: dict = {}
+    if args.reuse:
+        measured, calib = plan.load_measurements(args.reuse, reps)
+        info = {**json.loads((Path(args.reuse) / "machine.json").read_text()),
+                "reused_from": str(args.reuse)}
+        for key in ("wall_s", "configfile", "budget_s"):
+            info.pop(key, None)
+        to_probe = [c for c in to_probe if c not in measured]
+        print(f"reusing {len(measured)} class measurements from {args.reuse} "
+              f"({info['cpu_model']}); {sum(c.kind != 'unprobed' for c in to_probe)} "
+              "classes left to probe", flush=True)
+    else:
+        calib = plan.calibrate()
+        info = plan.machine_info(calib)
+        print(f"machine: {info}", flush=True)
+    if any(c.kind != "unprobed" for c in to_probe):
+        measured.update(plan.probe_classes(
+            to_probe, budget_s=args.budget, max_rep_s=args.max_rep, calib=calib,
+            mem_cap_mb=args.mem_cap_mb, n_jobs={c: len(js) for c, js in reps.items()},
+            log=lambda s: print(s, flush=True)))
     rows = plan.predict_jobs(reps, measured, config, profile, calib)
     table = plan.cost_table(rows)
 

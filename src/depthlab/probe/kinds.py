@@ -22,12 +22,13 @@ labels): none of these step costs depends on the values. The shared kinds here:
   ``kernel_regression``) at a size that fits, extrapolated by n^3.
 
 A study's probe hook is the module ``depthlab.studies.<kind>.probe``. Where the study's jobs
-run its own code, it defines ``PROBE``, a :class:`Probe`, and the probe kind is the study
-kind's name; its ``RULES`` say how each of its rules is planned
-(:class:`depthlab.probe.shapes.RuleProbe`: a hook without ``PROBE`` maps its rules to shared
-kinds, e.g. Mori-Ueda's to ``packed_fc``). :func:`study_hook` and :data:`KINDS` find those
-modules by name (imported on first use), so this package imports no study package and adding
-a study edits nothing here.
+run its own code, it defines ``PROBE``, a :class:`Probe` whose probe kind is the study kind's
+name, and, where its rules run several kinds of job (a trainer, a frozen-kernel flow, a
+kernel), ``PROBES``, more of them named ``<kind>_<what>``. Its ``RULES`` say how each of its
+rules is planned (:class:`depthlab.probe.shapes.RuleProbe`: a hook without probes maps its
+rules to shared kinds, e.g. Mori-Ueda's to ``packed_fc``). :func:`study_hook` and
+:data:`KINDS` find those modules by name (imported on first use), so this package imports no
+study package and adding a study edits nothing here.
 """
 
 from __future__ import annotations
@@ -221,38 +222,61 @@ def study_hook(kind: str) -> ModuleType | None:
     return importlib.import_module(f"depthlab.studies.{kind}.probe")
 
 
+def hook_probes(kind: str) -> dict[str, Probe]:
+    """The probe kinds study ``kind``'s hook brings: ``PROBE`` under the kind's own name and
+    every entry of ``PROBES``, a mapping whose names are ``<kind>`` or ``<kind>_<what>``
+    (a study whose rules run several trainers or kernels has one probe per job kind). A
+    hook that only maps its rules to shared kinds brings none. Checked on load: a wrong
+    type or a name of another kind is an error naming the module."""
+    module = study_hook(kind)
+    if module is None:
+        return {}
+    found: dict[str, Any] = {}
+    if getattr(module, "PROBE", None) is not None:
+        found[kind] = module.PROBE
+    extra = getattr(module, "PROBES", {})
+    if not isinstance(extra, Mapping):
+        raise TypeError(f"{module.__name__}.PROBES must be a mapping {{probe kind: Probe}}, "
+                        f"got {type(extra).__name__}")
+    for name, probe in extra.items():
+        if name != kind and not str(name).startswith(f"{kind}_"):
+            raise ValueError(f"{module.__name__}.PROBES names {name!r}: a study's probe "
+                             f"kinds are named {kind!r} or {kind}_<what>")
+        if name in found and found[name] is not probe:
+            raise ValueError(f"{module.__name__}: probe kind {name!r} is both PROBE and "
+                             f"in PROBES")
+        found[name] = probe
+    for name, probe in found.items():
+        if not isinstance(probe, Probe):
+            raise TypeError(f"{module.__name__}: probe kind {name!r} must be a "
+                            f"depthlab.probe.kinds.Probe, got {type(probe).__name__}")
+    return found
+
+
 class _Kinds(Mapping[str, Probe]):
-    """The shared probes, then every study kind whose probe hook defines ``PROBE``."""
+    """The shared probes, then every probe kind the study hooks bring (:func:`hook_probes`)."""
 
-    def __init__(self) -> None:
-        self._loaded: dict[str, Probe] = dict(SHARED)
-
-    def _study_kinds(self) -> list[str]:
-        # a hook may only map its rules to shared kinds (no PROBE): not a probe kind
-        return [k for k in study_hooks()
-                if k not in SHARED and getattr(study_hook(k), "PROBE", None) is not None]
+    def _study_probes(self) -> dict[str, Probe]:
+        out: dict[str, Probe] = {}
+        for kind in study_hooks():
+            for name, probe in hook_probes(kind).items():
+                if name not in SHARED:
+                    out[name] = probe
+        return out
 
     def __getitem__(self, kind: str) -> Probe:
-        if kind in self._loaded:
-            return self._loaded[kind]
-        if kind not in self._study_kinds():
-            raise KeyError(kind)
-        module = study_hook(kind)
-        probe = getattr(module, "PROBE", None)
-        if not isinstance(probe, Probe):
-            raise TypeError(f"{module.__name__}.PROBE must be a depthlab.probe.kinds.Probe, "
-                            f"got {type(probe).__name__}")
-        self._loaded[kind] = probe
-        return probe
+        if kind in SHARED:
+            return SHARED[kind]
+        return self._study_probes()[kind]
 
     def __contains__(self, kind: object) -> bool:
-        return kind in self._loaded or kind in self._study_kinds()
+        return kind in SHARED or kind in self._study_probes()
 
     def __iter__(self) -> Iterator[str]:
-        return iter([*SHARED, *self._study_kinds()])
+        return iter([*SHARED, *self._study_probes()])
 
     def __len__(self) -> int:
-        return len(SHARED) + len(self._study_kinds())
+        return len(SHARED) + len(self._study_probes())
 
 
 KINDS: Mapping[str, Probe] = _Kinds()

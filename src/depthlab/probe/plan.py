@@ -26,7 +26,8 @@ import platform
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -338,3 +339,32 @@ def machine_info(calib: Mapping[str, float]) -> dict[str, Any]:
             "matmul_gflops_float64_1thread": round(calib["float64"] / 1e9, 2),
             "baseline_rss_mb": round(calib["baseline_mb"], 1),
             "cuda": torch.cuda.is_available()}
+
+
+def load_measurements(directory: str | Path, classes: Iterable[ShapeClass]
+                      ) -> tuple[dict[ShapeClass, dict[str, Any]], dict[str, float]]:
+    """The measurements and calibration of an earlier probe run (its ``representatives.csv``
+    and ``machine.json``), matched to ``classes`` by class label, so that editing a Slurm
+    request or the config's counts is re-planned in seconds, without probing again. A class
+    the earlier run did not measure (a new shape) is absent from the result."""
+    import csv
+    import json
+
+    directory = Path(directory)
+    info = json.loads((directory / "machine.json").read_text())
+    calib = {"float32": float(info["matmul_gflops_float32_1thread"]) * 1e9,
+             "float64": float(info["matmul_gflops_float64_1thread"]) * 1e9,
+             "baseline_mb": float(info["baseline_rss_mb"])}
+    by_label = {c.label: c for c in classes}
+    out: dict[ShapeClass, dict[str, Any]] = {}
+    with open(directory / "representatives.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            cls = by_label.get(row["class"])
+            if cls is None or row["status"] not in ("measured", "extrapolated"):
+                continue
+            out[cls] = {"ok": True, "sec": json.loads(row["sec_per_unit"]),
+                        "extrapolated": row["status"] == "extrapolated",
+                        "measured_shape": json.loads(row["measured_shape"] or "null"),
+                        "peak_delta_mb": float(row["peak_delta_mb"] or 0.0),
+                        "k": row["k_steps"], "probe_wall_s": 0.0, "reused": str(directory)}
+    return out, calib
