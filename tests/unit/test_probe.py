@@ -259,3 +259,23 @@ def test_nichani_jobs_read_their_named_dataset(tmp_path):
     rn = jobs["nichani_resnet[job=rn_1-1-1-1_w2_k3_s0,study=nichani]"]
     assert shape_class(rn, config).shape["blocks"] == (1, 1, 1, 1)
     assert job_work(rn, config) == {"fixed": 1.0, "step": 2 * 3.0}  # 1 seed, 2 epochs
+
+
+def test_checkpointed_jobs_get_the_profiles_retries():
+    """A checkpointed job killed at its wall time is resubmitted (`retries`) and resumes:
+    it fits when its predicted time fits in (retries + 1) attempts, and the flag says how
+    many retries it needs; a job without checkpoints must fit one attempt."""
+    from depthlab.probe.plan import RUNTIME_MARGIN, cost_table
+
+    def row(wall_h, attempts, checkpointed):
+        return {"study": "s", "rule": "r", "job": "j", "bound": False, "gpu": 0, "threads": 1,
+                "runtime_min": 60, "mem_mb": 10**6, "checkpointed": checkpointed,
+                "attempts": attempts, "status": "measured", "core_s": wall_h * 3600,
+                "gpu_s_est": 0.0, "wall_s": wall_h * 3600, "mem_pred_mb": 1.0}
+
+    fits = 2.9 / RUNTIME_MARGIN  # hours: 3 attempts of 1 h with the margin
+    assert cost_table([row(fits, 3, True)])[0]["flags"] == ""
+    flag = cost_table([row(10 / RUNTIME_MARGIN, 3, True)])[0]["flags"]
+    assert "checkpointed" in flag and "retries to 9" in flag
+    flag = cost_table([row(fits, 1, False)])[0]["flags"]
+    assert "request runtime 180 min" in flag

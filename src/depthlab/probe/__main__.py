@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     _write_csv(out / "representatives.csv", rep_rows)
     job_fields = ["rule", "study", "job", "class", "kind", "status", "bound", "threads", "gpu",
                   "core_s", "gpu_s_est", "wall_s", "mem_pred_mb", "runtime_min", "mem_mb",
-                  "checkpointed"]
+                  "checkpointed", "attempts"]
     _write_csv(out / "jobs.csv", rows, job_fields)
     _write_csv(out / "cost.csv", table)
     info["wall_s"] = round(time.perf_counter() - t0, 1)

@@ -14,9 +14,10 @@ PARALLEL_EFFICIENCY)``; a GPU job's is an *estimate*: ``core_s x`` (this core's 
 matmul rate) / (``GPU_FLOPS[dtype] x GPU_UTILISATION``), the published A100 peak
 throughput, labelled as such. Memory: a fresh interpreter's RSS (torch, numpy, h5py
 imported) + the probe's own peak (scaled by the flop ratio when extrapolated: a bound) + the
-job's data arrays. Checks: predicted wall x ``RUNTIME_MARGIN`` against ``runtime``,
-predicted memory x ``MEM_MARGIN`` against ``mem_mb``; a job over 48 h whose rule does not
-checkpoint is flagged whatever its request.
+job's data arrays. Checks: predicted wall x ``RUNTIME_MARGIN`` against ``runtime`` (times
+the profile's ``retries`` + 1 where the job checkpoints: a killed job is resubmitted and
+resumes), predicted memory x ``MEM_MARGIN`` against ``mem_mb``; a job over 48 h whose rule
+does not checkpoint is flagged whatever its request.
 """
 
 from __future__ import annotations
@@ -237,6 +238,10 @@ def predict_jobs(reps: Mapping[ShapeClass, list[JobInfo]],
                 "threads": req["threads"], "gpu": int(req["gpu"] or 0),
                 "runtime_min": req["runtime"], "mem_mb": req["mem_mb"],
                 "checkpointed": has_checkpointing(job), "bound": work_is_bound(job),
+                # a checkpointed job killed at its wall time is resubmitted (the profile's
+                # `retries`) and resumes: it has that many attempts of `runtime`
+                "attempts": 1 + (int(profile.get("retries") or 0)
+                                 if has_checkpointing(job) else 0),
                 "status": "unprobed" if cls.kind == "unprobed" else "failed",
             }
             if rec and rec.get("ok"):
@@ -306,9 +311,20 @@ def cost_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             row["longest_job_h"] = longest["wall_s"] / 3600
             row["largest_mem_mb"] = round(biggest["mem_pred_mb"])
             short = [r for r in pred if isinstance(r["runtime_min"], int | float)
-                     and r["wall_s"] * RUNTIME_MARGIN > r["runtime_min"] * 60]
-            if short:
-                need = max(r["wall_s"] for r in short) * RUNTIME_MARGIN / 60
+                     and r["wall_s"] * RUNTIME_MARGIN
+                     > r["runtime_min"] * 60 * r.get("attempts", 1)]
+            resumable = [r for r in short if r.get("attempts", 1) > 1]
+            if short and len(resumable) == len(short):
+                # every short job checkpoints: more resubmissions do it, at the same request
+                worst = max(short, key=lambda r: r["wall_s"] / r["runtime_min"])
+                tries = math.ceil(worst["wall_s"] * RUNTIME_MARGIN / (worst["runtime_min"] * 60))
+                flags.append(f"runtime: {len(short)} checkpointed job(s) need more than "
+                             f"{worst['attempts']} attempts of {worst['runtime_min']} min; set "
+                             f"the profile's retries to {tries - 1} (or a longer runtime) "
+                             f"for {rule}")
+            elif short:
+                need = max(r["wall_s"] / r.get("attempts", 1) for r in short) \
+                    * RUNTIME_MARGIN / 60
                 flags.append(f"runtime: {len(short)} job(s) over the request; request "
                              f"runtime {int(_round_up(need, 60))} min for {rule}")
             low = [r for r in pred if isinstance(r["mem_mb"], int | float)
