@@ -279,3 +279,38 @@ def test_checkpointed_jobs_get_the_profiles_retries():
     assert "checkpointed" in flag and "retries to 9" in flag
     flag = cost_table([row(fits, 1, False)])[0]["flags"]
     assert "request runtime 180 min" in flag
+
+
+# The paper config's requests that the probe's check still flags, each with the knob the
+# README ("What reproducing the papers costs") names for it: counted at a cap no Slurm
+# request can hold (geiger), a global retry count (lee_train), a partition limit
+# (mori_ueda_select_lr). Anything else flagged is a request to fix.
+KNOWN_SHORTFALLS = {
+    ("geiger_fc", "geiger_train"), ("geiger_cnn", "geiger_train"),
+    ("geiger_cnn", "geiger_lazy"), ("lee_deep_narrow", "lee_train"),
+    ("mori_ueda", "mori_ueda_select_lr"), ("mori_ueda_mse", "mori_ueda_select_lr"),
+}
+
+
+def test_shipped_requests_pass_their_own_check(tmp_path):
+    """Every request of config/paper.yaml and profiles/slurm is at or above what the probe
+    measured on the machine of docs/probe (re-planned from its measurements with --reuse),
+    or is a known shortfall whose knob the README names."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src")}
+    out = tmp_path / "probe"
+    proc = subprocess.run(
+        [sys.executable, "-m", "depthlab.probe", "--configfile", "config/paper.yaml",
+         "--out", str(out), "--reuse", "docs/probe", "--budget", "0"],
+        cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert " 0 classes left to probe" in proc.stdout  # docs/probe covers every class
+    rows = list(csv.DictReader(open(out / "cost.csv")))
+    flagged = {(r["study"], r["rule"]) for r in rows if r["flags"]}
+    assert flagged == KNOWN_SHORTFALLS, flagged ^ KNOWN_SHORTFALLS
+    probed = {r["rule"] for r in rows if r["status"] != "unprobed"}
+    # every job kind that trains or computes kernels is probed
+    assert {"geiger_lazy", "xiao_sweep", "lee_train", "lee_gram", "lee_kernel", "lee_toy",
+            "nichani_kernel", "nichani_linear", "gram", "kernel_regression"} <= probed
+    section = (REPO / "README.md").read_text().split("## What reproducing the papers costs")[1]
+    for _, rule in KNOWN_SHORTFALLS:
+        assert f"`{rule}`" in section.split("\n## ")[0], rule

@@ -72,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         measured, calib = plan.load_measurements(args.reuse, reps)
         info = {**json.loads((Path(args.reuse) / "machine.json").read_text()),
                 "reused_from": str(args.reuse)}
+        # how long the probing itself took, in the run the measurements come from
+        info["probed_in_s"] = info.pop("probed_in_s", info.get("wall_s"))
         for key in ("wall_s", "configfile", "budget_s"):
             info.pop(key, None)
         to_probe = [c for c in to_probe if c not in measured]

@@ -114,6 +114,10 @@ def _fit(points: list[tuple[float, float]], x: float) -> float:
         if x1 >= 3 * x0 and y1 > y0:
             slope = (y1 - y0) / (x1 - x0)
             return y1 + slope * (x - x1)
+        if y1 <= y0 and x1 > x0:
+            # more flops measured faster: one of the two is timing noise (a step count
+            # differenced from two nearly equal wall times); scale the slower rate, a bound
+            return max(y * x / c for c, y in points[-2:] if c > 0)
     return y1 * x / x1 if x1 > 0 else y1
 
 
@@ -300,6 +304,7 @@ def cost_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         }
         reqs = [r["runtime_min"] for r in rs if isinstance(r["runtime_min"], int | float)]
         mems = [r["mem_mb"] for r in rs if isinstance(r["mem_mb"], int | float)]
+        # the smallest request of the rule, else (below) that of its longest / largest job
         row["runtime_request_h"] = min(reqs) / 60 if reqs else ""
         row["mem_request_mb"] = min(mems) if mems else ""
         flags = []
@@ -310,6 +315,10 @@ def cost_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             biggest = max(pred, key=lambda r: r["mem_pred_mb"])
             row["longest_job_h"] = longest["wall_s"] / 3600
             row["largest_mem_mb"] = round(biggest["mem_pred_mb"])
+            if isinstance(longest["runtime_min"], int | float):
+                row["runtime_request_h"] = longest["runtime_min"] / 60
+            if isinstance(biggest["mem_mb"], int | float):
+                row["mem_request_mb"] = biggest["mem_mb"]
             short = [r for r in pred if isinstance(r["runtime_min"], int | float)
                      and r["wall_s"] * RUNTIME_MARGIN
                      > r["runtime_min"] * 60 * r.get("attempts", 1)]
