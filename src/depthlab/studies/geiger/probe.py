@@ -401,17 +401,16 @@ PROBES = {"geiger_lazy": K.Probe(lazy_measure, lazy_cost, lazy_shrink, lazy_memo
                                  dtype="float64")}
 
 
+_LAZY_KEYS = ("architecture", "activation", "depth", "width", "d", "image_shape", "n_train",
+              "n_test", "mu", "tau")
+
+
 def _lazy_shape(job: JobInfo, config: Mapping[str, Any]) -> dict[str, Any]:
-    wc, run = job.wildcards, job.params["run"]
-    ds = dataset(config, config["studies"][wc["study"]]["dataset"])
-    dyn = run["dynamics"]
-    # n_train sets a step's seconds (an n x n matvec), n_test the final prediction's;
-    # alpha is no wildcard of the rule, the seed sets no cost
-    return dict(
-        architecture=run["architecture"], activation=wc["activation"],
-        depth=int(wc["depth"]), width=int(wc["width"]), d=int(ds["d"]),
-        image_shape=run["image_shape"], n_train=int(run["n_train"]),
-        n_test=int(ds["n_test"]), mu=dyn.get("mu"), tau=dyn.get("tau"))
+    # the training job's shape less what only the trained net's dynamics read (temperature,
+    # ntk_subset): n_train sets a step's seconds (an n x n matvec), n_test the final
+    # prediction's; alpha is no wildcard of the rule, the seed sets no cost
+    shape = _train_shape(job, config)
+    return {key: shape[key] for key in _LAZY_KEYS}
 
 
 def _lazy_work(job: JobInfo, config: Mapping[str, Any]) -> dict[str, float]:
