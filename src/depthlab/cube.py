@@ -8,13 +8,25 @@ a dataset's inputs come from, the way every cube and figure states it.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import xarray as xr
 
 from depthlab.data.sources import data_source  # the one home; cubes state it
 from depthlab.provenance import InputFileError, atomic_output
 
-__all__ = ["data_source", "read_cube", "write_cube"]
+__all__ = ["data_source", "read_cube", "stamp_config_warnings", "write_cube"]
+
+
+def stamp_config_warnings(cube: xr.Dataset, warnings: list[str], log: Any) -> None:
+    """Log each config warning of the study (valid settings that changed what ran, e.g.
+    full-batch GD) and state them in the cube's ``config_warnings`` attribute."""
+    from depthlab.provenance import to_json
+
+    for message in warnings:
+        log.warning("config warning: %s", message)
+    if warnings:
+        cube.attrs["config_warnings"] = to_json(list(warnings))
 
 
 def write_cube(cube: xr.Dataset, path: str | Path) -> None:

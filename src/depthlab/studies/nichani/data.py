@@ -48,6 +48,16 @@ def classification_data(spec: Mapping[str, Any]) -> dict[str, Any]:
             "image_shape": list(made["x_train"].shape[1:]), "source": data_source(params)}
 
 
+def read_classification_data(path: Any, datasets: Mapping[str, Any]) -> dict[str, Any]:
+    """The arrays of a study's shared ``class_images`` dataset file and its ``n_classes``,
+    verified like every dataset read (content hash, stored config against the config's
+    ``datasets`` block: :func:`depthlab.data.io.dataset_arrays`)."""
+    from depthlab.data.io import dataset_arrays
+
+    arrays, attrs = dataset_arrays(path, datasets=datasets)
+    return {**arrays, "n_classes": int(attrs["n_classes"])}
+
+
 def pixel_toy(n_per_class: int = 1, n_test: int = 200, placement: str = "corner",
               seed: int = 0, size: int = 6) -> dict[str, np.ndarray]:
     """The toy of Fig. 7 (``placement="corner"``, one image per class) or Fig. 19

@@ -1,7 +1,6 @@
-from depthlab.cube import data_source, write_cube
+from depthlab.cube import data_source, stamp_config_warnings, write_cube
 from depthlab.data import read_dataset
 from depthlab.job_setup import setup_logging
-from depthlab.provenance import to_json
 from depthlab.studies.geiger.cube import build_cube
 
 log = setup_logging(snakemake.log[0])
@@ -13,10 +12,6 @@ cube = build_cube(
     study_name=snakemake.wildcards.study, study=study, dataset=dataset,
     data_source=data_source(dataset),
 )
-warned = list(snakemake.params.config_warnings)
-for message in warned:
-    log.warning("config warning: %s", message)
-if warned:  # valid settings that changed what ran (e.g. full-batch GD), stated in the cube
-    cube.attrs["config_warnings"] = to_json(warned)
+stamp_config_warnings(cube, list(snakemake.params.config_warnings), log)
 log.info("cube:\n%s", cube)
 write_cube(cube, snakemake.output[0])

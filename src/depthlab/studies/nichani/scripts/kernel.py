@@ -1,17 +1,15 @@
 import torch  # noqa: F401  (imported before limit_threads so it is limited too)
 
-from depthlab.data.io import dataset_arrays
 from depthlab.job_setup import limit_threads, setup_logging
 from depthlab.results import write_arrays
+from depthlab.studies.nichani.data import read_classification_data
 from depthlab.studies.nichani.runs import kernel_job
 
 log = setup_logging(snakemake.log[0])
 limit_threads(snakemake.threads)
 variant = dict(snakemake.params.variant)
 kcfg = dict(snakemake.params.kernels)
-# the shared dataset file, content hash and config checked (depthlab.data.io)
-arrays, attrs = dataset_arrays(snakemake.input.data, datasets=snakemake.config["datasets"])
-data = {**arrays, "n_classes": int(attrs["n_classes"])}
+data = read_classification_data(snakemake.input.data, snakemake.config["datasets"])
 res = kernel_job(data, variant, kcfg, jitter=float(snakemake.params.jitter),
                  threads=snakemake.threads)
 write_arrays(snakemake.output[0], {k: res[k] for k in

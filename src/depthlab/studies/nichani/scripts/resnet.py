@@ -1,17 +1,15 @@
 import torch  # noqa: F401  (imported before limit_threads so it is limited too)
 
-from depthlab.data.io import dataset_arrays
 from depthlab.job_setup import limit_threads, setup_logging
 from depthlab.results import write_arrays
+from depthlab.studies.nichani.data import read_classification_data
 from depthlab.studies.nichani.runs import train_job
 
 log = setup_logging(snakemake.log[0])
 limit_threads(snakemake.threads)
 job = dict(snakemake.params.job)
 rn = dict(snakemake.params.resnets)
-# the shared dataset file, content hash and config checked (depthlab.data.io)
-arrays, attrs = dataset_arrays(snakemake.input.data, datasets=snakemake.config["datasets"])
-data = {**arrays, "n_classes": int(attrs["n_classes"])}
+data = read_classification_data(snakemake.input.data, snakemake.config["datasets"])
 res = train_job(data, {"resnets": rn}, job, checkpoint=snakemake.params.checkpoint, log=log)
 scalars = {"model": "resnet", "depth": int(job["depth"]), "width": int(job["width"]),
            "kernel_size": int(job["kernel_size"]), "blocks": "-".join(map(str, job["blocks"])),
