@@ -13,7 +13,7 @@ from typing import Any
 import xarray as xr
 
 from depthlab.data.sources import data_source  # the one home; cubes state it
-from depthlab.provenance import InputFileError, atomic_output
+from depthlab.provenance import InputFileError, atomic_output, to_json
 
 __all__ = ["data_source", "read_cube", "stamp_config_warnings", "write_cube"]
 
@@ -21,8 +21,6 @@ __all__ = ["data_source", "read_cube", "stamp_config_warnings", "write_cube"]
 def stamp_config_warnings(cube: xr.Dataset, warnings: list[str], log: Any) -> None:
     """Log each config warning of the study (valid settings that changed what ran, e.g.
     full-batch GD) and state them in the cube's ``config_warnings`` attribute."""
-    from depthlab.provenance import to_json
-
     for message in warnings:
         log.warning("config warning: %s", message)
     if warnings:

@@ -29,9 +29,11 @@ from typing import Any
 import numpy as np
 
 from depthlab.data.images import YANG_MEAN, YANG_STD
+from depthlab.data.io import dataset_arrays
 from depthlab.data.sources import data_source
 
-__all__ = ["YANG_MEAN", "YANG_STD", "ae_images", "classification_data", "pixel_toy"]
+__all__ = ["YANG_MEAN", "YANG_STD", "ae_images", "classification_data", "pixel_toy",
+           "read_classification_data"]
 
 RED, BLUE = 0, 2  # RGB channel of the toy's pixel
 
@@ -52,8 +54,6 @@ def read_classification_data(path: Any, datasets: Mapping[str, Any]) -> dict[str
     """The arrays of a study's shared ``class_images`` dataset file and its ``n_classes``,
     verified like every dataset read (content hash, stored config against the config's
     ``datasets`` block: :func:`depthlab.data.io.dataset_arrays`)."""
-    from depthlab.data.io import dataset_arrays
-
     arrays, attrs = dataset_arrays(path, datasets=datasets)
     return {**arrays, "n_classes": int(attrs["n_classes"])}
 
