@@ -142,7 +142,6 @@ def _wait(driver, script, what, timeout=TIMEOUT_S):
 
 
 def test_report_opens_with_the_scorecard_and_every_figure(report_run, browser, tmp_path):
-    from selenium.webdriver.common.by import By
 
     work, _ = report_run
     res = work / "results"
@@ -191,24 +190,20 @@ def test_report_opens_with_the_scorecard_and_every_figure(report_run, browser, t
     assert any("results/claims.html" in paths for paths in categories["Claims scorecard"].values())
     for study in ("tiny", "geiger"):
         browser.execute_script("app.setView({navbarMode: 'menu'})")  # the home button
-        menu = browser.find_element(By.XPATH, f"//a[normalize-space()='{study}']")
-        menu.click()
+        _click(browser, f"//a[normalize-space()='{study}']")
         for fig in sorted(f["path"] for f in figures if f["path"].split("/")[1] == study):
             assert any(fig in paths for paths in categories[study].values())
             assert len(next(f["caption"] for f in figures if f["path"] == fig)) > 20, (
                 f"{fig} has no caption")
-            view = browser.find_element(
-                By.XPATH, f"//tr[td[normalize-space()='{fig}']]//a[1]")
-            view.click()
+            _click(browser, f"//tr[td[normalize-space()='{fig}']]//a[1]")
             width, height = _wait_img(browser, fig)
             assert width > 200 and height > 100, (fig, width, height)
     browser.save_screenshot(str(tmp_path / "report_figure.png"))
 
     # the scorecard's own entry opens the full table in the report's viewer
     browser.execute_script("app.setView({navbarMode: 'menu'})")
-    browser.find_element(By.XPATH, "//a[normalize-space()='Claims scorecard']").click()
-    browser.find_element(By.XPATH, "//tr[td[normalize-space()='results/claims.html']]//a[1]"
-                         ).click()
+    _click(browser, "//a[normalize-space()='Claims scorecard']")
+    _click(browser, "//tr[td[normalize-space()='results/claims.html']]//a[1]")
     frame = _wait(browser, "return document.querySelector('#app iframe')", "the viewer")
     browser.switch_to.frame(frame)
     try:
@@ -217,6 +212,32 @@ def test_report_opens_with_the_scorecard_and_every_figure(report_run, browser, t
         assert n_rows == len(claims)
     finally:
         browser.switch_to.default_content()
+
+
+def _click(driver, xpath):
+    """Click an element as a user would: once it is there and the report's menu has finished
+    sliding in. The menu animates (CSS transitions), so a click fired mid-slide lands on
+    whatever is passing under the pointer (ElementClickInterceptedException) or on a node
+    React has just replaced (stale); both are retried until TIMEOUT_S, then raised."""
+    from selenium.common.exceptions import (
+        ElementClickInterceptedException,
+        NoSuchElementException,
+        StaleElementReferenceException,
+    )
+    from selenium.webdriver.common.by import By
+
+    deadline = time.monotonic() + TIMEOUT_S
+    while True:
+        try:
+            element = driver.find_element(By.XPATH, xpath)
+            driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
+            element.click()
+            return
+        except (ElementClickInterceptedException, NoSuchElementException,
+                StaleElementReferenceException):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def _wait_img(driver, path):
