@@ -216,6 +216,61 @@ def test_packing_invariance_awkward_shapes(shape):
             assert torch.equal(p_alone, p_pack)
 
 
+@pytest.mark.parametrize("loss", ["cross_entropy", "mse"])
+def test_per_member_training_sets(loss):
+    """One training set per member (a data draw each): a member packed with others that train
+    on other draws gets exactly the numbers and parameters of that member trained alone on
+    its own draw (the pack shrinks, pads a lone straggler and sees a divergence)."""
+    draws = [one_local_data(120, seed=10 + k) for k in range(4)]
+    xt, yt = one_local_data(150, seed=99)
+    x = np.stack([d[0] for d in draws])
+    y = np.stack([d[1] for d in draws])
+    members = [Member(0, 0.1), Member(1, 0.05), Member(2, 0.3), Member(4, 1e4)]
+    cfg = small_cfg(max_epochs=200, batch_size=16, loss=loss)
+    packed, packed_model = train_members(x, y, xt, yt, members, cfg, return_model=True)
+    assert {r["status"] for r in packed} >= {"converged", "diverged"}
+    for i, member in enumerate(members):
+        alone, alone_model = train_members(x[i:i + 1], y[i:i + 1], xt, yt, [member], cfg,
+                                           return_model=True)
+        assert_same_results(alone, [packed[i]])
+        for p_alone, p_pack in zip(
+            member_params(alone_model, 0), member_params(packed_model, i), strict=True
+        ):
+            assert torch.equal(p_alone, p_pack) or (
+                torch.isnan(p_alone).any() and torch.equal(p_alone.isnan(), p_pack.isnan())
+            )
+    # each member really saw its own draw: the draws' sets differ, so do the trained nets,
+    # and a member's own training error is the one measured on its own set
+    trained = [r for r in packed if r["status"] == "converged"]
+    assert trained and all(r["train_error"] == 0.0 for r in trained)
+
+
+def test_per_member_sets_that_are_all_one_set_match_the_shared_set(data):
+    """The per-member path is the shared path when every member gets the same set: the same
+    statuses, epochs and errors (the two index their data differently, so parameters may
+    differ in the last bit; the decisions may not)."""
+    x, y, xt, yt = data
+    members = [Member(0, 0.1), Member(1, 0.05), Member(2, 0.3)]
+    cfg = small_cfg(max_epochs=100)
+    shared = train_members(x, y, xt, yt, members, cfg)
+    stacked = train_members(np.stack([x] * 3), np.stack([y] * 3), xt, yt, members, cfg)
+    for a, b in zip(shared, stacked, strict=True):
+        assert (a["status"], a["epochs"]) == (b["status"], b["epochs"])
+        assert a["train_error"] == b["train_error"]
+        assert a["test_error"] == pytest.approx(b["test_error"], abs=1 / len(yt))
+
+
+def test_per_member_sets_must_match_the_members():
+    x, y = one_local_data(40)
+    xt, yt = one_local_data(20, seed=1)
+    with pytest.raises(ValueError, match="2 per-member training sets for 3 members"):
+        train_members(np.stack([x, x]), np.stack([y, y]), xt, yt,
+                      [Member(0, 0.1), Member(1, 0.1), Member(2, 0.1)], small_cfg())
+    with pytest.raises(ValueError, match=r"need x \(M, N, d\) and y \(M, N\)"):
+        train_members(np.stack([x, x]), y, xt, yt, [Member(0, 0.1), Member(1, 0.1)],
+                      small_cfg())
+
+
 def test_step_packing_invariance_two_threads():
     """The fused step with MKL's threaded batched gemm: a member's update is the same in any
     pack of >= 2 rows, at any position (the training tests above run single-threaded)."""

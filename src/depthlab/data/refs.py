@@ -9,6 +9,13 @@ file ``{results}/datasets/NAME.h5`` every study naming it shares.  A key the stu
 sets itself must agree with the dataset (else a :class:`ConfigError` naming both keys): the
 dataset is defined in one place.  Filling again gives the same block (idempotent).
 
+A *seed draw* of a dataset (``NAME@seedS``) is the same generator and settings with its own
+seed, derived from the dataset's seed and a net's seed S: a study that redraws the training
+set per net (Mori-Ueda's ``data_draws``) trains seed S on it, so the spread over seeds holds
+the data draw's share of the noise as well as the init's. The draws are entries of the
+``datasets`` block like any other, added by :func:`add_seed_draws` after ``seed_offset``
+(which therefore moves them too): one make_dataset rule, one file each, hashed and checked.
+
 Also the checks of the image datasets (:mod:`depthlab.data.images`) a schema cannot
 express: the directory a source needs, sizes against digits' 1797 images, pooling.
 """
@@ -16,14 +23,17 @@ express: the directory a source needs, sizes against digits' 1797 images, poolin
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from typing import Any
+
+import numpy as np
 
 from depthlab.data.digits import DIGITS_SIZE
 from depthlab.errors import ConfigError
 
-__all__ = ["PRESENTATION_KEYS", "check_image_dataset", "dataset_file", "dataset_names",
-           "dataset_settings", "fill_dataset_refs", "study_dataset_input"]
+__all__ = ["PRESENTATION_KEYS", "add_seed_draws", "check_image_dataset", "dataset_file",
+           "dataset_names", "dataset_settings", "fill_dataset_refs", "seed_draw_name",
+           "seed_draw_spec", "study_dataset_input"]
 
 # Keys of a `datasets:` entry that describe it without shaping its arrays: a dataset file
 # records and is checked against its settings without them, so editing one remakes nothing
@@ -69,6 +79,42 @@ def fill_dataset_refs(key: str, study: MutableMapping[str, Any],
                     f"study names its dataset and datasets.{name} defines it; set {k} "
                     f"there (or name another dataset)")
             block[k] = copy.deepcopy(v)
+
+
+_DRAW_STREAM = 0xD4A3  # keeps draw seeds apart from every other use of the same two seeds
+
+
+def seed_draw_name(dataset: str, seed: int) -> str:
+    """The name (and file stem) of the draw of ``dataset`` that the net of ``seed`` trains on."""
+    return f"{dataset}@seed{int(seed)}"
+
+
+def seed_draw_spec(spec: Mapping[str, Any], dataset: str, seed: int) -> dict[str, Any]:
+    """The ``datasets`` entry of draw ``seed`` of ``dataset`` (entry ``spec``): the same
+    settings, a seed drawn from (the dataset's seed, the net's seed)."""
+    state = np.random.SeedSequence([int(spec["seed"]), int(seed), _DRAW_STREAM])
+    out = copy.deepcopy(dict(spec))
+    out["seed"] = int(state.generate_state(1, np.uint32)[0] >> 1)
+    out["description"] = f"the training-set draw of the net of seed {seed} on {dataset!r}"
+    return out
+
+
+def add_seed_draws(datasets: MutableMapping[str, Any],
+                   draws: Iterable[tuple[str, int]]) -> list[str]:
+    """Add the entry of every (dataset, seed) draw to the ``datasets`` block; returns the
+    names added (idempotent: an entry already there is checked, not replaced)."""
+    added = []
+    for dataset, seed in sorted(set(draws)):
+        name = seed_draw_name(dataset, seed)
+        spec = seed_draw_spec(datasets[dataset], dataset, seed)
+        if name in datasets:
+            if dataset_settings(datasets[name]) != dataset_settings(spec):
+                raise ConfigError(f"datasets.{name}: the name of a seed draw of {dataset!r}, "
+                                  "defined otherwise; rename that entry")
+            continue
+        datasets[name] = spec
+        added.append(name)
+    return added
 
 
 def dataset_file(results: str, name: str) -> str:

@@ -46,6 +46,10 @@ Optional:
     ClaimResult. The generic ``claims_across`` rule (rules/claims.smk) writes them to
     ``claims_across/<kind>.csv`` when the config has two or more studies of the kind; the
     scorecard lists them with the studies' own rows.
+``dataset_draws(study)``
+    the (dataset, seed) pairs whose own training-set draw a net of the study trains on
+    (:func:`depthlab.data.refs.seed_draw_name`); :func:`add_dataset_draws` adds their
+    ``datasets`` entries once the seeds are final.
 ``paper_claims.KINDS``
     every claim kind the plug-in emits: the keys its studies' ``claims:`` blocks may use.
 ``probe.RULES`` and ``probe.PROBE`` (``studies/<kind>/probe.py``)
@@ -79,7 +83,8 @@ from typing import Any
 
 from depthlab.errors import ConfigError
 
-__all__ = ["KINDS", "PRESENTATION_KEYS", "REQUIRED_ATTRIBUTES", "check_figure_rule_names",
+__all__ = ["KINDS", "PRESENTATION_KEYS", "REQUIRED_ATTRIBUTES", "add_dataset_draws",
+           "check_figure_rule_names",
            "check_plugin", "config_slice", "figure_rule_name", "lazy_checks",
            "lazy_plugin_attributes", "plugin", "rules_path", "schema_path", "study_targets"]
 
@@ -176,6 +181,20 @@ def plugin(kind: str, key: str = "kind") -> ModuleType:
         check_plugin(module, kind)
         _CHECKED.add(kind)
     return module
+
+
+def add_dataset_draws(config: dict[str, Any]) -> list[str]:
+    """Add to ``config["datasets"]`` the seed draws the studies train on (each plug-in's
+    optional ``dataset_draws``); returns the names added. Run after ``seed_offset``, so the
+    draws follow the shifted seeds of both the datasets and the nets."""
+    from depthlab.data.refs import add_seed_draws
+
+    draws = []
+    for study in config["studies"].values():
+        hook = getattr(plugin(study["kind"]), "dataset_draws", None)
+        if hook is not None:
+            draws += hook(study)
+    return add_seed_draws(config["datasets"], draws)
 
 
 # Keys of a study block that no job computing results reads: what the figures draw, what the

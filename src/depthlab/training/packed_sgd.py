@@ -14,6 +14,11 @@ is trained alone or with others, because
   member is padded with a duplicate, since the CPU BLAS takes another code path for a batch
   of one; this doubles the cost of a lone straggler).
 
+Training sets: one shared by every member (x_train (N, d)), or one per member (x_train
+(M, N, d), y_train (M, N); same N), so members that differ in their data draw still share a
+pack: a row's mini-batches and training-error checks index its own member's set. The test set
+is always shared.
+
 Epochs: each epoch is one pass over a fresh random permutation of the training set in
 batches of B; the last batch is kept even if it is smaller than B (then its gradient is the
 mean over its own size), so every epoch sees every sample once, as in the paper.
@@ -131,6 +136,15 @@ def _validate(x_train, y_train, x_test, y_test, members, cfg: TrainConfig) -> No
         raise ValueError("no members to train")
     if cfg.batch_size < 1 or cfg.check_every < 1 or cfg.max_epochs < 0:
         raise ValueError("batch_size and check_every must be >= 1, max_epochs >= 0")
+    if x_train.ndim == 3:  # one training set per member
+        if y_train.ndim != 2 or x_train.shape[:2] != y_train.shape:
+            raise ValueError(f"train: per-member sets need x (M, N, d) and y (M, N), got "
+                             f"{x_train.shape} and {y_train.shape}")
+        if len(x_train) != len(members):
+            raise ValueError(f"train: {len(x_train)} per-member training sets for "
+                             f"{len(members)} members")
+        x_train = x_train.reshape(-1, x_train.shape[-1])
+        y_train = y_train.reshape(-1)
     for name, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
         if x.ndim != 2 or y.ndim != 1 or len(x) != len(y):
             raise ValueError(f"{name}: need x (N, d) and y (N,), got {x.shape} and {y.shape}")
@@ -163,24 +177,40 @@ def fingerprint(x_train, y_train, x_test, y_test, members, cfg: TrainConfig) -> 
 
 
 class _Data:
-    """A data set moved once to the device: inputs, labels and one-hot targets."""
+    """A data set moved once to the device: inputs, labels and one-hot targets.
+
+    Shared: x (N, d). Per member (x (M, N, d), y (M, N)): stored flat as M blocks of N rows,
+    member m's sample i at row m * N + i, so a batch of every pack row is one index_select.
+    `n` is the samples per set either way."""
 
     def __init__(self, x: np.ndarray, y: np.ndarray, n_classes: int, device: torch.device,
                  dtype: torch.dtype = torch.float32):
         np_dtype = np.float64 if dtype == torch.float64 else np.float32
+        self.per_member = x.ndim == 3
+        self.n = y.shape[-1]
+        x = x.reshape(-1, x.shape[-1])
         self.x = torch.as_tensor(np.ascontiguousarray(x, dtype=np_dtype)).to(device)
-        self.y = torch.as_tensor(np.ascontiguousarray(y, dtype=np.int64)).to(device)
+        self.y = torch.as_tensor(np.ascontiguousarray(y.reshape(-1), dtype=np.int64)).to(device)
         self.onehot = torch.nn.functional.one_hot(self.y, n_classes).to(dtype)
-        self.n = len(self.y)
+
+    def offsets(self, rows: list[int]) -> torch.Tensor | None:
+        """Per pack row, the first flat row of its member's set (None when shared)."""
+        if not self.per_member:
+            return None
+        return torch.tensor(rows, dtype=torch.int64, device=self.x.device) * self.n
 
 
 @torch.no_grad()
-def evaluate(model: FCEnsemble, data: _Data, loss: str, chunk: int = EVAL_CHUNK) -> dict:
+def evaluate(model: FCEnsemble, data: _Data, loss: str, chunk: int = EVAL_CHUNK,
+             rows: list[int] | None = None) -> dict:
     """Per-member error rate, mean loss and all-finite flag over a data set, in chunks.
 
     Returns float64 CPU tensors of shape (M,). The error counts are exact; each member's loss
-    is summed along its own row only, so numbers do not depend on the pack.
+    is summed along its own row only, so numbers do not depend on the pack. With per-member
+    training sets, `rows` names each pack row's member (its set).
     """
+    if data.per_member:
+        return _evaluate_per_member(model, data, loss, chunk, rows)
     m = model.n_members
     chunk = max(256, min(chunk, (1 << 22) // max(model.widths)))
     chunk -= chunk % ALIGN_FLOATS  # chunk starts stay 16-byte aligned (see depthlab.models)
@@ -213,6 +243,45 @@ def evaluate(model: FCEnsemble, data: _Data, loss: str, chunk: int = EVAL_CHUNK)
     }
 
 
+def _evaluate_per_member(model: FCEnsemble, data: _Data, loss: str, chunk: int,
+                         rows: list[int]) -> dict:
+    """`evaluate` where pack row r sees its own member's set (rows[r]); each chunk is one
+    (M, C, d) gather, and every reduction runs along one row, as in the shared case."""
+    m = model.n_members
+    if rows is None or len(rows) != m:
+        raise ValueError(f"per-member data needs the member of each of the {m} pack rows")
+    chunk = max(256, min(chunk, (1 << 22) // max(model.widths)))
+    chunk -= chunk % ALIGN_FLOATS
+    device = data.x.device
+    offsets = data.offsets(rows)[:, None]
+    errors = torch.zeros(m, dtype=torch.int64, device=device)
+    loss_sum = torch.zeros(m, dtype=torch.float64, device=device)
+    finite = torch.ones(m, dtype=torch.bool, device=device)
+    for start in range(0, data.n, chunk):
+        n_rows = min(chunk, data.n - start)
+        padded = padded_rows(n_rows, model.widths)
+        local = torch.arange(start, start + padded, device=device).clamp_(max=data.n - 1)
+        idx = (offsets + local).reshape(-1)  # alignment padding repeats a row, dropped below
+        x = data.x.index_select(0, idx).view(m, padded, -1)
+        out = model(x)[:, :n_rows]  # (M, C, K)
+        idx = idx.view(m, padded)[:, :n_rows].reshape(-1)
+        y = data.y.index_select(0, idx).view(m, n_rows)
+        errors += (out.argmax(-1) != y).sum(1)
+        finite &= torch.isfinite(out).all(-1).all(-1)
+        if loss == "cross_entropy":
+            per = torch.log_softmax(out, -1).gather(-1, y.unsqueeze(-1)).squeeze(-1).neg_()
+        else:
+            diff = out.sub_(data.onehot.index_select(0, idx).view(m, n_rows, -1))
+            per = (diff * diff).mean(-1)
+        loss_sum += torch.stack([per[i].sum(dtype=torch.float64) for i in range(m)])
+    n = max(data.n, 1)
+    return {
+        "error": errors.cpu().to(torch.float64) / n,
+        "loss": loss_sum.cpu() / n,
+        "finite": finite.cpu(),
+    }
+
+
 def _params_to_cpu(model: FCEnsemble) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
@@ -231,7 +300,9 @@ def train_members(
     on_epoch=None,
     _stop_after_epoch: int | None = None,
 ):
-    """Train `members` (one architecture, own seed and learning rate each) with plain SGD.
+    """Train `members` (one architecture, own seed and learning rate each) with plain SGD,
+    on one shared training set (x_train (N, d), y_train (N,)) or one per member (x_train
+    (M, N, d), y_train (M, N)).
 
     Returns a list with one dict per member, in order: seed, lr, status ("converged",
     "diverged" or "max_epochs"), epochs (epochs trained), train_error, test_error,
@@ -253,7 +324,7 @@ def train_members(
     t0 = time.perf_counter()
     device = resolve_device(cfg.device)
     device_name = describe_device(device)
-    n_train = len(y_train)
+    n_train = y_train.shape[-1]
     b_size = cfg.batch_size
     check_every = cfg.check_every
     ckpt_every = 0
@@ -263,7 +334,7 @@ def train_members(
 
     dtype = _DTYPES[cfg.dtype]
     full = FCEnsemble(
-        x_train.shape[1],
+        x_train.shape[-1],
         cfg.depth,
         cfg.width,
         cfg.n_classes,
@@ -327,7 +398,8 @@ def train_members(
         """Record final metrics of pack rows `ids`; copy their parameters back to `full`."""
         sub_rows = ids if len(ids) > 1 else ids * 2
         sub = pack.select(sub_rows)
-        tr = train_eval if train_eval is not None else evaluate(sub, train, cfg.loss)
+        tr = train_eval if train_eval is not None else evaluate(
+            sub, train, cfg.loss, rows=[rows[i] for i in sub_rows])
         te = evaluate(sub, test, cfg.loss)
         for k, row in enumerate(ids):
             member = rows[row]
@@ -355,7 +427,7 @@ def train_members(
                     stopping[row] = "diverged"
         at_check = epoch % check_every == 0 or epoch >= cfg.max_epochs
         if at_check:
-            train_eval = evaluate(pack, train, cfg.loss)
+            train_eval = evaluate(pack, train, cfg.loss, rows=rows)
             for row in range(len(active)):
                 if row in stopping:
                     continue
@@ -438,6 +510,9 @@ def _run_epoch(pack, train: _Data, gens, rows, steps, scales, loss: str) -> torc
     perms = {m: torch.randperm(train.n, generator=gens[m]) for m in dict.fromkeys(rows)}
     order = torch.stack([perms[m] for m in rows]).to(device, non_blocking=True)
     n_rows = len(rows)
+    offsets = train.offsets(rows)
+    if offsets is not None:  # each row indexes its own member's set
+        order += offsets[:, None]
     loss_acc = torch.zeros(n_rows, dtype=torch.float64, device=device)
     need_labels = loss == "cross_entropy"
     for start, size in steps:

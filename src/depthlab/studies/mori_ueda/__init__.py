@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from depthlab.studies import lazy_plugin_attributes, study_targets
-from depthlab.studies.mori_ueda.grid import check, memory_estimates
+from depthlab.studies.mori_ueda.grid import check, dataset_draws, memory_estimates
 
-__all__ = ["FIGURE_CODE", "KIND", "PLOTS", "check", "claims", "memory_estimates",
-           "targets"]
+__all__ = ["FIGURE_CODE", "KIND", "PLOTS", "check", "claims", "dataset_draws",
+           "memory_estimates", "targets"]
 
 KIND = "mori_ueda"
 FIGURE_CODE = (str(Path(__file__).with_name("figures.py")),)

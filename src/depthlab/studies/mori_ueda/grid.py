@@ -155,6 +155,9 @@ def check(skey: str, study: Mapping[str, Any], config: Mapping[str, Any]) -> Non
             f"(defined: {sorted(kernels)})"
         )
     used = {ds for grid in study["grids"] for ds in grid["datasets"]}
+    for ds_name in study["data_draws"]:
+        if ds_name not in used:
+            raise ConfigError(f"{skey}.data_draws: {ds_name!r} is not trained in any grid")
     for fname, fig in study["figures"].items():
         for ds_name in fig["datasets"]:
             if ds_name not in used:
@@ -340,6 +343,13 @@ def members(study: Mapping[str, Any]) -> list[MemberKey]:
         ):
             out.add(MemberKey(ds, n, depth, width, parse_lr(lr), seed))
     return sorted(out)
+
+
+def dataset_draws(study: Mapping[str, Any]) -> list[tuple[str, int]]:
+    """(dataset, seed) of every net that trains on its own draw of the training set
+    (``data_draws``; the plug-in hook of depthlab.studies.add_dataset_draws)."""
+    drawn = set(study.get("data_draws", []))
+    return sorted({(m.dataset, m.seed) for m in members(study) if m.dataset in drawn})
 
 
 def member_set_name(member: MemberKey, pack: list[str]) -> str:

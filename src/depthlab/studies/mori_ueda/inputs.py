@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from depthlab.data.refs import dataset_file, seed_draw_name
 from depthlab.studies.mori_ueda import grid
 
 
@@ -42,9 +43,15 @@ class MoriUedaInputs:
             raise ValueError(f"no training job {key} in the grids of study "
                              f"{wildcards.study}") from None
 
-    def train_inputs(self, wildcards) -> dict[str, str]:
-        """The dataset, plus the learning-rate search when some member's lr is chosen by CV."""
-        inputs = {"data": f"{self.results}/datasets/{wildcards.dataset}.h5"}
+    def train_inputs(self, wildcards) -> dict[str, Any]:
+        """The dataset (its test set tests every member), each member's own training-set
+        draw where the study redraws it per seed (``data_draws``, in member order), and the
+        learning-rate search when some member's lr is chosen by CV."""
+        inputs: dict[str, Any] = {"data": dataset_file(self.results, wildcards.dataset)}
+        if wildcards.dataset in self.studies[wildcards.study].get("data_draws", []):
+            inputs["draws"] = [
+                dataset_file(self.results, seed_draw_name(wildcards.dataset, m["seed"]))
+                for m in self.job_members(wildcards)]
         if any(m["lr"] == grid.LR_CV for m in self.job_members(wildcards)):
             inputs["lr_search"] = self.lr_search_file(
                 wildcards.study, wildcards.dataset, wildcards.n_train, wildcards.depth,

@@ -1,3 +1,7 @@
+from pathlib import Path
+
+import numpy as np
+
 from depthlab.data import read_dataset
 from depthlab.data.io import expected_dataset
 from depthlab.job_setup import limit_threads, setup_logging
@@ -21,11 +25,26 @@ members = [Member(seed=m["seed"], lr=chosen_lr if m["lr"] == LR_CV else m["lr"])
            for m in requested]
 data = read_dataset(snakemake.input.data, n_train=int(wc.n_train),
                     expect=expected_dataset(snakemake))
+x_train, y_train = data["x_train"], data["y_train"]
+draws = {}
+if "draws" in snakemake.input.keys():
+    # one training set per member, its own draw (data_draws); the dataset's test set tests all
+    sets = []
+    for member, path in zip(requested, snakemake.input.draws, strict=True):
+        name = Path(path).stem
+        drawn = read_dataset(path, n_train=int(wc.n_train),
+                             expect=expected_dataset(snakemake, name))
+        sets.append(drawn)
+        draws[name] = drawn["config"]
+        log.info("member seed %d trains on draw %s (seed %d)", member["seed"], name,
+                 drawn["config"]["seed"])
+    x_train = np.stack([d["x_train"] for d in sets])
+    y_train = np.stack([d["y_train"] for d in sets])
 cfg = TrainConfig.from_settings(settings, depth=int(wc.depth), width=int(wc.width),
                                 n_classes=data["n_classes"])
 log.info("training %d member(s) %s with %s", len(members), members, cfg)
 results, model = train_members(
-    data["x_train"], data["y_train"], data["x_test"], data["y_test"], members, cfg,
+    x_train, y_train, data["x_test"], data["y_test"], members, cfg,
     checkpoint_path=snakemake.params.checkpoint, log=log, return_model=True,
 )
 for result, member in zip(results, requested, strict=True):
@@ -45,6 +64,7 @@ write_run(
     cell={"dataset": wc.dataset, "n_train": int(wc.n_train), "depth": int(wc.depth),
           "width": int(wc.width)},
     config_slice={"training": settings, "members": requested, "dataset": data["config"],
+                  "training_set_draws": draws,
                   "chosen_lr": chosen_lr, "local_stability": stability},
     stability_v=stability_v,
 )
