@@ -1,7 +1,7 @@
 """Mori-Ueda nets that each train on their own draw of the training set (`data_draws`): the
 draws are datasets of their own (NAME@seedS, one file each, seeds derived from the dataset's
-and the net's, moved by seed_offset), the packed job trains each member on its draw and tests
-it on the dataset's test set, and the run file records which draw each member saw. Checked
+and the net's, moved by seed_offset), the packed job trains and tests each member on its own
+draw, and the run file records which draw each member saw. Checked
 on a tiny real run: a member's numbers are those of that net trained alone on its draw's
 file, and differ from the numbers on the shared training set.
 """
@@ -10,6 +10,7 @@ import json
 
 import h5py
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from conftest import REPO, run_snakemake
@@ -46,7 +47,7 @@ def test_each_seed_trains_on_its_own_draw(tmp_path):
     work = tmp_path / "work"
     work.mkdir()
     config = _config(tmp_path)
-    run_snakemake("results/tiny/cube.nc", "--cores", "2", "--configfile", str(config),
+    run_snakemake("results/tiny/claims.csv", "--cores", "2", "--configfile", str(config),
                   cwd=work)
     res = work / "results"
     base = read_dataset(res / "datasets" / "local1.h5")
@@ -67,8 +68,8 @@ def test_each_seed_trains_on_its_own_draw(tmp_path):
         recorded = json.loads(f.attrs["config"])["training_set_draws"]
     assert {name: spec["seed"] for name, spec in recorded.items()} == {
         seed_draw_name("local1", s): drawn[s]["config"]["seed"] for s in (0, 1)}
-    # each member's numbers: that net trained alone on its own draw (same file, same steps),
-    # tested on the dataset's test set; on the shared set the numbers differ
+    # each member's numbers: that net trained alone on its own draw (same file, same steps)
+    # and tested on that draw's test set; on the shared dataset the numbers differ
     study = yaml.safe_load(config.read_text())["studies"]["tiny"]
     cfg = TrainConfig(depth=2, width=32, n_classes=2, device="cpu",
                       **{k: v for k, v in study["training"].items()
@@ -76,9 +77,16 @@ def test_each_seed_trains_on_its_own_draw(tmp_path):
     for s in (0, 1):
         x = drawn[s]["x_train"][:60][None]
         y = drawn[s]["y_train"][:60][None]
-        alone = train_members(x, y, base["x_test"], base["y_test"], [Member(s, 0.1)], cfg)[0]
+        xt, yt = drawn[s]["x_test"][None], drawn[s]["y_test"][None]
+        alone = train_members(x, y, xt, yt, [Member(s, 0.1)], cfg)[0]
         assert (alone["train_error"], alone["test_error"], alone["epochs"]) == (
             rows[s]["train_error"], rows[s]["test_error"], rows[s]["epochs"])
+    # the scorecard says which rows' SE holds the draws' noise
+    claims = pd.read_csv(res / "tiny" / "claims.csv", keep_default_na=False)
+    depth_rows = claims[claims["kind"] == "depth_effect"].set_index("claim_id")["notes"]
+    assert any("local1" in c for c in depth_rows.index)
+    for claim_id, notes in depth_rows.items():
+        assert ("its own draw of the dataset" in notes) == ("local1" in claim_id), claim_id
     shared = train_members(base["x_train"][:60], base["y_train"][:60], base["x_test"],
                            base["y_test"], [Member(0, 0.1), Member(1, 0.1)], cfg)
     assert [(r["train_error"], r["test_error"]) for r in shared] != [

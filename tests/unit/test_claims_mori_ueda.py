@@ -105,6 +105,46 @@ def test_depth_effect(ds, shallow, deep, verdict):
         assert "inside the noise" in r.notes and f"{2 * se:.4g}" in r.notes
 
 
+# each seed's own data draw moves both depths of that seed alike (a hard or an easy draw)
+DRAW_SHIFT = np.array([-0.08, 0.06, -0.03, 0.05])
+
+
+@pytest.mark.parametrize("deep_minus_shallow,drawn,verdict", [
+    (-0.02, True, dc.HOLDS),           # deeper better on every draw: paired, it separates
+    (+0.02, True, dc.FAILS),           # shallower better on every draw
+    (-0.02, False, dc.NOT_RESOLVED),   # the same numbers as independent arms: inside the noise
+    (+0.02, False, dc.NOT_RESOLVED),
+])
+def test_depth_effect_pairs_the_seeds_of_drawn_datasets(deep_minus_shallow, drawn, verdict):
+    """Where each seed trains on its own draw (data_draws), both depths of a seed share the
+    draw: the effect is the mean per-seed difference, its SE the spread of the differences,
+    so the draws' shared noise cancels; undrawn, the arms stay independent."""
+    shallow = 0.30 + DRAW_SHIFT
+    deep = shallow + deep_minus_shallow + np.array([0.002, -0.002, 0.001, -0.001])
+    cube = mori_cube({("local2", 1, 0.1): list(shallow), ("local2", 7, 0.1): list(deep)})
+    study = fig2("local2")
+    if drawn:
+        study["data_draws"] = ["local2"]
+    r = by_id(cube, study)["depth_effect_fig2_local2_N1000_H100"]
+    assert r.verdict == verdict
+    assert r.measured == pytest.approx(deep_minus_shallow, abs=1e-9)
+    assert ("paired by data draw" in r.uncertainty_kind) == drawn
+    assert ("its own draw of the dataset" in r.notes) == drawn
+
+
+def test_paired_depth_effect_counts_only_seeds_with_both_depths():
+    shallow = list(0.30 + DRAW_SHIFT)
+    deep = list(0.28 + DRAW_SHIFT)
+    cube = mori_cube({("local2", 1, 0.1): shallow, ("local2", 7, 0.1): deep})
+    cube["status"].loc[{"dataset": "local2", "depth": 1, "seed": [0, 1]}] = "diverged"
+    cube["status"].loc[{"dataset": "local2", "depth": 7, "seed": [2]}] = "diverged"
+    study = {**fig2("local2"), "data_draws": ["local2"]}
+    r = by_id(cube, study)["depth_effect_fig2_local2_N1000_H100"]
+    # two members per depth, but one seed (3) with both: under the default min_members of
+    # 2, not resolved, and the note says why
+    assert r.verdict == dc.NOT_RESOLVED and "seeds with both depths converged to pair them by draw (1;" in r.notes
+
+
 def test_depth_effect_quotes_follow_the_label_and_the_loss():
     cube = mori_cube({(ds, d, 0.1): 0.2 for ds in ("local2", "global2", "local1", "ising")
                       for d in (1, 7)})
@@ -285,6 +325,26 @@ def test_lr_dependence_ignores_diverged_learning_rates():
     cube = mori_cube(errors, lrs=LRS, status={("global3", 7, 1.0): "diverged"})
     r = by_id(cube, FIG4B)["lr_dependence_fig4b"]
     assert r.verdict == dc.HOLDS and "4 diverged" in r.notes
+
+
+def test_lr_dependence_compares_the_learning_rates_both_arms_trained():
+    """A range over a wider span is larger by construction: when the 2-local arm's largest lr
+    diverged, the 2-global arm's range is taken over the same lrs, not up to its own."""
+    errors = {**_lr_errors("local2", 1, 0.1), **_lr_errors("global2", 1, 0.0),
+              ("global2", 1, 1.0): 0.6}   # 2-global degrades only at lr = 1
+    status = {("local2", 1, 1.0): "diverged"}
+    r = by_id(mori_cube(errors, depths=(1,), lrs=LRS, status=status),
+              FIG4A)["lr_dependence_fig4a"]
+    assert r.verdict == dc.HOLDS
+    assert r.measured == pytest.approx(0.1 * math.log10(0.3 / 0.03), abs=1e-9)
+    assert "global2 L=1: E_test over lr 0.03: 0.200, 0.1: 0.200, 0.3: 0.200" in r.notes
+    # no shared lr left to compare: not resolved, naming each arm's lrs
+    only = {**_lr_errors("local2", 1, 0.1), **_lr_errors("global2", 1, 0.0)}
+    status = {("local2", 1, lr): "diverged" for lr in LRS[2:]}
+    status.update({("global2", 1, lr): "diverged" for lr in LRS[:2]})
+    r = by_id(mori_cube(only, depths=(1,), lrs=LRS, status=status), FIG4A)[
+        "lr_dependence_fig4a"]
+    assert r.verdict == dc.NOT_RESOLVED and "0 learning rate(s) where both arms" in r.notes
 
 
 # ---------------------------------------------------------------- local_stability (Fig. 5)

@@ -218,20 +218,20 @@ def test_packing_invariance_awkward_shapes(shape):
 
 @pytest.mark.parametrize("loss", ["cross_entropy", "mse"])
 def test_per_member_training_sets(loss):
-    """One training set per member (a data draw each): a member packed with others that train
-    on other draws gets exactly the numbers and parameters of that member trained alone on
-    its own draw (the pack shrinks, pads a lone straggler and sees a divergence)."""
+    """One training and test set per member (a data draw each): a member packed with others
+    that train on other draws gets exactly the numbers and parameters of that member trained
+    alone on its own draw (the pack shrinks, pads a lone straggler and sees a divergence)."""
     draws = [one_local_data(120, seed=10 + k) for k in range(4)]
-    xt, yt = one_local_data(150, seed=99)
-    x = np.stack([d[0] for d in draws])
-    y = np.stack([d[1] for d in draws])
+    tests = [one_local_data(150, seed=90 + k) for k in range(4)]
+    x, y = (np.stack([d[i] for d in draws]) for i in (0, 1))
+    xt, yt = (np.stack([d[i] for d in tests]) for i in (0, 1))
     members = [Member(0, 0.1), Member(1, 0.05), Member(2, 0.3), Member(4, 1e4)]
     cfg = small_cfg(max_epochs=200, batch_size=16, loss=loss)
     packed, packed_model = train_members(x, y, xt, yt, members, cfg, return_model=True)
     assert {r["status"] for r in packed} >= {"converged", "diverged"}
     for i, member in enumerate(members):
-        alone, alone_model = train_members(x[i:i + 1], y[i:i + 1], xt, yt, [member], cfg,
-                                           return_model=True)
+        alone, alone_model = train_members(x[i:i + 1], y[i:i + 1], xt[i:i + 1],
+                                           yt[i:i + 1], [member], cfg, return_model=True)
         assert_same_results(alone, [packed[i]])
         for p_alone, p_pack in zip(
             member_params(alone_model, 0), member_params(packed_model, i), strict=True
@@ -254,6 +254,9 @@ def test_per_member_sets_that_are_all_one_set_match_the_shared_set(data):
     cfg = small_cfg(max_epochs=100)
     shared = train_members(x, y, xt, yt, members, cfg)
     stacked = train_members(np.stack([x] * 3), np.stack([y] * 3), xt, yt, members, cfg)
+    both = train_members(np.stack([x] * 3), np.stack([y] * 3), np.stack([xt] * 3),
+                         np.stack([yt] * 3), members, cfg)
+    assert [r["test_error"] for r in both] == [r["test_error"] for r in stacked]
     for a, b in zip(shared, stacked, strict=True):
         assert (a["status"], a["epochs"]) == (b["status"], b["epochs"])
         assert a["train_error"] == b["train_error"]

@@ -10,8 +10,8 @@ sets itself must agree with the dataset (else a :class:`ConfigError` naming both
 dataset is defined in one place.  Filling again gives the same block (idempotent).
 
 A *seed draw* of a dataset (``NAME@seedS``) is the same generator and settings with its own
-seed, derived from the dataset's seed and a net's seed S: a study that redraws the training
-set per net (Mori-Ueda's ``data_draws``) trains seed S on it, so the spread over seeds holds
+seed, derived from the dataset's seed and a net's seed S: a study that redraws its data per
+net (Mori-Ueda's ``data_draws``) trains and tests seed S on it, so the spread over seeds holds
 the data draw's share of the noise as well as the init's. The draws are entries of the
 ``datasets`` block like any other, added by :func:`add_seed_draws` after ``seed_offset``
 (which therefore moves them too): one make_dataset rule, one file each, hashed and checked.

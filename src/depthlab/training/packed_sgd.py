@@ -14,10 +14,9 @@ is trained alone or with others, because
   member is padded with a duplicate, since the CPU BLAS takes another code path for a batch
   of one; this doubles the cost of a lone straggler).
 
-Training sets: one shared by every member (x_train (N, d)), or one per member (x_train
-(M, N, d), y_train (M, N); same N), so members that differ in their data draw still share a
-pack: a row's mini-batches and training-error checks index its own member's set. The test set
-is always shared.
+Data sets: one shared by every member (x (N, d)), or one per member (x (M, N, d), y (M, N);
+same N), for the training and the test set each, so members that differ in their data draw
+still share a pack: a row's mini-batches and error checks index its own member's set.
 
 Epochs: each epoch is one pass over a fresh random permutation of the training set in
 batches of B; the last batch is kept even if it is smaller than B (then its gradient is the
@@ -136,20 +135,24 @@ def _validate(x_train, y_train, x_test, y_test, members, cfg: TrainConfig) -> No
         raise ValueError("no members to train")
     if cfg.batch_size < 1 or cfg.check_every < 1 or cfg.max_epochs < 0:
         raise ValueError("batch_size and check_every must be >= 1, max_epochs >= 0")
-    if x_train.ndim == 3:  # one training set per member
-        if y_train.ndim != 2 or x_train.shape[:2] != y_train.shape:
-            raise ValueError(f"train: per-member sets need x (M, N, d) and y (M, N), got "
-                             f"{x_train.shape} and {y_train.shape}")
-        if len(x_train) != len(members):
-            raise ValueError(f"train: {len(x_train)} per-member training sets for "
+    sets = {"train": (x_train, y_train), "test": (x_test, y_test)}
+    for name, (x, y) in sets.items():
+        if x.ndim != 3:
+            continue
+        # one set per member
+        if y.ndim != 2 or x.shape[:2] != y.shape:
+            raise ValueError(f"{name}: per-member sets need x (M, N, d) and y (M, N), got "
+                             f"{x.shape} and {y.shape}")
+        if len(x) != len(members):
+            raise ValueError(f"{name}: {len(x)} per-member {name}ing sets for "
                              f"{len(members)} members")
-        x_train = x_train.reshape(-1, x_train.shape[-1])
-        y_train = y_train.reshape(-1)
-    for name, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
+        sets[name] = (x.reshape(-1, x.shape[-1]), y.reshape(-1))
+    for name, (x, y) in sets.items():
         if x.ndim != 2 or y.ndim != 1 or len(x) != len(y):
             raise ValueError(f"{name}: need x (N, d) and y (N,), got {x.shape} and {y.shape}")
         if len(y) and (y.min() < 0 or y.max() >= cfg.n_classes):
             raise ValueError(f"{name}: labels must lie in 0..{cfg.n_classes - 1}")
+    (x_train, _), (x_test, _) = sets["train"], sets["test"]
     if x_train.shape[1] != x_test.shape[1] or len(x_train) == 0:
         raise ValueError("train and test inputs need the same dimension and N_train > 0")
 
@@ -302,7 +305,7 @@ def train_members(
 ):
     """Train `members` (one architecture, own seed and learning rate each) with plain SGD,
     on one shared training set (x_train (N, d), y_train (N,)) or one per member (x_train
-    (M, N, d), y_train (M, N)).
+    (M, N, d), y_train (M, N)); the same for the test set.
 
     Returns a list with one dict per member, in order: seed, lr, status ("converged",
     "diverged" or "max_epochs"), epochs (epochs trained), train_error, test_error,
@@ -400,7 +403,7 @@ def train_members(
         sub = pack.select(sub_rows)
         tr = train_eval if train_eval is not None else evaluate(
             sub, train, cfg.loss, rows=[rows[i] for i in sub_rows])
-        te = evaluate(sub, test, cfg.loss)
+        te = evaluate(sub, test, cfg.loss, rows=[rows[i] for i in sub_rows])
         for k, row in enumerate(ids):
             member = rows[row]
             r = records[member]
@@ -445,7 +448,7 @@ def train_members(
             emit(log, _progress_line(epoch, active, train_eval, records, stopping))
         if on_epoch is not None and epoch > 0:
             on_epoch(epoch, list(active), pack, train_eval,
-                     lambda: evaluate(pack, test, cfg.loss))
+                     lambda: evaluate(pack, test, cfg.loss, rows=rows))
         if stopping:
             ids = sorted(stopping)
             if not at_check:

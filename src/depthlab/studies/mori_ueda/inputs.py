@@ -44,8 +44,8 @@ class MoriUedaInputs:
                              f"{wildcards.study}") from None
 
     def train_inputs(self, wildcards) -> dict[str, Any]:
-        """The dataset (its test set tests every member), each member's own training-set
-        draw where the study redraws it per seed (``data_draws``, in member order), and the
+        """The dataset, each member's own draw of it where the study redraws it per seed
+        (``data_draws``, in member order: the member trains and is tested on it), and the
         learning-rate search when some member's lr is chosen by CV."""
         inputs: dict[str, Any] = {"data": dataset_file(self.results, wildcards.dataset)}
         if wildcards.dataset in self.studies[wildcards.study].get("data_draws", []):

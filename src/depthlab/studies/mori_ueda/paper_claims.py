@@ -209,6 +209,11 @@ def _per_cell(cube, study, figures, shallow, deep) -> list[ClaimResult]:
                "n_train": row["n_train"], "width": row["width"]}
         excluded = excluded_members(cube["status"].sel(**sel, depth=[shallow, deep]))
         stats = {d: mean_se(usable.sel(**sel, depth=d).values) for d in (shallow, deep)}
+        drawn = row["dataset"] in study.get("data_draws", [])
+        # a drawn dataset gives both depths of one seed the same draw: the effect is the
+        # mean of the per-seed differences, so the draws' noise that both arms share cancels
+        paired = _paired_difference(usable.sel(**sel, depth=shallow),
+                                    usable.sel(**sel, depth=deep)) if drawn else None
         cell = (f"{_label(generator, k)} label ({row['dataset']}, d = {int(row['d'])}), "
                 f"N = {int(row['n_train'])}, H = {int(row['width'])}, lr = {row['lr']}")
         base = {"paper": PAPER, "figure": row["figure"],
@@ -226,12 +231,15 @@ def _per_cell(cube, study, figures, shallow, deep) -> list[ClaimResult]:
             statement = (f"{'deeper' if expected < 0 else 'shallower'} is better: "
                          f"E_test(L={deep}) {'<' if expected < 0 else '>'} "
                          f"E_test(L={shallow}) for the {cell}")
+            se_kind = ("SE of the per-seed differences: both depths of a seed share its "
+                       "draw" if drawn else "seed SEs in quadrature")
             criterion = (f"E(L={deep}) - E(L={shallow}) {'<' if expected < 0 else '>'} 0 with "
-                         f"|effect| > {s['separation']:g} x SE (seed SEs in quadrature); at "
+                         f"|effect| > {s['separation']:g} x SE ({se_kind}); at "
                          f"least {s['min_members']} converged members per depth")
-            results.append(_depth_claim(
+            results.append(_with_note(_depth_claim(
                 claim_id, statement, criterion, stats, (shallow, deep), expected, s, excluded,
-                {**base, "quote": quote, "where": _where(where, row["figure"])}))
+                {**base, "quote": quote, "where": _where(where, row["figure"])}, paired),
+                DRAWN_NOTE if drawn else ""))
 
         fails = expected_ntk_fails(generator, k)
         ntk = row.get("ntk_test_error", float("nan"))
@@ -253,10 +261,27 @@ def _per_cell(cube, study, figures, shallow, deep) -> list[ClaimResult]:
                              f"(comparable within {s['tolerance']:g} or worse), separated by "
                              f"{s['separation']:g} x SE")
             criterion += f"; at least {s['min_members']} converged members per depth"
-            results.append(_ntk_claim(claim_id, statement, criterion, stats, float(ntk),
-                                      _n_test(cube, row["dataset"]), fails, s, excluded,
-                                      {**base, "quote": quote, "where": where}))
+            results.append(_with_note(_ntk_claim(
+                claim_id, statement, criterion, stats, float(ntk),
+                _n_test(cube, row["dataset"]), fails, s, excluded,
+                {**base, "quote": quote, "where": where}),
+                f"{DRAWN_NOTE}; {NTK_DRAW_NOTE}" if drawn else ""))
     return results
+
+
+# Where a study redraws a dataset's training set per seed (data_draws), the seed SE holds the
+# draw's noise too; the NTK regresses on the dataset's own draw only, so its draw noise is
+# not in the gap's SE (a Gram per draw would measure it, at a Gram's cost per seed).
+DRAWN_NOTE = ("each seed trains and is tested on its own draw of the dataset (data_draws): "
+              "the SE holds the draws' noise and the inits'")
+NTK_DRAW_NOTE = ("E_NTK is one draw's (the dataset's own); its spread over draws is not "
+                 "measured")
+
+
+def _with_note(result: ClaimResult, note: str) -> ClaimResult:
+    if note:
+        result.notes = f"{result.notes}; {note}" if result.notes else note
+    return result
 
 
 def _too_few(counts: Mapping[Any, int], s: Mapping[str, Any], excluded: Mapping[str, int],
@@ -282,21 +307,38 @@ def _fmt(st) -> str:
 
 
 def _depth_claim(claim_id, statement, criterion, stats, depths, expected, s, excluded,
-                 base) -> ClaimResult:
+                 base, paired=None) -> ClaimResult:
+    """`paired`: (mean, SE, n) of the per-seed differences deep - shallow, where the two
+    depths of a seed share its data draw; else the two arms are independent."""
     short = _too_few({d: st[2] for d, st in stats.items()}, s, excluded)
+    if not short and paired is not None and paired[2] < s["min_members"]:
+        short = (f"too few seeds with both depths converged to pair them by draw "
+                 f"({paired[2]}; min_members = {s['min_members']}); "
+                 f"{describe_excluded(excluded) or 'no other member was trained'}")
     if short:
         return _unresolved(claim_id, "depth_effect", statement, criterion, short, base)
     lo, hi = stats[depths[0]], stats[depths[1]]
-    effect = hi[0] - lo[0]
-    se = combined_se(lo[1], hi[1])
+    if paired is None:
+        effect, se = hi[0] - lo[0], combined_se(lo[1], hi[1])
+        se_kind = "SE over seeds"
+    else:
+        effect, se = paired[0], paired[1]
+        se_kind = "SE over seeds of the per-seed difference (paired by data draw)"
     verdict = separated_verdict(effect, se, expected, s["separation"])
-    notes = [f"E_test L={depths[0]}: {_fmt(lo)}, L={depths[1]}: {_fmt(hi)} (mean +- SE)",
-             separation_note(effect, se, s["separation"])]
+    notes = [f"E_test L={depths[0]}: {_fmt(lo)}, L={depths[1]}: {_fmt(hi)} (mean +- SE)"]
+    if paired is not None:
+        notes.append(f"per-seed difference L={depths[1]} - L={depths[0]}: {_fmt(paired)}")
+    notes.append(separation_note(effect, se, s["separation"]))
     if excluded:
         notes.append(describe_excluded(excluded))
     return ClaimResult(claim_id=claim_id, kind="depth_effect", statement=statement,
-                       measured=effect, uncertainty=se, uncertainty_kind="SE over seeds",
+                       measured=effect, uncertainty=se, uncertainty_kind=se_kind,
                        criterion=criterion, verdict=verdict, notes="; ".join(notes), **base)
+
+
+def _paired_difference(shallow: xr.DataArray, deep: xr.DataArray) -> tuple[float, float, int]:
+    """(mean, seed SE, n) of deep - shallow over the seeds where both count as evidence."""
+    return mean_se((deep - shallow).values)
 
 
 def _ntk_claim(claim_id, statement, criterion, stats, ntk, n_test, expected_fails, s,
@@ -475,26 +517,38 @@ def _lr_dependence(cube, study, figures) -> list[ClaimResult]:
         claim_id = f"lr_dependence_{fig_name}"
         s = claim_settings(study, "lr_dependence", claim_id, DEFAULTS["lr_dependence"])
         ranges, notes, excluded, n_members = [], [], {}, 0
-        short = []
+        short, goods = [], []
         for ds, depth in arms:
             stats, exc = _lr_range(cube, usable, ds, figure_n(figure, ds), depth, width)
             for key, v in exc.items():
                 excluded[key] = excluded.get(key, 0) + v
-            good = {lr: st for lr, st in stats.items() if st[2] >= s["min_members"]}
+            goods.append({lr: st for lr, st in stats.items() if st[2] >= s["min_members"]})
             n_members += sum(st[2] for st in stats.values())
-            if len(good) < s["min_levels"]:
-                short.append(f"{ds} L={depth}: {len(good)} lr(s) with >= "
-                             f"{s['min_members']} converged members")
-                continue
-            hi = max(good.values(), key=lambda st: st[0])
-            lo = min(good.values(), key=lambda st: st[0])
+        # Both ranges over the same learning rates (those where both arms have enough
+        # converged members): a range over a wider span is larger by construction, and which
+        # lrs keep enough members changes with the draw (a diverged lr = 1 cut one arm's span
+        # to 0.3 while the other's ran to 3).
+        common = sorted(set(goods[0]) & set(goods[1]))
+        if len(common) < s["min_levels"]:
+            short.append(f"{len(common)} learning rate(s) where both arms have >= "
+                         f"{s['min_members']} converged members ("
+                         + "; ".join(f"{ds} L={depth}: {sorted(g)}"
+                                     for (ds, depth), g in zip(arms, goods, strict=True))
+                         + ")")
+        for (ds, depth), good in zip(arms, goods, strict=True):
+            if short:
+                break
+            at = [good[lr] for lr in common]
+            hi = max(at, key=lambda st: st[0])
+            lo = min(at, key=lambda st: st[0])
             ranges.append((hi[0] - lo[0], combined_se(hi[1], lo[1])))
             notes.append(f"{ds} L={depth}: E_test over lr " + ", ".join(
-                f"{lr:g}: {st[0]:.3f}" for lr, st in sorted(good.items())))
+                f"{lr:g}: {good[lr][0]:.3f}" for lr in common))
         statement = f"the test error depends more strongly on the learning rate for {what}"
-        criterion = (f"range over lr of the seed-mean E_test (max - min): first arm - second "
-                     f"arm > 0, separated by {s['separation']:g} x SE; at least "
-                     f"{s['min_levels']} lrs with {s['min_members']} converged members each")
+        criterion = (f"range over lr of the seed-mean E_test (max - min), over the lrs both "
+                     f"arms trained: first arm - second arm > 0, separated by "
+                     f"{s['separation']:g} x SE; at least {s['min_levels']} such lrs with "
+                     f"{s['min_members']} converged members each in both arms")
         if short:
             verdict, measured, se = NOT_RESOLVED, float("nan"), float("nan")
             notes.append("too few learning rates: " + "; ".join(short))

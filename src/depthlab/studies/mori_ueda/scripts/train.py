@@ -26,9 +26,11 @@ members = [Member(seed=m["seed"], lr=chosen_lr if m["lr"] == LR_CV else m["lr"])
 data = read_dataset(snakemake.input.data, n_train=int(wc.n_train),
                     expect=expected_dataset(snakemake))
 x_train, y_train = data["x_train"], data["y_train"]
+x_test, y_test = data["x_test"], data["y_test"]
 draws = {}
 if "draws" in snakemake.input.keys():
-    # one training set per member, its own draw (data_draws); the dataset's test set tests all
+    # each member trains and is tested on its own draw of the dataset (data_draws): a draw
+    # may have its own label rule (k-global labels pick their inputs at random)
     sets = []
     for member, path in zip(requested, snakemake.input.draws, strict=True):
         name = Path(path).stem
@@ -38,13 +40,13 @@ if "draws" in snakemake.input.keys():
         draws[name] = drawn["config"]
         log.info("member seed %d trains on draw %s (seed %d)", member["seed"], name,
                  drawn["config"]["seed"])
-    x_train = np.stack([d["x_train"] for d in sets])
-    y_train = np.stack([d["y_train"] for d in sets])
+    x_train, y_train, x_test, y_test = (np.stack([d[k] for d in sets]) for k in (
+        "x_train", "y_train", "x_test", "y_test"))
 cfg = TrainConfig.from_settings(settings, depth=int(wc.depth), width=int(wc.width),
                                 n_classes=data["n_classes"])
 log.info("training %d member(s) %s with %s", len(members), members, cfg)
 results, model = train_members(
-    x_train, y_train, data["x_test"], data["y_test"], members, cfg,
+    x_train, y_train, x_test, y_test, members, cfg,
     checkpoint_path=snakemake.params.checkpoint, log=log, return_model=True,
 )
 for result, member in zip(results, requested, strict=True):
@@ -64,7 +66,7 @@ write_run(
     cell={"dataset": wc.dataset, "n_train": int(wc.n_train), "depth": int(wc.depth),
           "width": int(wc.width)},
     config_slice={"training": settings, "members": requested, "dataset": data["config"],
-                  "training_set_draws": draws,
+                  "training_set_draws": draws,  # each member's own draw (train and test)
                   "chosen_lr": chosen_lr, "local_stability": stability},
     stability_v=stability_v,
 )
