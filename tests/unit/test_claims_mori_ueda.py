@@ -142,7 +142,8 @@ def test_paired_depth_effect_counts_only_seeds_with_both_depths():
     r = by_id(cube, study)["depth_effect_fig2_local2_N1000_H100"]
     # two members per depth, but one seed (3) with both: under the default min_members of
     # 2, not resolved, and the note says why
-    assert r.verdict == dc.NOT_RESOLVED and "seeds with both depths converged to pair them by draw (1;" in r.notes
+    assert r.verdict == dc.NOT_RESOLVED
+    assert "seeds with both depths converged to pair them by draw (1;" in r.notes
 
 
 def test_depth_effect_quotes_follow_the_label_and_the_loss():

@@ -210,32 +210,23 @@ def evaluate(model: FCEnsemble, data: _Data, loss: str, chunk: int = EVAL_CHUNK,
 
     Returns float64 CPU tensors of shape (M,). The error counts are exact; each member's loss
     is summed along its own row only, so numbers do not depend on the pack. With per-member
-    training sets, `rows` names each pack row's member (its set).
+    data sets, `rows` names each pack row's member (its set).
     """
-    if data.per_member:
-        return _evaluate_per_member(model, data, loss, chunk, rows)
     m = model.n_members
     chunk = max(256, min(chunk, (1 << 22) // max(model.widths)))
     chunk -= chunk % ALIGN_FLOATS  # chunk starts stay 16-byte aligned (see depthlab.models)
     errors = torch.zeros(m, dtype=torch.int64, device=data.x.device)
     loss_sum = torch.zeros(m, dtype=torch.float64, device=data.x.device)
     finite = torch.ones(m, dtype=torch.bool, device=data.x.device)
-    for start in range(0, data.n, chunk):
-        sl = slice(start, start + chunk)
-        x = data.x[sl]
-        rows = len(x)
-        padded = padded_rows(rows, model.widths)
-        if padded > rows:  # alignment padding, outputs dropped
-            x = torch.cat([x, x.new_zeros(padded - rows, x.shape[1])])
-        out = model(x)[:, :rows]  # (M, C, K)
-        y = data.y[sl]
+    for x, y, targets in _eval_chunks(model, data, chunk, rows):
+        out = model(x)[:, : y.shape[-1]]  # (M, C, K); alignment padding dropped
         errors += (out.argmax(-1) != y).sum(1)
         finite &= torch.isfinite(out).all(-1).all(-1)
         if loss == "cross_entropy":
             per = torch.log_softmax(out, -1).gather(-1, y.expand(m, -1).unsqueeze(-1)).squeeze(-1)
             per = per.neg_()
         else:
-            diff = out.sub_(data.onehot[sl])
+            diff = out.sub_(targets)
             per = (diff * diff).mean(-1)
         loss_sum += torch.stack([per[i].sum(dtype=torch.float64) for i in range(m)])
     n = max(data.n, 1)
@@ -246,43 +237,33 @@ def evaluate(model: FCEnsemble, data: _Data, loss: str, chunk: int = EVAL_CHUNK,
     }
 
 
-def _evaluate_per_member(model: FCEnsemble, data: _Data, loss: str, chunk: int,
-                         rows: list[int]) -> dict:
-    """`evaluate` where pack row r sees its own member's set (rows[r]); each chunk is one
-    (M, C, d) gather, and every reduction runs along one row, as in the shared case."""
+def _eval_chunks(model: FCEnsemble, data: _Data, chunk: int, rows: list[int] | None):
+    """(inputs, labels, one-hot targets) of each chunk of `data`: inputs (padded, d) shared
+    by every member, or (M, padded, d) with pack row r on its own member's set rows[r];
+    labels and targets cover the chunk's real rows only."""
+    if not data.per_member:
+        for start in range(0, data.n, chunk):
+            sl = slice(start, start + chunk)
+            x = data.x[sl]
+            n_rows = len(x)
+            padded = padded_rows(n_rows, model.widths)
+            if padded > n_rows:  # alignment padding, outputs dropped
+                x = torch.cat([x, x.new_zeros(padded - n_rows, x.shape[1])])
+            yield x, data.y[sl], data.onehot[sl]
+        return
     m = model.n_members
     if rows is None or len(rows) != m:
         raise ValueError(f"per-member data needs the member of each of the {m} pack rows")
-    chunk = max(256, min(chunk, (1 << 22) // max(model.widths)))
-    chunk -= chunk % ALIGN_FLOATS
-    device = data.x.device
     offsets = data.offsets(rows)[:, None]
-    errors = torch.zeros(m, dtype=torch.int64, device=device)
-    loss_sum = torch.zeros(m, dtype=torch.float64, device=device)
-    finite = torch.ones(m, dtype=torch.bool, device=device)
     for start in range(0, data.n, chunk):
         n_rows = min(chunk, data.n - start)
         padded = padded_rows(n_rows, model.widths)
-        local = torch.arange(start, start + padded, device=device).clamp_(max=data.n - 1)
-        idx = (offsets + local).reshape(-1)  # alignment padding repeats a row, dropped below
-        x = data.x.index_select(0, idx).view(m, padded, -1)
-        out = model(x)[:, :n_rows]  # (M, C, K)
-        idx = idx.view(m, padded)[:, :n_rows].reshape(-1)
-        y = data.y.index_select(0, idx).view(m, n_rows)
-        errors += (out.argmax(-1) != y).sum(1)
-        finite &= torch.isfinite(out).all(-1).all(-1)
-        if loss == "cross_entropy":
-            per = torch.log_softmax(out, -1).gather(-1, y.unsqueeze(-1)).squeeze(-1).neg_()
-        else:
-            diff = out.sub_(data.onehot.index_select(0, idx).view(m, n_rows, -1))
-            per = (diff * diff).mean(-1)
-        loss_sum += torch.stack([per[i].sum(dtype=torch.float64) for i in range(m)])
-    n = max(data.n, 1)
-    return {
-        "error": errors.cpu().to(torch.float64) / n,
-        "loss": loss_sum.cpu() / n,
-        "finite": finite.cpu(),
-    }
+        local = torch.arange(start, start + padded, device=data.x.device)
+        idx = offsets + local.clamp_(max=data.n - 1)  # alignment padding repeats a row
+        x = data.x.index_select(0, idx.reshape(-1)).view(m, padded, -1)
+        real = idx[:, :n_rows].reshape(-1)
+        yield (x, data.y.index_select(0, real).view(m, n_rows),
+               data.onehot.index_select(0, real).view(m, n_rows, -1))
 
 
 def _params_to_cpu(model: FCEnsemble) -> dict[str, torch.Tensor]:
