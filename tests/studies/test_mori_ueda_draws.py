@@ -12,12 +12,14 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 import yaml
 from conftest import REPO, run_snakemake
 
 from depthlab.data import read_dataset
 from depthlab.data.refs import add_seed_draws, seed_draw_name, seed_draw_spec
 from depthlab.errors import ConfigError
+from depthlab.studies.mori_ueda.figures import plot_test_error_vs_n
 from depthlab.studies.mori_ueda.records import read_run
 from depthlab.training.packed_sgd import Member, TrainConfig, train_members
 
@@ -81,6 +83,14 @@ def test_each_seed_trains_on_its_own_draw(tmp_path):
         alone = train_members(x, y, xt, yt, [Member(s, 0.1)], cfg)[0]
         assert (alone["train_error"], alone["test_error"], alone["epochs"]) == (
             rows[s]["train_error"], rows[s]["test_error"], rows[s]["epochs"])
+    # the cube says which datasets were drawn per seed, and so does the figure's footer
+    with xr.open_dataset(res / "tiny" / "cube.nc", engine="h5netcdf") as cube:
+        cube = cube.load()
+    assert dict(zip(cube["dataset"].values.tolist(), cube["drawn_per_seed"].values.tolist(),
+                    strict=True)) == {"local1": True, "global2": False}
+    fig = plot_test_error_vs_n(cube, study["figures"]["fig2"])
+    footer = " ".join(t.get_text() for t in fig.texts)
+    assert "std over 2 seeds (on local1: each seed its own draw of the data)" in footer
     # the scorecard says which rows' SE holds the draws' noise
     claims = pd.read_csv(res / "tiny" / "claims.csv", keep_default_na=False)
     depth_rows = claims[claims["kind"] == "depth_effect"].set_index("claim_id")["notes"]

@@ -116,13 +116,19 @@ def build_cube(run_files: Iterable[str | Path], regression_files: Iterable[str |
         cube = cube.assign_coords({coord: ("dataset", values)})
         cube[coord].attrs["description"] = desc
 
+    drawn = set(study.get("data_draws", []))
+    cube = cube.assign_coords(drawn_per_seed=("dataset", [ds in drawn for ds in names]))
+    cube["drawn_per_seed"].attrs["description"] = (
+        "each seed trained and tested on its own draw of the dataset (data_draws; the "
+        "NTK baseline on the dataset itself)")
+
     coord_docs = {
         "dataset": "dataset name from the config",
         "n_train": "training-set size N (nested prefixes of one generated set)",
         "depth": "hidden layers L (0 = linear perceptron)",
         "width": "hidden width H",
         "lr": "SGD learning rate",
-        "seed": "initialization / mini-batch-order seed",
+        "seed": "initialization / mini-batch-order seed (and data draw, where drawn_per_seed)",
     }
     for coord, doc in coord_docs.items():
         cube[coord].attrs["description"] = doc

@@ -106,10 +106,9 @@ def plot_test_error_vs_n(cube: xr.Dataset, figure: Mapping[str, Any]) -> plt.Fig
         ax.set_title(f"{dataset_title(cube, name)}, lr = {_lr_text(lrs[name])}", fontsize=10)
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3, which="both")
-    n_seeds = int(cube.sizes["seed"])
     note = (
         f"SGD lr = {', '.join(_lr_text(v) for v in dict.fromkeys(lrs.values()))}, "
-        f"error bars: std over {n_seeds} seeds; "
+        f"error bars: {_spread(cube, figure['datasets'])}; "
         f"data: {_sources(cube, figure['datasets'])}"
     )
     if not_converged:
@@ -118,6 +117,21 @@ def plot_test_error_vs_n(cube: xr.Dataset, figure: Mapping[str, Any]) -> plt.Fig
             "error (kept in the mean)"
         )
     return finish(fig, axes, figure, note)  # a legend per panel: panels show different (L, H)
+
+
+def _spread(cube: xr.Dataset, datasets) -> str:
+    """What the error bars are: the std over seeds, and whether each seed had its own draw
+    of the data (then the bars hold the draws' spread too)."""
+    text = f"std over {int(cube.sizes['seed'])} seeds"
+    if "drawn_per_seed" not in cube.coords:
+        return text
+    drawn = [bool(cube["drawn_per_seed"].sel(dataset=ds)) for ds in datasets]
+    if all(drawn):
+        return f"{text}, each on its own draw of the data"
+    if any(drawn):
+        names = ", ".join(ds for ds, d in zip(datasets, drawn, strict=True) if d)
+        return f"{text} (on {names}: each seed its own draw of the data)"
+    return text
 
 
 def _ntk_level(ax, cube: xr.Dataset, dataset: str, n_train: int) -> None:
@@ -149,7 +163,7 @@ def plot_test_error_vs_depth(cube: xr.Dataset, figure: Mapping[str, Any]) -> plt
                      fontsize=10)
         ax.grid(alpha=0.3)
         _ntk_level(ax, cube, name, n_train)
-    return finish(fig, axes, figure, f"error bars: std over {cube.sizes['seed']} seeds; "
+    return finish(fig, axes, figure, f"error bars: {_spread(cube, figure['datasets'])}; "
                    f"data: {_sources(cube, figure['datasets'])}")
 
 
@@ -231,7 +245,7 @@ def plot_local_stability(cube: xr.Dataset, figure: Mapping[str, Any]) -> plt.Fig
     ax.grid(alpha=0.3)
     shown = sorted({figure_n(figure, name) for name in figure["datasets"]})
     return finish(fig, axes, figure, f"nets trained on N = {', '.join(map(str, shown))} "
-                   "(labels as given); error bars: std over seeds")
+                   f"(labels as given); error bars: {_spread(cube, figure['datasets'])}")
 
 
 PLOTS = {
