@@ -60,10 +60,10 @@ try:
     # seed_offset moves every seed (depthlab.seeds), after validation filled the defaults in
     for _key in apply_seed_offset(config):
         logger.info(f"seed_offset {config['seed_offset']}: shifted {_key}")
-    # the training-set draws some nets train on (a study's data_draws), from final seeds
+    # the dataset draws some nets train on (a study's data_draws), from the final seeds
     _draws = dls.add_dataset_draws(config)
     if _draws:
-        logger.info(f"training-set draws per seed: {', '.join(_draws)}")
+        logger.info(f"dataset draws per seed: {', '.join(_draws)}")
 except dlc.ConfigError as err:
     raise WorkflowError(f"invalid config: {err}") from None
 for _message in CONFIG_WARNINGS:

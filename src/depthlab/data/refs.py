@@ -85,7 +85,7 @@ _DRAW_STREAM = 0xD4A3  # keeps draw seeds apart from every other use of the same
 
 
 def seed_draw_name(dataset: str, seed: int) -> str:
-    """The name (and file stem) of the draw of ``dataset`` that the net of ``seed`` trains on."""
+    """The name (and file stem) of the draw of ``dataset`` the net of ``seed`` trains on."""
     return f"{dataset}@seed{int(seed)}"
 
 
@@ -95,7 +95,7 @@ def seed_draw_spec(spec: Mapping[str, Any], dataset: str, seed: int) -> dict[str
     state = np.random.SeedSequence([int(spec["seed"]), int(seed), _DRAW_STREAM])
     out = copy.deepcopy(dict(spec))
     out["seed"] = int(state.generate_state(1, np.uint32)[0] >> 1)
-    out["description"] = f"the training-set draw of the net of seed {seed} on {dataset!r}"
+    out["description"] = f"the draw of {dataset!r} the net of seed {seed} trains and is tested on"
     return out
 
 

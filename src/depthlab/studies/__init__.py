@@ -47,7 +47,7 @@ Optional:
     ``claims_across/<kind>.csv`` when the config has two or more studies of the kind; the
     scorecard lists them with the studies' own rows.
 ``dataset_draws(study)``
-    the (dataset, seed) pairs whose own training-set draw a net of the study trains on
+    the (dataset, seed) pairs whose own draw of the dataset a net of the study trains on
     (:func:`depthlab.data.refs.seed_draw_name`); :func:`add_dataset_draws` adds their
     ``datasets`` entries once the seeds are final.
 ``paper_claims.KINDS``

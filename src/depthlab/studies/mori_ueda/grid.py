@@ -346,7 +346,7 @@ def members(study: Mapping[str, Any]) -> list[MemberKey]:
 
 
 def dataset_draws(study: Mapping[str, Any]) -> list[tuple[str, int]]:
-    """(dataset, seed) of every net that trains on its own draw of the training set
+    """(dataset, seed) of every net that trains and is tested on its own draw of the dataset
     (``data_draws``; the plug-in hook of depthlab.studies.add_dataset_draws)."""
     drawn = set(study.get("data_draws", []))
     return sorted({(m.dataset, m.seed) for m in members(study) if m.dataset in drawn})
