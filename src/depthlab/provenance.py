@@ -34,6 +34,19 @@ _TRACKED_PACKAGES = (
 )
 
 
+def cpu_model() -> str:
+    """The CPU's model name (recorded with every timing and verdict table: float results and
+    speeds differ between CPU types)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
 def software_versions() -> dict[str, str]:
     """Versions of the packages whose behaviour can change a number we record."""
     versions = {"python": platform.python_version()}

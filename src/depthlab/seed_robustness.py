@@ -16,7 +16,6 @@ CPU model of the machine (float results differ in their last digits between CPU 
 from __future__ import annotations
 
 import argparse
-import platform
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -25,19 +24,9 @@ from pathlib import Path
 import pandas as pd
 
 from depthlab.claims import FAILS, HOLDS, NOT_RESOLVED, read_claims
-from depthlab.provenance import atomic_output
+from depthlab.provenance import atomic_output, cpu_model
 
-__all__ = ["agreement_table", "cpu_model", "main", "results_dir", "summary_markdown"]
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+__all__ = ["agreement_table", "main", "results_dir", "summary_markdown"]
 
 
 def results_dir(base: str, offset: int) -> str:

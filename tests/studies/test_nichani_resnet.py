@@ -283,3 +283,13 @@ def test_paper_resnet_figures_claims_and_table(tmp_path):
     assert rows.loc["resnet, width 64, kernel 3", "d_star_loss"] == 20
     assert rows.loc["resnet, width 8, kernel 3", "d_star_loss"] == 50
     assert np.isnan(rows.loc["resnet, width 8, kernel 3", "d_interpolation"])  # train acc .5
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_crop_flip_output_has_canonical_strides(channels):
+    """The augmented batch is a plain NCHW tensor: with one channel a permuted view already
+    counts as contiguous while keeping NHWC strides, and oneDNN's conv backward corrupted
+    the heap on such input (an AMD EPYC, ResNet widths 2 and 4: SIGABRT in the workflow)."""
+    aug = RandomCropFlip(padding=2, flip=True, seed=0).train()
+    out = aug(torch.randn(6, channels, 8, 8))
+    assert out.stride() == torch.empty(out.shape).stride()

@@ -23,7 +23,6 @@ does not checkpoint is flagged whatever its request.
 from __future__ import annotations
 
 import math
-import platform
 import subprocess
 import sys
 import time
@@ -38,6 +37,7 @@ from depthlab.probe.jobs import JobInfo
 from depthlab.probe.runner import rss_mb, run_forked
 from depthlab.probe.shapes import ShapeClass, job_work, rule_probe, work_is_bound
 from depthlab.probe.slurm import requests
+from depthlab.provenance import cpu_model
 
 PARALLEL_EFFICIENCY = 0.5
 RUNTIME_MARGIN = 1.5
@@ -47,17 +47,6 @@ LIMIT_48H_S = 48 * 3600
 # of it these small-batch nets are assumed to reach: an estimate until a GPU probe exists.
 GPU_FLOPS = {"float32": 19.5e12, "float64": 9.7e12}
 GPU_UTILISATION = 0.3
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def calibrate() -> dict[str, float]:

@@ -123,7 +123,12 @@ class RandomCropFlip(nn.Module):
         cols = torch.where(flip[:, None], cols.flip(1), cols).to(dev)
         idx_n = torch.arange(n, device=dev)[:, None, None]
         out = xp.permute(0, 2, 3, 1)[idx_n, rows[:, :, None], cols[:, None, :]]
-        return out.permute(0, 3, 1, 2).contiguous()
+        # A fresh NCHW tensor with canonical strides: with one channel the permuted view
+        # already counts as contiguous (.contiguous() is a no-op) but keeps NHWC strides,
+        # which oneDNN's conv backward misreads on some CPUs (heap corruption, SIGABRT, on
+        # an AMD EPYC with ResNet widths 2 and 4).
+        out = out.permute(0, 3, 1, 2)
+        return torch.empty(out.shape, dtype=out.dtype, device=out.device).copy_(out)
 
 
 def cifar_resnet(blocks: Sequence[int], width: int, n_classes: int = 10, *,
