@@ -81,6 +81,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from depthlab.data.refs import add_seed_draws
 from depthlab.errors import ConfigError
 
 __all__ = ["KINDS", "PRESENTATION_KEYS", "REQUIRED_ATTRIBUTES", "add_dataset_draws",
@@ -187,8 +188,6 @@ def add_dataset_draws(config: dict[str, Any]) -> list[str]:
     """Add to ``config["datasets"]`` the seed draws the studies train on (each plug-in's
     optional ``dataset_draws``); returns the names added. Run after ``seed_offset``, so the
     draws follow the shifted seeds of both the datasets and the nets."""
-    from depthlab.data.refs import add_seed_draws
-
     draws = []
     for study in config["studies"].values():
         hook = getattr(plugin(study["kind"]), "dataset_draws", None)
