@@ -260,32 +260,89 @@ def test_pooling():
 
 # ----------------------------------------------------------------------- Fig. 2
 
-def _cliff_cube(acc_by_rho, status_by_rho=None):
-    rhos = [0.5, 1.0, 1.5, 2.0, 4.0]
-    acc = np.array(acc_by_rho, float)[None, None, :, None].repeat(2, axis=3)
-    status = np.array(status_by_rho or ["converged"] * 5)[None, None, :, None].repeat(2, 3)
+# rho = 2^(k/3) from 1/4 to 4: the laptop grid's spacing, reaching far enough below 1 that a
+# cliff can be separated outside the window on the low side too
+CLIFF_RHOS = [2.0 ** (k / 3) for k in range(-6, 7)]
+
+
+def _seed_curve(collapse_at):
+    """(best train acc, status) by rho of one net that trains up to the rho below
+    ``collapse_at`` and diverges from it on (None: trains at every rho)."""
+    acc, status = [], []
+    for r in CLIFF_RHOS:
+        dead = collapse_at is not None and r >= collapse_at - 1e-9
+        acc.append(0.1 if dead else 0.95)
+        status.append("diverged" if dead else "converged")
+    return acc, status
+
+
+def _cliff_cube(collapse_by_seed):
+    """One (depth 5, sigma_w^2 = 1) cell whose seed j collapses at ``collapse_by_seed[j]``."""
+    curves = [_seed_curve(c) for c in collapse_by_seed]
+    acc = np.array([a for a, _ in curves]).T[None, None]
+    status = np.array([s for _, s in curves]).T[None, None]
     dims = ("cliff_depth", "w_cliff", "rho", "seed")
     return xr.Dataset(
         {"cliff_best_train_acc": (dims, acc), "cliff_status": (dims, status),
          "w_cliff_label": ("w_cliff", ["1"])},
-        coords={"cliff_depth": [5], "w_cliff": [1.0], "rho": rhos, "seed": [0, 1]})
+        coords={"cliff_depth": [5], "w_cliff": [1.0], "rho": CLIFF_RHOS,
+                "seed": list(range(len(collapse_by_seed)))})
 
 
-def test_lr_cliff():
-    cliff = _cliff_cube([0.9, 0.95, 0.1, 0.1, 0.1],
-                        ["converged", "converged", "diverged", "diverged", "diverged"])
-    assert _verdicts(cliff, "lr_cliff") == {"lr_cliff_L5_w1": HOLDS}
-    late = _cliff_cube([0.9, 0.95, 0.95, 0.95, 0.1])
-    assert _verdicts(late, "lr_cliff") == {"lr_cliff_L5_w1": FAILS}
-    untrained = _cliff_cube([0.1] * 5)
-    assert _verdicts(untrained, "lr_cliff") == {"lr_cliff_L5_w1": NOT_RESOLVED}
-    # the seeds disagree: one net collapses at rho = 1.5, the other trains up to rho = 2
-    split = cliff.copy(deep=True)
-    split["cliff_best_train_acc"].loc[dict(seed=1)] = [0.9, 0.95, 0.95, 0.95, 0.1]
-    split["cliff_status"].loc[dict(seed=1)] = ["converged"] * 4 + ["diverged"]
-    assert _verdicts(split, "lr_cliff") == {"lr_cliff_L5_w1": NOT_RESOLVED}
+def _cliff_verdict(collapse_by_seed):
+    return _verdicts(_cliff_cube(collapse_by_seed), "lr_cliff")["lr_cliff_L5_w1"]
+
+
+def test_lr_cliff_holds_and_fails_on_both_sides_of_the_window():
+    r = CLIFF_RHOS
+    # every net collapses one step past rho = 1 (bracket (1, 1.26]): the paper's prediction
+    assert _cliff_verdict([r[7]] * 4) == HOLDS
+    # ... or one step below it (bracket (0.79, 1]): eta_theory a factor 1.26 too large
+    assert _cliff_verdict([r[6]] * 4) == HOLDS
+    # every net trains up to rho = 3.17 and dies at 4: eta_theory far too small
+    assert _cliff_verdict([r[12]] * 4) == FAILS
+    # nets that train at every rho of the grid: the cliff lies past 4 (censored): fails
+    assert _cliff_verdict([None] * 4) == FAILS
+    # nets that already die at rho = 0.31: eta_theory far too large
+    assert _cliff_verdict([r[1]] * 4) == FAILS
+
+
+def test_lr_cliff_is_not_resolved_at_the_edge_or_when_the_seeds_straddle_it():
+    r = CLIFF_RHOS
+    # every net dies at rho = 2 (bracket (1.59, 2]): the grid cannot place the cliff inside
+    # the window rather than on its edge
+    assert _cliff_verdict([r[9]] * 4) == NOT_RESOLVED
+    # two seeds die at 2, two at 2.52: the mean sits on the edge
+    assert _cliff_verdict([r[9], r[9], r[10], r[10]]) == NOT_RESOLVED
+    # a wide spread over the seeds, centred inside: the SE covers an edge
+    assert _cliff_verdict([r[2], r[6], r[11], r[12]]) == NOT_RESOLVED
     # one seed never resolves, however clear its cliff
-    assert _verdicts(cliff.isel(seed=[0]), "lr_cliff") == {"lr_cliff_L5_w1": NOT_RESOLVED}
+    assert _cliff_verdict([r[7]]) == NOT_RESOLVED
+    # nets that never train anywhere on the grid
+    never = _cliff_cube([r[7]] * 4)
+    never["cliff_best_train_acc"][:] = 0.1
+    assert _verdicts(never, "lr_cliff") == {"lr_cliff_L5_w1": NOT_RESOLVED}
+
+
+def test_cliff_estimate_keeps_the_grid_resolution_however_many_seeds():
+    """Seeds that share a bracket do not locate the cliff inside it: the SE keeps the
+    bracket's own spread (uniform in log rho, width / sqrt 12), not divided by sqrt n."""
+    rhos = np.array(CLIFF_RHOS)
+    step = math.log(2.0) / 3
+    for n in (2, 8, 32):
+        mean, se, censored = pc.cliff_estimate([(rhos[8], rhos[9])] * n, rhos)
+        assert mean == pytest.approx(0.5 * (math.log(rhos[8]) + math.log(rhos[9])))
+        assert se == pytest.approx(step / math.sqrt(12)) and censored == 0
+    # a censored bracket is closed one grid step past the grid
+    mean, _, censored = pc.cliff_estimate([(rhos[-1], math.inf)] * 2, rhos)
+    assert censored == 2 and mean == pytest.approx(math.log(rhos[-1]) + step / 2)
+    # the brackets a net's accuracy curve gives
+    acc, status = _seed_curve(rhos[9])
+    assert pc.cliff_bracket(rhos, np.array(acc), np.array(status), 0.5) == (
+        pytest.approx(rhos[8]), pytest.approx(rhos[9]))
+    acc, status = _seed_curve(None)
+    assert pc.cliff_bracket(rhos, np.array(acc), np.array(status), 0.5) == (
+        pytest.approx(rhos[-1]), math.inf)
 
 
 def test_edge_and_slope_helpers():

@@ -11,6 +11,7 @@ import numpy as np
 import xarray as xr
 
 from depthlab.plotting import finish, panels
+from depthlab.studies.xiao.paper_claims import CLIFF_WINDOW
 from depthlab.studies.xiao.table1 import KAPPA_CAP
 
 ARCH_STYLE = {"fc": "-", "cnn_f": "--", "cnn_p": ":"}
@@ -144,7 +145,8 @@ def plot_lr_cliff(cube: xr.Dataset, figure: Mapping[str, Any]):
                         label=f"sigma_w^2 = {w:.3g}")
             ax.semilogx(cube.rho, sel.cliff_best_test_acc.mean("seed"), "--", color=c)
         ax.axvline(1.0, color="k", lw=0.6)
-        ax.axvline(2.0, color="k", lw=0.6, ls=":")
+        for edge in CLIFF_WINDOW:  # the lr_cliff claims' window: a factor 2 about rho = 1
+            ax.axvline(edge, color="k", lw=0.6, ls=":")
         ax.set_title(f"depth {depth}", fontsize=9)
         ax.set_xlabel("rho = eta / eta_theory")
     axes[0].set_ylabel("best accuracy")
@@ -157,8 +159,9 @@ def plot_lr_cliff(cube: xr.Dataset, figure: Mapping[str, Any]):
     ax.set_title("(2b) eta_theory vs depth", fontsize=9)
     s = json.loads(cube.attrs["cliff_settings"])
     note = (f"Finite erf nets, NTK parameterisation, width {s['width']}, n = {s['n_train']}, "
-            f"full-batch GD {s['steps']} steps, seeds {s['seeds']}; diverged runs plotted at "
-            "their best accuracy before divergence.")
+            f"full-batch GD {s['steps']} steps, seeds {s['seeds']} (mean); diverged runs "
+            f"plotted at their best accuracy before divergence; dotted: the claims' window "
+            f"rho in ({CLIFF_WINDOW[0]:g}, {CLIFF_WINDOW[1]:g}].")
     return finish(fig, axes, figure, _note(cube, note, conv=False), legend="first", grid=True)
 
 

@@ -35,6 +35,7 @@ from depthlab.claims import (
     exponent_verdict,
     figure_for,
     linear_trend,
+    seed_se,
     separated_verdict,
     separation_note,
     tolerance_verdict,
@@ -320,59 +321,121 @@ def _dropout_claims(cube: xr.Dataset, study: dict[str, Any]) -> list[ClaimResult
 
 # ------------------------------------------------------------------ Fig. 2
 
-def cliff_rho(rhos: np.ndarray, acc: np.ndarray, status: np.ndarray, drop: float) -> float:
-    """One net's cliff: the smallest rho whose run diverged or whose best training accuracy
-    fell below ``drop`` x the best over the rho grid (inf: none failed)."""
+# The lr_cliff window in rho = eta / eta_theory: a factor 2 either side of the paper's
+# prediction rho = 1 (a claim's ``window`` setting overrides it; Fig. 2 draws this one).
+CLIFF_WINDOW = (0.5, 2.0)
+
+def cliff_bracket(rhos: np.ndarray, acc: np.ndarray, status: np.ndarray, drop: float
+                  ) -> tuple[float, float]:
+    """One net's cliff as the rho interval the grid puts it in: (the last rho before the
+    first failure, the first failed rho], where a run fails when it diverged or its best
+    training accuracy fell below ``drop`` x the best over the rho grid. Censored ends: (0,
+    rho_min] when the smallest rho failed, (rho_max, inf) when none did."""
     failed = (status == "diverged") | (acc < drop * np.nanmax(acc))
-    return float(rhos[np.argmax(failed)]) if failed.any() else math.inf
+    if not failed.any():
+        return float(rhos[-1]), math.inf
+    i = int(np.argmax(failed))
+    return (float(rhos[i - 1]) if i else 0.0), float(rhos[i])
+
+
+def cliff_estimate(brackets: list[tuple[float, float]], rhos: np.ndarray
+                   ) -> tuple[float, float, int]:
+    """(mean log cliff, its SE, number of censored seeds) over the seeds' brackets.
+
+    Each seed's cliff is the log-midpoint of its bracket; a censored bracket is closed one
+    grid step beyond the grid (the run says only that the cliff lies past it). The SE holds
+    the seeds' spread (:func:`seed_se`) and, in quadrature, the grid's resolution: a cliff
+    uniform in its bracket in log rho has SD log(hi / lo) / sqrt 12. That term is not
+    divided by the number of seeds: seeds that share a bracket cannot locate the cliff
+    inside it, however many there are, so a cliff in the last bracket below a window edge
+    is never separated from that edge (the edge depths of Fig. 3 follow the same rule)."""
+    lr = np.log(np.asarray(rhos, dtype=float))
+    lo_step, hi_step = lr[1] - lr[0], lr[-1] - lr[-2]
+    mids, quant, censored = [], [], 0
+    for lo, hi in brackets:
+        a = math.log(lo) if lo > 0 else lr[0] - lo_step
+        b = math.log(hi) if math.isfinite(hi) else lr[-1] + hi_step
+        censored += int(lo <= 0 or not math.isfinite(hi))
+        mids.append(0.5 * (a + b))
+        quant.append((b - a) / math.sqrt(12.0))
+    if not mids:
+        return math.nan, math.nan, censored
+    se = combined_se(seed_se(mids), math.sqrt(float(np.mean(np.square(quant)))))
+    return float(np.mean(mids)), se, censored
 
 
 def _cliff_claims(cube: xr.Dataset, study: dict[str, Any]) -> list[ClaimResult]:
-    """Fig. 2, per (depth, sigma_w^2): each seed's cliff (:func:`cliff_rho`) must lie in
-    (1, 2]. The rho grid is the resolution and each seed one draw of the data and the init,
-    so the verdict needs the seeds to agree: ``holds`` when every seed's cliff lies in (1, 2],
-    ``fails`` when none does, ``not resolved`` when they disagree or only one seed ran (one
-    seed never separates: a single net's cliff moved from rho = 2 to 4 under another seed
-    offset at width 64), or when the nets at rho ~ 1 did not train."""
+    """Fig. 2, per (depth, sigma_w^2): the nets' cliff (:func:`cliff_bracket`, averaged in
+    log rho over the seeds by :func:`cliff_estimate`) lies within a factor 2 of the paper's
+    prediction rho = eta / eta_theory = 1 ("rho = 1 is the theoretical prediction"): the
+    window (1/2, 2], symmetric in log rho about the prediction, a net that fails just below
+    eta_theory agreeing as well as one that fails just above it. Decided by the statistics
+    rule at both edges: ``holds`` when the mean log cliff is separated by k SE inside both,
+    ``fails`` when it is separated outside either, ``not resolved`` when it is within k SE
+    of an edge (a cliff in the grid bracket next to an edge always is: the grid cannot
+    place it inside), when fewer than two seeds ran (one seed has no spread to measure: a
+    single net's cliff moved from rho = 2 to 4 under another seed offset at width 64), when
+    a seed's cliff is censored (past the grid) and the rest would hold, or when the nets
+    never trained (best mean training accuracy over the grid below ``trained``)."""
     out = []
     src = str(cube.attrs.get("data_source", ""))
+    cube = cube.sortby("rho")  # brackets run along increasing rho, whatever the config's order
     rhos = cube.rho.values
     for depth in cube.cliff_depth.values:
         for w in cube.w_cliff.values:
             sel = cube.sel(cliff_depth=depth, w_cliff=w)
             label = str(sel.w_cliff_label.values)
             cid = f"lr_cliff_L{depth}_w{label}"
-            s = claim_settings(study, "lr_cliff", cid, {"trained": 0.5, "drop": 0.5})
+            s = claim_settings(study, "lr_cliff", cid,
+                               {"trained": 0.5, "drop": 0.5, "window": list(CLIFF_WINDOW),
+                                "separation": SEPARATION_K})
+            lo_w, hi_w = (float(v) for v in s["window"])
+            k = float(s["separation"])
             acc_all = sel.cliff_best_train_acc.transpose("rho", "seed").values
             status_all = sel.cliff_status.transpose("rho", "seed").values
             acc = np.nanmean(acc_all, axis=1)
-            at1 = acc[np.argmin(np.abs(np.log(rhos)))]
-            cliffs = [cliff_rho(rhos, acc_all[:, j], status_all[:, j], s["drop"])
-                      for j in range(acc_all.shape[1])]
-            inside = [1.0 < c <= 2.0 for c in cliffs]
-            if not at1 >= s["trained"]:
-                verdict, note = NOT_RESOLVED, f"the nets at rho ~ 1 did not train (best {at1:.2f})"
-            elif len(cliffs) < 2:
+            best = float(np.nanmax(acc))
+            brackets = [cliff_bracket(rhos, acc_all[:, j], status_all[:, j], s["drop"])
+                        for j in range(acc_all.shape[1])]
+            mean_log, se, censored = cliff_estimate(brackets, rhos)
+            low = separated_verdict(mean_log - math.log(lo_w), se, 1, k)
+            high = separated_verdict(mean_log - math.log(hi_w), se, -1, k)
+            numbers = (f"mean log cliff {mean_log:.3f} +- {se:.3f}: "
+                       + separation_note(mean_log - math.log(hi_w), se, k,
+                                         f"vs log {hi_w:g}")
+                       + "; " + separation_note(mean_log - math.log(lo_w), se, k,
+                                                f"vs log {lo_w:g}"))
+            if not best >= s["trained"]:
+                verdict, note = NOT_RESOLVED, (f"the nets never trained (best mean training "
+                                               f"accuracy over the rho grid {best:.2f})")
+            elif len(brackets) < 2:
                 verdict, note = NOT_RESOLVED, "one seed: its cliff alone does not resolve"
-            elif all(inside):
-                verdict, note = HOLDS, ""
-            elif not any(inside):
-                verdict, note = FAILS, ""
+            elif FAILS in (low, high):
+                verdict, note = FAILS, numbers
+            elif low == high == HOLDS and not censored:
+                verdict, note = HOLDS, numbers
             else:
-                verdict, note = NOT_RESOLVED, "the seeds' cliffs disagree"
+                verdict, note = NOT_RESOLVED, numbers + (
+                    f"; {censored} seed(s) censored at the grid's end" if censored else "")
+            brackets_txt = ", ".join(f"({a:.3g}, {b:.3g}]" for a, b in brackets)
             out.append(ClaimResult(
                 claim_id=cid, kind="lr_cliff", paper=PAPER, where="Sec. 5, Fig. 2",
                 quote=Q_CLIFF,
-                statement=f"finite FC net (depth {depth}, sigma_w^2 = {w:.4g}): trainability "
-                          "collapses between rho = 1 and 2 (eta = rho eta_theory)",
-                measured=float(np.median(cliffs)), uncertainty=math.nan, paper_value=1.0,
-                criterion=f"every seed's smallest rho that diverged or reached < {s['drop']:g} "
-                          "x its best training accuracy lies in (1, 2] (fails: no seed's "
-                          "does; >= 2 seeds)",
-                verdict=verdict, uncertainty_kind="rho grid spacing; seeds must agree",
+                statement=f"finite FC net (depth {depth}, sigma_w^2 = {w:.4g}): the largest "
+                          f"learning rate that trains is eta_theory within the window rho = "
+                          f"eta / eta_theory in ({lo_w:g}, {hi_w:g}]",
+                measured=math.exp(mean_log), uncertainty=math.exp(mean_log) * se,
+                paper_value=1.0,
+                criterion=f"the seeds' mean log cliff (each seed's first rho that diverged or "
+                          f"reached < {s['drop']:g} x its best training accuracy, at its "
+                          f"bracket's log-midpoint) separated by {k:g} SE inside "
+                          f"({lo_w:g}, {hi_w:g}] (fails: separated outside; >= 2 seeds)",
+                verdict=verdict,
+                uncertainty_kind="seed SE and rho-grid resolution in quadrature (log rho; "
+                                 "measured is the geometric mean cliff)",
                 figure=_fig(study, "xiao_lr_cliff"), n_members=int(status_all.size),
-                notes=(note + f"; cliff rho per seed {cliffs}; mean best train acc by rho "
-                       f"{np.round(acc, 2).tolist()}; status "
+                notes=(note + f"; cliff bracket per seed {brackets_txt}; mean best train "
+                       f"acc by rho {np.round(acc, 2).tolist()}; status "
                        f"{sorted(set(status_all.ravel().tolist()))}").strip("; "),
                 data_source=src))
     return out
