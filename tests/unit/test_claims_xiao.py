@@ -396,3 +396,30 @@ def test_fig1_masks_float64_saturation_and_names_its_data():
     assert np.nanmax(ys) < KAPPA_CAP and "padding" not in " ".join(t.get_text()
                                                                    for t in fig.texts)
     plt.close(fig)
+
+
+def test_delta_rate_excludes_the_floor_of_its_computation():
+    """An ordered-phase Delta that decays at the paper's rate and then sits on a flat floor
+    (the real sigma_w^2 = 0.5 curve stays at 1.6297e-8 from l = 50 on): the rate is fitted
+    on the decay only. Without the cut the plateau drags the rate to a third of the
+    paper's and the row fails."""
+    def floored(p, d):
+        xi = p.xi_1 if p.phase == "ordered" else p.xi_star
+        decay = d * np.exp(-d / xi)
+        return np.maximum(decay, 1.6e-8) if p.phase == "ordered" else decay
+
+    depths = [1, 2, 4, 6, 8, 10, 12, 16, 20, 25, 30, 40, 50, 60, 70, 85, 100, 120, 150]
+    rows = {r.claim_id: r for r in pc.claims(
+        _plane_cube(lambda ph, xi: 3.0 * xi, delta=floored, depths=depths), STUDY)}
+    row = rows["delta_rate_ordered_w1"]
+    assert row.verdict == HOLDS and "stops falling" in row.notes
+    assert row.measured == pytest.approx(row.paper_value, rel=0.05)
+    # the chaotic curves never reach the floor on this grid: every depth of the fit is kept
+    assert "stops falling" not in rows["delta_rate_chaotic_w2.2"].notes
+    # the cut itself: a rise before any fall is not a floor; a plateau after a fall is
+    v = np.array([0.5, 0.8, 0.3, 1e-3, 1e-8, 1e-8, 1e-8])
+    assert pc.before_floor(v, np.ones(7, bool)).tolist() == [True] * 4 + [False] * 3
+    v = np.array([1.0, 0.1, 1e-3, 1e-5, 2e-8, 3e-8])
+    assert pc.before_floor(v, np.ones(6, bool)).tolist() == [True] * 4 + [False] * 2
+    falling = np.array([1.0, 0.1, 1e-3, 1e-9, 1e-20])
+    assert pc.before_floor(falling, np.ones(5, bool)).all()
