@@ -324,6 +324,18 @@ def test_lr_cliff_is_not_resolved_at_the_edge_or_when_the_seeds_straddle_it():
     assert _verdicts(never, "lr_cliff") == {"lr_cliff_L5_w1": NOT_RESOLVED}
 
 
+def test_lr_cliff_window_setting():
+    """A narrower window from the config decides the same cliffs differently; a reversed one
+    is refused naming the key."""
+    r = CLIFF_RHOS
+    cube = _cliff_cube([r[7]] * 4)  # every net dies at 1.26: inside (1/2, 2]
+    narrow = {**STUDY, "claims": {"lr_cliff": {"window": [1.5, 2.0]}}}
+    assert {x.claim_id: x.verdict for x in pc.claims(cube, narrow)
+            if x.kind == "lr_cliff"} == {"lr_cliff_L5_w1": FAILS}
+    with pytest.raises(ValueError, match="claims.lr_cliff"):
+        pc.claims(cube, {**STUDY, "claims": {"lr_cliff": {"window": [2.0, 0.5]}}})
+
+
 def test_cliff_estimate_keeps_the_grid_resolution_however_many_seeds():
     """Seeds that share a bracket do not locate the cliff inside it: the SE keeps the
     bracket's own spread (uniform in log rho, width / sqrt 12), not divided by sqrt n."""

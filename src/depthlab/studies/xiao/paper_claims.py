@@ -184,7 +184,8 @@ def before_floor(values: np.ndarray, use: np.ndarray) -> np.ndarray:
     kernel that has converged to its structured limit, minus that limit's predictor --
     bottoms out near 1e-8, where it stays flat (sigma_w^2 = 0.5: 1.6297e-8 at every depth
     from 50 to 150) or rises. A fit through that plateau measures rounding, not the decay
-    (it turned a -0.73 rate into -0.24). A curve that keeps falling keeps every depth."""
+    (at sigma_w^2 = 0.5 it turned a rate of -0.84 into -0.24, against the paper's -0.85).
+    A curve that keeps falling keeps every depth."""
     keep = np.asarray(use, dtype=bool).copy()
     idx = np.nonzero(keep & np.isfinite(values))[0]
     fell = False
@@ -356,6 +357,7 @@ def _dropout_claims(cube: xr.Dataset, study: dict[str, Any]) -> list[ClaimResult
 # prediction rho = 1 (a claim's ``window`` setting overrides it; Fig. 2 draws this one).
 CLIFF_WINDOW = (0.5, 2.0)
 
+
 def cliff_bracket(rhos: np.ndarray, acc: np.ndarray, status: np.ndarray, drop: float
                   ) -> tuple[float, float]:
     """One net's cliff as the rho interval the grid puts it in: (the last rho before the
@@ -421,6 +423,9 @@ def _cliff_claims(cube: xr.Dataset, study: dict[str, Any]) -> list[ClaimResult]:
                                {"trained": 0.5, "drop": 0.5, "window": list(CLIFF_WINDOW),
                                 "separation": SEPARATION_K})
             lo_w, hi_w = (float(v) for v in s["window"])
+            if not 0 < lo_w < hi_w:
+                raise ValueError(f"claims.lr_cliff / claims.{cid}: window {s['window']} must "
+                                 "be [low, high] with 0 < low < high (in rho)")
             k = float(s["separation"])
             acc_all = sel.cliff_best_train_acc.transpose("rho", "seed").values
             status_all = sel.cliff_status.transpose("rho", "seed").values
