@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from depthlab.studies.xiao.grid import critical_w
 
 B_VAR = 0.1849
 CRIT = critical_w(B_VAR, "erf")
+REPO = Path(__file__).resolve().parents[2]
 STUDY = {"b_var": B_VAR, "figures": {}}
 DEPTHS = np.unique(np.geomspace(1, 400, 40).round().astype(int))
 COVERED: set[str] = set()
@@ -334,6 +336,16 @@ def test_lr_cliff_window_setting():
             if x.kind == "lr_cliff"} == {"lr_cliff_L5_w1": FAILS}
     with pytest.raises(ValueError, match="claims.lr_cliff"):
         pc.claims(cube, {**STUDY, "claims": {"lr_cliff": {"window": [2.0, 0.5]}}})
+    # the config schema takes the setting, and refuses a malformed one at load
+    from depthlab.config import ConfigError, check_config, load_yaml_strict
+
+    config = load_yaml_strict(REPO / "config" / "config.yaml")
+    config["studies"]["xiao"]["claims"] = {"lr_cliff": {"window": [1.5, 2.0]}}
+    check_config(config)
+    config = load_yaml_strict(REPO / "config" / "config.yaml")
+    config["studies"]["xiao"]["claims"] = {"lr_cliff": {"window": [1.5]}}
+    with pytest.raises(ConfigError, match="lr_cliff.window"):
+        check_config(config)
 
 
 def test_cliff_estimate_keeps_the_grid_resolution_however_many_seeds():
