@@ -10,7 +10,9 @@ import pytest
 from depthlab.data.synthetic import k_local_labels
 from depthlab.studies.mori_ueda.lr_search import (
     DIVERGED_ERROR,
+    approximate_fold_sizes,
     fold_error,
+    fold_packs,
     make_folds,
     read_lr_search,
     select_lr,
@@ -41,11 +43,11 @@ def problem():
     return x, y
 
 
-def search(problem, seed=3):
+def search(problem, seed=3, **kw):
     x, y = problem
     return select_lr(
         x, y, depth=1, width=8, n_classes=2, train_settings=SETTINGS, n_folds=N_FOLDS,
-        bounds=BOUNDS, init_points=2, n_iter=2, seed=seed, device="cpu",
+        bounds=BOUNDS, init_points=2, n_iter=2, seed=seed, device="cpu", **kw,
     )
 
 
@@ -95,6 +97,36 @@ def test_fold_error_matches_direct_training(problem, result):
     rec = train_members(x[tr], y[tr], x[va], y[va], [Member(3, entry["lr"])], cfg)[0]
     assert fold_error(rec) == entry["fold_errors"][1]
     assert rec["status"] == entry["status"][1]
+
+
+def test_packing_the_folds_changes_no_number(problem, result):
+    """The folds of equal size train in one pack (the default), each member on its own
+    fold: the trace is bitwise the one of one fold per pack."""
+    x, y = problem
+    sizes = [(len(tr), len(va)) for tr, va in make_folds(y, N_FOLDS, 3)]
+    # the problem does put folds in one pack, for the init points and for a suggestion
+    assert any(len(p) > 1 for p in fold_packs(sizes, 2, x.shape[1]))
+    assert any(len(p) > 1 for p in fold_packs(sizes, 1, x.shape[1]))
+    assert search(problem, pack_folds=False) == result
+
+
+def test_fold_packs_group_equal_folds_under_the_memory_cap():
+    sizes = [(67, 33), (66, 34), (67, 33)]
+    assert fold_packs(sizes, 4, 5) == [[0, 2], [1]]
+    assert fold_packs(sizes, 4, 5, pack_folds=False) == [[0], [1], [2]]
+    # paper scale: a fold's sets are 30 000 x 1000 float32 = 114 MB; 5 points are over the
+    # 512 MB cap, one point allows 4 folds per pack
+    big = [(27000, 3000)] * 10
+    assert fold_packs(big, 5, 1000) == [[k] for k in range(10)]
+    assert fold_packs(big, 1, 1000) == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+
+
+@pytest.mark.parametrize(("n", "k"), [(100, 3), (3000, 3), (4000, 3), (30000, 10), (7, 7)])
+def test_approximate_fold_sizes_are_kfolds(n, k):
+    from sklearn.model_selection import KFold
+
+    cuts = [(len(tr), len(va)) for tr, va in KFold(k).split(np.zeros(n))]
+    assert approximate_fold_sizes(n, k) == cuts
 
 
 def test_folds_partition():

@@ -2,6 +2,7 @@
 request evaluation, and the probe end to end on a tiny paper-like config."""
 
 import csv
+import math
 import os
 import subprocess
 import sys
@@ -216,6 +217,27 @@ def test_each_study_plans_its_own_rules():
     assert rule_probe("lee_cube") is None and rule_probe("mori_ueda_cube") is None
     assert rule_probe("claims") is None
     assert shape_class(JobInfo("lee_cube", {}, {}, 1), CONFIG).kind == "unprobed"
+
+
+def test_the_search_is_planned_as_select_lr_packs_it():
+    """The lr search's packs (`fold_packs`): with pack_folds, equal folds share a pack (3000
+    samples in 3 folds of 2000 + 1000: the 4 init points as one pack of 12, each suggestion
+    as one of 3); without it, one fold per pack (init points 4 rows, a suggestion padded to
+    2), 3 packs per evaluation."""
+    wc = {"study": "s", "dataset": "a", "n_train": "3000", "depth": "2", "width": "64"}
+    search = {"n_folds": 3, "n_iter": 2, "init_points": 4}
+    steps = 100 * math.ceil(2000 / 50)  # epochs x batches of the 2000 training samples
+    evalrows = 10 * 2000 + 1000  # 10 checks of the training folds + the validation fold
+    packed = JobInfo("mori_ueda_select_lr", wc, {"training": TRAINING, "search": search}, 1)
+    assert shape_class(packed, CONFIG).shape["M"] == (3, 12)
+    assert job_work(packed, CONFIG) == {"fixed": 3.0, "step_M12": steps, "step_M3": 2 * steps,
+                                        "evalrow_M12": evalrows, "evalrow_M3": 2 * evalrows}
+    alone = JobInfo("mori_ueda_select_lr", wc,
+                    {"training": TRAINING, "search": {**search, "pack_folds": False}}, 1)
+    assert shape_class(alone, CONFIG).shape["M"] == (2, 4)
+    assert job_work(alone, CONFIG) == {"fixed": 9.0, "step_M4": 3 * steps,
+                                       "step_M2": 6 * steps, "evalrow_M4": 3 * evalrows,
+                                       "evalrow_M2": 6 * evalrows}
 
 
 def test_checkpointing_as_each_rule_says():

@@ -26,9 +26,16 @@ optimization method", with Nogueira's `bayesian-optimization` package).
   spans the whole range (random draws can leave the top decade, where the best eta of a
   deep net usually sits next to divergence, unexplored). Then `n_iter` points come from
   `suggest`; all points are `register`-ed. The init points are trained
-  together as one pack per fold (packing never changes the numbers, see
-  `depthlab.training`), the suggested ones one at a time. A suggestion equal to an earlier
+  together, the suggested ones one at a time. A suggestion equal to an earlier
   point is not re-trained (nor re-registered) but still counts as an iteration;
+* packs: packing never changes a number (see `depthlab.training`), so how the trainings
+  of one evaluation are grouped is a matter of speed only. With ``pack_folds`` (the
+  default) the folds of equal (training, validation) size share one pack, each member on
+  its own fold (`fold_packs`): every fold at once for the init points, and a suggested
+  point as one row per fold instead of a lone member padded to two rows per fold (on a
+  CPU a pack of 2 costs nearly what a pack of 4 does: the laptop grid's depth-7 search
+  at N = 3000 took 62 s instead of 112, README "Where the time goes"). Without it each
+  fold is its own pack;
 * choice: the evaluated eta with the smallest mean validation error; ties go to the earliest
   evaluated (the same rule as `BayesianOptimization.max`, i.e. the first argmax).
 
@@ -87,6 +94,37 @@ def initial_points(optimizer, n: int, bounds: tuple[float, float], design: str) 
     return [lo + (i + 0.5) * (hi - lo) / n for i in range(n)]
 
 
+# Cap on the stacked per-member fold sets of one pack (float32): packing copies each fold's
+# data once per member, which at N = 30 000, d = 1000 would be 0.1 GB per member.
+PACK_DATA_MB = 512.0
+
+
+def fold_packs(fold_sizes: list[tuple[int, int]], n_points: int, d: int,
+               pack_folds: bool = True) -> list[list[int]]:
+    """The folds trained together when `n_points` learning rates are evaluated: with
+    `pack_folds`, folds of equal (training, validation) size (the engine's per-member sets
+    need one N), as many per pack as keep its ``n_points`` copies of each fold's data under
+    `PACK_DATA_MB`; otherwise one fold per pack. Packs are listed by their first fold."""
+    if not pack_folds:
+        return [[k] for k in range(len(fold_sizes))]
+    by_size: dict[tuple[int, int], list[int]] = {}
+    for k, size in enumerate(fold_sizes):
+        by_size.setdefault((int(size[0]), int(size[1])), []).append(k)
+    packs = []
+    for (n_fit, n_val), ks in by_size.items():
+        fold_mb = n_points * (n_fit + n_val) * d * 4 / 2.0**20
+        per_pack = max(1, int(PACK_DATA_MB // fold_mb)) if fold_mb > 0 else len(ks)
+        packs += [ks[i:i + per_pack] for i in range(0, len(ks), per_pack)]
+    return sorted(packs)
+
+
+def approximate_fold_sizes(n: int, n_folds: int) -> list[tuple[int, int]]:
+    """(training, validation) sizes of `n_folds` folds of `n` samples as `KFold` cuts them;
+    stratified folds can differ from these by a sample (the cost model uses them)."""
+    return [(n - (n // n_folds + (k < n % n_folds)), n // n_folds + (k < n % n_folds))
+            for k in range(n_folds)]
+
+
 def fold_error(record: Mapping[str, Any]) -> float:
     """Validation error of one trained fold, with the divergence convention of this module."""
     err = record["test_error"]
@@ -109,6 +147,7 @@ def select_lr(
     n_iter: int = 10,
     seed: int = 0,
     init_design: str = "random",
+    pack_folds: bool = True,
     device: str | None = None,
     log: Log = None,
 ) -> dict[str, Any]:
@@ -117,6 +156,7 @@ def select_lr(
     `train_settings` is the study's `training` block (loss, batch_size, check_every,
     max_epochs, activation, init, divergence_loss, device...); keys that are not
     `TrainConfig` fields (pack, checkpoint_every) are ignored. `device` overrides its device.
+    `pack_folds` groups the trainings into packs (`fold_packs`); it changes no number.
 
     Returns {"lr", "log10_lr", "mean_error", "trace", "bounds", "n_folds", "seed", "n_iter",
     "init_points", "init_design", "folds" (validation-fold sizes)}. `trace` lists every
@@ -136,14 +176,24 @@ def select_lr(
     y_train = np.ascontiguousarray(y_train, dtype=np.int64)
     cfg = _train_config(depth, width, n_classes, train_settings or {}, device)
     folds = make_folds(y_train, n_folds, seed)
+    sizes = [(len(tr), len(va)) for tr, va in folds]
 
     def evaluate(log_lrs: list[float], phase: str) -> list[dict[str, Any]]:
         lrs = [float(10.0**v) for v in log_lrs]
-        members = [Member(seed=int(seed), lr=lr) for lr in lrs]
-        per_fold = []
-        for k, (tr, va) in enumerate(folds):
-            recs = train_members(x_train[tr], y_train[tr], x_train[va], y_train[va], members, cfg)
-            per_fold.append(recs)
+        per_fold: list[list[dict[str, Any]]] = [[] for _ in folds]
+        for pack in fold_packs(sizes, len(lrs), x_train.shape[1], pack_folds):
+            members = [Member(seed=int(seed), lr=lr) for _ in pack for lr in lrs]
+            if len(pack) == 1:  # one set shared by the fold's members
+                tr, va = folds[pack[0]]
+                sets = (x_train[tr], y_train[tr], x_train[va], y_train[va])
+            else:  # each member on its own fold's sets
+                sets = tuple(np.stack([arr[folds[k][part]] for k in pack for _ in lrs])
+                             for arr, part in ((x_train, 0), (y_train, 0), (x_train, 1),
+                                               (y_train, 1)))
+            recs = train_members(*sets, members, cfg)
+            for j, k in enumerate(pack):
+                per_fold[k] = recs[j * len(lrs):(j + 1) * len(lrs)]
+        for k, recs in enumerate(per_fold):
             emit(log, f"  fold {k + 1}/{n_folds}: " + ", ".join(
                 f"lr={r['lr']:.4g} {r['status']} ep={r['epochs']} val_err={fold_error(r):.4g}"
                 for r in recs))

@@ -16,6 +16,7 @@ from typing import Any
 
 from depthlab.probe.jobs import JobInfo
 from depthlab.probe.shapes import RuleProbe, dataset, n_classes, packed_shape
+from depthlab.studies.mori_ueda.lr_search import approximate_fold_sizes, fold_packs
 
 
 def _train_shape(job: JobInfo, config: Mapping[str, Any]) -> dict[str, Any]:
@@ -26,12 +27,23 @@ def _train_shape(job: JobInfo, config: Mapping[str, Any]) -> dict[str, Any]:
             "M": m}
 
 
+def _search_packs(job: JobInfo, config: Mapping[str, Any]) -> list[tuple[int, int, int]]:
+    """(rows, training size, validation size) of every pack the search trains, as
+    `select_lr` plans them (`fold_packs`): the init points' packs, then each suggested
+    point's; a lone member is padded to two rows."""
+    wc, s = job.wildcards, job.params["search"]
+    d = int(dataset(config, wc["dataset"])["d"])
+    sizes = approximate_fold_sizes(int(wc["n_train"]), int(s["n_folds"]))
+    pack_folds = bool(s.get("pack_folds", True))
+    phases = ([int(s["init_points"])] if s["init_points"] else []) + [1] * int(s["n_iter"])
+    return [(max(2, len(pack) * points), *sizes[pack[0]])
+            for points in phases for pack in fold_packs(sizes, points, d, pack_folds)]
+
+
 def _select_lr_shape(job: JobInfo, config: Mapping[str, Any]) -> dict[str, Any]:
     wc, p = job.wildcards, job.params
     ds = dataset(config, wc["dataset"])
-    s = p["search"]
-    # the initial random points run as one pack, each later candidate as a pack of 2
-    ms = sorted({max(2, int(s["init_points"])), 2} if s["init_points"] else {2})
+    ms = sorted({rows for rows, _, _ in _search_packs(job, config)})
     return {**packed_shape(p["training"], ds["d"], wc["depth"], wc["width"], n_classes(ds)),
             "M": tuple(ms)}
 
@@ -48,21 +60,15 @@ def _train_work(job: JobInfo, config: Mapping[str, Any]) -> dict[str, float]:
 
 
 def _select_lr_work(job: JobInfo, config: Mapping[str, Any]) -> dict[str, float]:
-    wc, p = job.wildcards, job.params
-    tr, s = p["training"], p["search"]
-    n, k = int(wc["n_train"]), int(s["n_folds"])
+    tr, s = job.params["training"], job.params["search"]
     epochs = int(s.get("max_epochs", tr["max_epochs"]))
-    n_fit = n - n // k  # the k-1 training folds
-    steps = epochs * math.ceil(n_fit / int(tr["batch_size"]))
     checks = math.ceil(epochs / int(tr["check_every"]))
-    out: dict[str, float] = {"fixed": float(k * (1 + int(s["n_iter"])))}
-    if s["init_points"]:
-        mi = max(2, int(s["init_points"]))
-        out[f"step_M{mi}"] = k * steps
-        out[f"evalrow_M{mi}"] = k * (checks * n_fit + n // k)
-    out["step_M2"] = out.get("step_M2", 0) + k * int(s["n_iter"]) * steps
-    out["evalrow_M2"] = out.get("evalrow_M2", 0) + k * int(s["n_iter"]) * (checks * n_fit
-                                                                           + n // k)
+    packs = _search_packs(job, config)
+    out: dict[str, float] = {"fixed": float(len(packs))}
+    for rows, n_fit, n_val in packs:
+        out[f"step_M{rows}"] = (out.get(f"step_M{rows}", 0)
+                                + epochs * math.ceil(n_fit / int(tr["batch_size"])))
+        out[f"evalrow_M{rows}"] = out.get(f"evalrow_M{rows}", 0) + checks * n_fit + n_val
     return out
 
 
@@ -70,6 +76,14 @@ def _data_mb(job: JobInfo, config: Mapping[str, Any]) -> float:
     ds = config["datasets"][job.wildcards["dataset"]]
     # the float64 arrays read + their float32 copy on the device
     return (int(job.wildcards["n_train"]) + int(ds["n_test"])) * int(ds["d"]) * 12 / 2.0**20
+
+
+def _select_lr_data_mb(job: JobInfo, config: Mapping[str, Any]) -> float:
+    # plus the largest pack's per-member fold sets (float32; none when one fold is a pack)
+    d = int(config["datasets"][job.wildcards["dataset"]]["d"])
+    stacked = max((rows * (n_fit + n_val) * d * 4 / 2.0**20
+                   for rows, n_fit, n_val in _search_packs(job, config) if rows > 2), default=0.0)
+    return _data_mb(job, config) + stacked
 
 
 def _capped(job: JobInfo) -> bool:
@@ -87,6 +101,6 @@ RULES: dict[str, RuleProbe] = {
     "mori_ueda_train": RuleProbe("packed_fc", _train_shape, _train_work, bound=_capped,
                                  data_mb=_data_mb),
     "mori_ueda_select_lr": RuleProbe("packed_fc", _select_lr_shape, _select_lr_work,
-                                     bound=_capped, data_mb=_data_mb,
+                                     bound=_capped, data_mb=_select_lr_data_mb,
                                      checkpointed=_search_never_checkpoints),
 }

@@ -17,7 +17,8 @@ result = select_lr(
     depth=int(wc.depth), width=int(wc.width), n_classes=data["n_classes"],
     train_settings=settings, n_folds=search["n_folds"], bounds=tuple(search["bounds"]),
     init_points=search["init_points"], n_iter=search["n_iter"], seed=search["seed"],
-    init_design=search["init_design"], device=settings["device"], log=log,
+    init_design=search["init_design"],
+    pack_folds=search["pack_folds"], device=settings["device"], log=log,
 )
 log.info("chosen lr %g (mean validation error %.4f)", result["lr"], result["mean_error"])
 write_lr_search(snakemake.output[0], result,
