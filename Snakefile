@@ -22,6 +22,12 @@ os.environ.update(
     )
 )
 
+# Snakemake's scheduler would start a new re-evaluation timer chain with every finished job
+# (src/depthlab/scheduling.py): in `make run` that cost a sixth of the 2 cores. One at a time.
+from depthlab.scheduling import coalesce_reevaluations
+
+coalesce_reevaluations()
+
 # A --configfile on the command line replaces the laptop default instead of being
 # merged into it (a merge would leave laptop-only datasets and figures behind); --config
 # overrides alone (e.g. seed_offset=1000) apply on top of the default.
