@@ -33,9 +33,9 @@ optimization method", with Nogueira's `bayesian-optimization` package).
   default) the folds of equal (training, validation) size share one pack, each member on
   its own fold (`fold_packs`): every fold at once for the init points, and a suggested
   point as one row per fold instead of a lone member padded to two rows per fold (on a
-  CPU a pack of 2 costs nearly what a pack of 4 does: the laptop grid's depth-7 search
-  at N = 3000 took 62 s instead of 112, README "Where the time goes"). Without it each
-  fold is its own pack;
+  CPU a pack of 2 costs nearly what a pack of 4 does: in `make run` the depth-7 search at
+  N = 3000 took 68 s instead of 112, and all 21 searches 505 s instead of 697). Without
+  it each fold is its own pack;
 * choice: the evaluated eta with the smallest mean validation error; ties go to the earliest
   evaluated (the same rule as `BayesianOptimization.max`, i.e. the first argmax).
 
