@@ -57,10 +57,11 @@ def test_one_timer_pending_at_a_time():
 def test_a_pending_timer_does_not_hold_up_exit():
     cls = type("Sched", (_Scheduler,), {})
     coalesce_reevaluations(cls)
-    before = set(threading.enumerate())
-    cls()._schedule_reevalutation(3600)
-    (timer,) = set(threading.enumerate()) - before
+    cls()._schedule_reevalutation(3600.5)
+    (timer,) = [t for t in threading.enumerate()
+                if isinstance(t, threading.Timer) and t.interval == 3600.5]
     assert timer.daemon
+    timer.cancel()
 
 
 def test_a_class_without_the_hook_is_left_alone():
@@ -71,12 +72,15 @@ def test_a_class_without_the_hook_is_left_alone():
 
 def test_the_installed_snakemake_has_the_hook():
     """The Snakefile's patch takes on the Snakemake this project installs (a version
-    without the hook would silently run unpatched)."""
+    without the hook would silently run unpatched). Patching twice is harmless: a workflow
+    run in this process may have patched it already."""
     from snakemake.scheduling.job_scheduler import JobScheduler
+
+    from depthlab.scheduling import _schedule_one_reevaluation
 
     original = JobScheduler._schedule_reevalutation
     try:
         assert coalesce_reevaluations()
-        assert JobScheduler._schedule_reevalutation is not original
+        assert JobScheduler._schedule_reevalutation is _schedule_one_reevaluation
     finally:
         JobScheduler._schedule_reevalutation = original
