@@ -238,6 +238,11 @@ def test_the_search_is_planned_as_select_lr_packs_it():
     assert job_work(alone, CONFIG) == {"fixed": 9.0, "step_M4": 3 * steps,
                                        "step_M2": 6 * steps, "evalrow_M4": 3 * evalrows,
                                        "evalrow_M2": 6 * evalrows}
+    # memory: the largest multi-fold pack's copies of its folds' sets (12 members x 3000
+    # samples x d = 100 float32); one-fold packs share the job's arrays and add nothing
+    from depthlab.probe.plan import data_mb
+
+    assert data_mb(packed, CONFIG) - data_mb(alone, CONFIG) == 12 * 3000 * 100 * 4 / 2**20
 
 
 def test_checkpointing_as_each_rule_says():

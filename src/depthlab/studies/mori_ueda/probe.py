@@ -27,8 +27,8 @@ def _train_shape(job: JobInfo, config: Mapping[str, Any]) -> dict[str, Any]:
             "M": m}
 
 
-def _search_packs(job: JobInfo, config: Mapping[str, Any]) -> list[tuple[int, int, int]]:
-    """(rows, training size, validation size) of every pack the search trains, as
+def _search_packs(job: JobInfo, config: Mapping[str, Any]) -> list[tuple[int, int, int, int]]:
+    """(rows, folds, training size, validation size) of every pack the search trains, as
     `select_lr` plans them (`fold_packs`): the init points' packs, then each suggested
     point's; a lone member is padded to two rows."""
     wc, s = job.wildcards, job.params["search"]
@@ -36,14 +36,14 @@ def _search_packs(job: JobInfo, config: Mapping[str, Any]) -> list[tuple[int, in
     sizes = approximate_fold_sizes(int(wc["n_train"]), int(s["n_folds"]))
     pack_folds = bool(s.get("pack_folds", True))
     phases = ([int(s["init_points"])] if s["init_points"] else []) + [1] * int(s["n_iter"])
-    return [(max(2, len(pack) * points), *sizes[pack[0]])
+    return [(max(2, len(pack) * points), len(pack), *sizes[pack[0]])
             for points in phases for pack in fold_packs(sizes, points, d, pack_folds)]
 
 
 def _select_lr_shape(job: JobInfo, config: Mapping[str, Any]) -> dict[str, Any]:
     wc, p = job.wildcards, job.params
     ds = dataset(config, wc["dataset"])
-    ms = sorted({rows for rows, _, _ in _search_packs(job, config)})
+    ms = sorted({rows for rows, *_ in _search_packs(job, config)})
     return {**packed_shape(p["training"], ds["d"], wc["depth"], wc["width"], n_classes(ds)),
             "M": tuple(ms)}
 
@@ -65,7 +65,7 @@ def _select_lr_work(job: JobInfo, config: Mapping[str, Any]) -> dict[str, float]
     checks = math.ceil(epochs / int(tr["check_every"]))
     packs = _search_packs(job, config)
     out: dict[str, float] = {"fixed": float(len(packs))}
-    for rows, n_fit, n_val in packs:
+    for rows, _, n_fit, n_val in packs:
         out[f"step_M{rows}"] = (out.get(f"step_M{rows}", 0)
                                 + epochs * math.ceil(n_fit / int(tr["batch_size"])))
         out[f"evalrow_M{rows}"] = out.get(f"evalrow_M{rows}", 0) + checks * n_fit + n_val
@@ -79,10 +79,12 @@ def _data_mb(job: JobInfo, config: Mapping[str, Any]) -> float:
 
 
 def _select_lr_data_mb(job: JobInfo, config: Mapping[str, Any]) -> float:
-    # plus the largest pack's per-member fold sets (float32; none when one fold is a pack)
-    d = int(config["datasets"][job.wildcards["dataset"]]["d"])
+    # plus the largest pack's per-member fold sets (float32): a pack of several folds
+    # copies each fold's sets once per member; a one-fold pack shares the job's arrays
+    d = int(dataset(config, job.wildcards["dataset"])["d"])
     stacked = max((rows * (n_fit + n_val) * d * 4 / 2.0**20
-                   for rows, n_fit, n_val in _search_packs(job, config) if rows > 2), default=0.0)
+                   for rows, folds, n_fit, n_val in _search_packs(job, config) if folds > 1),
+                  default=0.0)
     return _data_mb(job, config) + stacked
 
 
