@@ -105,9 +105,9 @@ def main(argv: list[str] | None = None) -> int:
             "measured_shape": json.dumps(rec.get("measured_shape"), default=str) if rec else "",
             "data": "synthetic stand-in of the real shape" if rec else "",
             "k_steps": rec.get("k", ""),
-            "sec_per_unit": json.dumps({u: float(f"{v:.4g}") for u, v in
-                                        rec.get("sec", {}).items()}),
-            "peak_delta_mb": rec.get("peak_delta_mb", ""),
+            "sec_per_unit": json.dumps(rec.get("sec", {})),  # unrounded, for --reuse
+            # repr, not the table's 6 digits: --reuse re-plans from it
+            "peak_delta_mb": repr(float(rec["peak_delta_mb"])) if "peak_delta_mb" in rec else "",
             "probe_wall_s": rec.get("probe_wall_s", ""),
         })
     _write_csv(out / "representatives.csv", rep_rows)
@@ -136,8 +136,8 @@ def report_md(table: list[dict[str, Any]], info: dict[str, Any]) -> str:
     lines = [
         "# What reproducing the papers costs (probe)", "",
         f"Measured on: {info['cpu_model']}, one thread per probe "
-        f"(matmul {info['matmul_gflops_float32_1thread']} GFLOP/s float32, "
-        f"{info['matmul_gflops_float64_1thread']} float64), torch {info['torch']}, "
+        f"(matmul {info['matmul_gflops_float32_1thread']:.2f} GFLOP/s float32, "
+        f"{info['matmul_gflops_float64_1thread']:.2f} float64), torch {info['torch']}, "
         f"CUDA: {info['cuda']}. Config: {info['configfile']}.", "",
         "core-hours: measured one-thread seconds x the job's step count; `upper_bound`: the "
         "count is the trainer's cap (max_epochs / max_steps), real runs may stop earlier. "

@@ -349,9 +349,11 @@ def machine_info(calib: Mapping[str, float]) -> dict[str, Any]:
 
     return {"cpu_model": cpu_model(), "threads_per_probe": 1,
             "torch": torch.__version__, "numpy": np.__version__, "python": sys.version.split()[0],
-            "matmul_gflops_float32_1thread": round(calib["float32"] / 1e9, 2),
-            "matmul_gflops_float64_1thread": round(calib["float64"] / 1e9, 2),
-            "baseline_rss_mb": round(calib["baseline_mb"], 1),
+            # unrounded: `--reuse` re-plans from these, and must give the numbers of the
+            # run that measured them (a rounded baseline moved a prediction across .5 MB)
+            "matmul_gflops_float32_1thread": calib["float32"] / 1e9,
+            "matmul_gflops_float64_1thread": calib["float64"] / 1e9,
+            "baseline_rss_mb": calib["baseline_mb"],
             "cuda": torch.cuda.is_available()}
 
 
