@@ -102,6 +102,20 @@ def test_table1_kinds_hold_and_fail():
     assert slow == {"chaotic_kappa_fc_m6k3": NOT_RESOLVED}
 
 
+def test_chaotic_kappa_at_rounding_level_reads_the_same_on_every_cpu():
+    """kappa - 1 that reaches float64 rounding at depth (1.3e-15 on one CPU, 9e-16 on
+    another: seen between two machines) counts as the floor: same measured bound, holds."""
+    def run(tail):
+        cube = _phase_cube(lambda ph, chi, d: np.where(d < 300, 1.0 + 5.0 * 0.9**d, 1.0 + tail)
+                           if ph == "chaotic" else _true_kappa(ph, chi, d))
+        (row,) = [r for r in pc.claims(cube, STUDY) if r.kind == "chaotic_kappa"]
+        return row
+    a, b = run(1.3e-15), run(9e-16)
+    assert a.verdict == b.verdict == HOLDS
+    assert a.measured == b.measured == pytest.approx(pc.KAPPA_FLOOR / 4.5)
+    assert "counted as 1e-12" in a.notes
+
+
 def _true_eta(phase, chi, d):
     return {"chaotic": chi**-d, "critical": 1.0 / d, "ordered": 0.3 + 0 * d}[phase]
 
