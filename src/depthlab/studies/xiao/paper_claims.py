@@ -94,7 +94,7 @@ def _chaotic_kappa(cube, study, row) -> ClaimResult:
     first, last = float(excess[0]), float(excess[-1])
     mid = float(excess[len(excess) // 2])
     # kappa - 1 at rounding level is counted as the floor: the ratio is then a bound that
-    # reads the same on every CPU (raw, it moved 6x between two machines at 1e-15)
+    # reads the same on every CPU (raw, at 1e-15, it moved by up to 60 % between two machines)
     measured = max(last, KAPPA_FLOOR) / first if first > 0 else math.nan
     note = (f"kappa - 1: {first:.3g} at l = {int(depths[0])}, {mid:.3g} at l = "
             f"{int(depths[len(excess) // 2])}, {last:.3g} at l = {int(depths[-1])}")
