@@ -98,7 +98,7 @@ def _chaotic_kappa(cube, study, row) -> ClaimResult:
     measured = max(last, KAPPA_FLOOR) / first if first > 0 else math.nan
     note = (f"kappa - 1: {first:.3g} at l = {int(depths[0])}, {mid:.3g} at l = "
             f"{int(depths[len(excess) // 2])}, {last:.3g} at l = {int(depths[-1])}")
-    if 0 < last <= KAPPA_FLOOR < first:
+    if last <= KAPPA_FLOOR < first:  # (0 too: kappa a hair below 1 is clamped to 0)
         note += (f" (float64 rounding: counted as {KAPPA_FLOOR:g}, so the fall is at most "
                  f"{measured:.3g})")
     if not first > KAPPA_FLOOR:
